@@ -1,0 +1,166 @@
+//! Bin edges given explicitly or by shorthand: `a,b,c`, `lin:A:B:N`, `log:A:B:N`,
+//! `quantile:QLO:QHI:N` (N linear bins between two quantiles of reference values).
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum BinSpec {
+    Edges(Vec<f64>),
+    Shorthand(String),
+}
+
+impl BinSpec {
+    /// Parses the command-line spelling.
+    pub fn parse(s: &str) -> Result<BinSpec> {
+        let s = s.trim();
+        if s.starts_with("lin:") || s.starts_with("log:") || s.starts_with("quantile:") {
+            let spec = BinSpec::Shorthand(s.to_string());
+            spec.shorthand()?; // validate early
+            return Ok(spec);
+        }
+        let edges = s
+            .split(',')
+            .map(|x| {
+                x.trim()
+                    .parse::<f64>()
+                    .map_err(|_| Error::Option(format!("bin edge '{x}' in '{s}' is not a number")))
+            })
+            .collect::<Result<Vec<f64>>>()?;
+        check_edges(&edges)?;
+        Ok(BinSpec::Edges(edges))
+    }
+
+    fn shorthand(&self) -> Result<Option<(String, f64, f64, usize)>> {
+        let BinSpec::Shorthand(s) = self else {
+            return Ok(None);
+        };
+        let parts: Vec<&str> = s.split(':').collect();
+        if parts.len() != 4 {
+            return Err(Error::Option(format!("'{s}' must be KIND:A:B:N")));
+        }
+        let num = |x: &str| {
+            x.parse::<f64>()
+                .map_err(|_| Error::Option(format!("'{x}' in '{s}' is not a number")))
+        };
+        let a = num(parts[1])?;
+        let b = num(parts[2])?;
+        let n: usize = parts[3]
+            .parse()
+            .map_err(|_| Error::Option(format!("bin count '{}' in '{s}' is not a whole number", parts[3])))?;
+        if n < 1 {
+            return Err(Error::Option(format!("'{s}': at least 1 bin is needed")));
+        }
+        if !(a < b) {
+            return Err(Error::Option(format!("'{s}': the lower end must be below the upper end")));
+        }
+        match parts[0] {
+            "log" if a <= 0.0 => return Err(Error::Option(format!("'{s}': log bins need positive ends"))),
+            "quantile" if a < 0.0 || b > 1.0 => {
+                return Err(Error::Option(format!("'{s}': quantiles must lie in [0, 1]")))
+            }
+            "lin" | "log" | "quantile" => {}
+            k => return Err(Error::Option(format!("unknown bin kind '{k}' in '{s}'"))),
+        }
+        Ok(Some((parts[0].to_string(), a, b, n)))
+    }
+
+    /// Whether resolving needs quantiles of reference values.
+    pub fn needs_quantiles(&self) -> bool {
+        matches!(self, BinSpec::Shorthand(s) if s.starts_with("quantile:"))
+    }
+
+    /// The edges; `quantiles` maps probabilities to quantiles of the reference values.
+    pub fn resolve(&self, quantiles: &dyn Fn(&[f64]) -> Result<Vec<f64>>) -> Result<Vec<f64>> {
+        let edges = match self {
+            BinSpec::Edges(e) => e.clone(),
+            BinSpec::Shorthand(_) => {
+                let (kind, a, b, n) = self.shorthand()?.expect("shorthand");
+                match kind.as_str() {
+                    "lin" => linspace(a, b, n + 1),
+                    "log" => {
+                        let (la, lb) = (a.ln(), b.ln());
+                        linspace(la, lb, n + 1).into_iter().map(f64::exp).collect()
+                    }
+                    _ => {
+                        let q = quantiles(&[a, b])?;
+                        linspace(q[0], q[1], n + 1)
+                    }
+                }
+            }
+        };
+        check_edges(&edges)?;
+        Ok(edges)
+    }
+}
+
+/// `n` evenly spaced values from `a` to `b` inclusive, as numpy.linspace computes them.
+pub fn linspace(a: f64, b: f64, n: usize) -> Vec<f64> {
+    if n == 1 {
+        return vec![a];
+    }
+    let step = (b - a) / (n - 1) as f64;
+    let mut v: Vec<f64> = (0..n).map(|i| a + i as f64 * step).collect();
+    v[n - 1] = b;
+    v
+}
+
+/// Edges must be finite, at least two, strictly increasing.
+pub fn check_edges(edges: &[f64]) -> Result<()> {
+    if edges.len() < 2 {
+        return Err(Error::Option(format!("at least 2 bin edges are needed, got {}", edges.len())));
+    }
+    if edges.iter().any(|x| !x.is_finite()) {
+        return Err(Error::Option("bin edges must be finite".into()));
+    }
+    if let Some(w) = edges.windows(2).position(|w| !(w[0] < w[1])) {
+        return Err(Error::Option(format!(
+            "bin edges must increase strictly: edge {} ({}) is not below edge {} ({})",
+            w,
+            edges[w],
+            w + 1,
+            edges[w + 1]
+        )));
+    }
+    Ok(())
+}
+
+/// Midpoints of consecutive edges (the abscissa lenstools reports).
+pub fn midpoints(edges: &[f64]) -> Vec<f64> {
+    edges.windows(2).map(|w| 0.5 * (w[0] + w[1])).collect()
+}
+
+/// Quantile with linear interpolation between order statistics (numpy's default).
+pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
+    let n = sorted.len();
+    if n == 1 {
+        return sorted[0];
+    }
+    let pos = q * (n - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = (lo + 1).min(n - 1);
+    let frac = pos - lo as f64;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * frac
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shorthands() {
+        let none = |_: &[f64]| -> Result<Vec<f64>> { unreachable!() };
+        assert_eq!(BinSpec::parse("lin:0:1:4").unwrap().resolve(&none).unwrap(), vec![0.0, 0.25, 0.5, 0.75, 1.0]);
+        let l = BinSpec::parse("log:10:1000:2").unwrap().resolve(&none).unwrap();
+        assert!((l[1] - 100.0).abs() < 1e-9);
+        let q = BinSpec::parse("quantile:0.1:0.9:2").unwrap();
+        assert!(q.needs_quantiles());
+        assert_eq!(q.resolve(&|p: &[f64]| Ok(vec![p[0] * 10.0, p[1] * 10.0])).unwrap(), vec![1.0, 5.0, 9.0]);
+        assert!(BinSpec::parse("1,1,2").is_err());
+        assert!(BinSpec::parse("1").is_err());
+        assert!(BinSpec::parse("lin:1:0:3").is_err());
+        assert_eq!(quantile_sorted(&[0.0, 1.0, 2.0, 3.0], 0.5), 1.5);
+    }
+}

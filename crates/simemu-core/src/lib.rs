@@ -1,0 +1,34 @@
+//! # simemu-core
+//!
+//! The domain-free heart of simemu: the [`Simulator`], [`Generator`] and [`Statistic`]
+//! traits, samples and the on-disk [`Dataset`] format, and the plugin [`Registry`]
+//! (static plugins via `inventory`, dynamic ones via [`plugin`]). It knows nothing of
+//! any science domain: plugins bring that.
+
+pub mod bins;
+pub mod dataset;
+mod error;
+pub mod fsutil;
+pub mod npy;
+pub mod params;
+pub mod plugin;
+mod registry;
+mod sample;
+pub mod seed;
+pub mod simulate;
+mod traits;
+
+pub use dataset::{Dataset, DatasetSpec, DatasetWriter, Manifest};
+pub use error::{Error, Result};
+pub use params::{OptionSpec, ParamSpec};
+pub use registry::{GeneratorEntry, Origin, Registry, SimulatorEntry, StaticPlugin, StatisticEntry};
+pub use sample::{Array, DType, Field, FieldSpec, Sample};
+pub use traits::{
+    Generator, PreparedSimulator, Simulator, StatContext, StatValues, Statistic, TrainOptions, TrainSummary,
+};
+
+/// Re-exported so that plugin crates can `inventory::submit!` without their own dependency.
+pub use inventory;
+
+/// The simemu version, recorded in every file simemu writes.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

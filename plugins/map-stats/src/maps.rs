@@ -1,0 +1,283 @@
+//! The four `Statistic` plugins and their options.
+
+use serde::{Deserialize, Serialize};
+use simemu_core::bins::{midpoints, BinSpec};
+use simemu_core::{Error, OptionSpec, Registry, Result, Sample, StatContext, StatValues, Statistic};
+
+use crate::power::PowerSpectrum;
+use crate::topology::{minkowski, peak_counts, pixel_pdf, std_ddof0};
+
+/// Default threshold bins: 30 linear bins over the reference pixels' [0.1%, 99.9%]
+/// quantiles (in κ units), as the validation calibration used.
+pub const DEFAULT_THRESHOLDS: &str = "quantile:0.001:0.999:30";
+/// Default number of log ℓ bins between 2ℓ_fundamental and the axis Nyquist ℓ.
+pub const DEFAULT_ELL_BINS: usize = 12;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThresholdOptions {
+    #[serde(default)]
+    thresholds: Option<serde_json::Value>,
+    #[serde(default)]
+    sigma_units: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PowerOptions {
+    #[serde(default)]
+    ell_edges: Option<serde_json::Value>,
+    #[serde(default)]
+    angle_deg: Option<f64>,
+}
+
+/// Bin edges from an option value: a JSON array of numbers or a string spelling.
+fn bin_spec(name: &str, value: &Option<serde_json::Value>, default: &str) -> Result<BinSpec> {
+    match value {
+        None | Some(serde_json::Value::Null) => BinSpec::parse(default),
+        Some(serde_json::Value::String(s)) => BinSpec::parse(s),
+        Some(serde_json::Value::Array(a)) => {
+            let e: Option<Vec<f64>> = a.iter().map(|v| v.as_f64()).collect();
+            let e = e.ok_or_else(|| Error::Option(format!("{name}: edges must be numbers")))?;
+            simemu_core::bins::check_edges(&e)?;
+            Ok(BinSpec::Edges(e))
+        }
+        Some(serde_json::Value::Number(x)) => BinSpec::parse(&x.to_string()),
+        Some(other) => Err(Error::Option(format!("{name}: cannot read bin edges from {other}"))),
+    }
+}
+
+/// Side length of the square map the context describes.
+fn square_side(stat: &str, ctx: &StatContext) -> Result<usize> {
+    match ctx.field.shape.as_slice() {
+        [a, b] if a == b && *a >= 4 => Ok(*a),
+        s => Err(Error::Data(format!(
+            "{stat} needs square 2D maps (at least 4×4); field '{}' has shape {s:?}",
+            ctx.field.name
+        ))),
+    }
+}
+
+/// The map of a sample as f64, refusing NaN/Inf.
+fn map_of(sample: &Sample, field: &str, n: usize) -> Result<Vec<f64>> {
+    let f = match sample.field(field) {
+        Ok(f) => f,
+        Err(_) if sample.fields.len() == 1 => &sample.fields[0],
+        Err(e) => return Err(e),
+    };
+    if f.shape != [n, n] {
+        return Err(Error::Data(format!("map has shape {:?}, expected [{n}, {n}]", f.shape)));
+    }
+    if let Some(i) = f.data.first_non_finite() {
+        return Err(Error::Data(format!("non-finite pixel at row {}, column {}", i / n, i % n)));
+    }
+    Ok(f.data.to_f64())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Pdf,
+    Minkowski,
+    Peaks,
+}
+
+/// Threshold-binned statistics: pixel PDF, Minkowski functionals, peak counts.
+struct ThresholdStat {
+    kind: Kind,
+    name: &'static str,
+    field: String,
+    n: usize,
+    thresholds: Vec<f64>,
+    sigma_units: bool,
+    x: Vec<f64>,
+}
+
+impl ThresholdStat {
+    fn build(kind: Kind, name: &'static str, options: &serde_json::Value, ctx: &StatContext) -> Result<Self> {
+        let o: ThresholdOptions = simemu_core::params::options_from_json(name, options)?;
+        let n = square_side(name, ctx)?;
+        let spec = bin_spec(name, &o.thresholds, DEFAULT_THRESHOLDS)?;
+        let thresholds = if o.sigma_units && spec.needs_quantiles() {
+            // Quantile bins in σ units: quantiles of the pooled pixels over their pooled σ.
+            let q = spec.resolve(ctx.quantiles)?;
+            let s = (ctx.pooled_variance)()?.sqrt();
+            q.iter().map(|x| x / s).collect()
+        } else {
+            spec.resolve(ctx.quantiles)?
+        };
+        Ok(ThresholdStat {
+            kind,
+            name,
+            field: ctx.field.name.clone(),
+            n,
+            x: midpoints(&thresholds),
+            thresholds,
+            sigma_units: o.sigma_units,
+        })
+    }
+}
+
+impl Statistic for ThresholdStat {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn x_name(&self) -> &str {
+        "threshold"
+    }
+    fn x(&self) -> &[f64] {
+        &self.x
+    }
+    fn components(&self) -> Vec<String> {
+        match self.kind {
+            Kind::Pdf => vec!["pdf".into()],
+            Kind::Minkowski => vec!["V0".into(), "V1".into(), "V2".into()],
+            Kind::Peaks => vec!["peaks".into()],
+        }
+    }
+    fn options(&self) -> serde_json::Value {
+        serde_json::json!({"thresholds": self.thresholds, "sigma_units": self.sigma_units})
+    }
+    fn compute(&self, sample: &Sample) -> Result<StatValues> {
+        let m = map_of(sample, &self.field, self.n)?;
+        let sigma = if self.sigma_units { std_ddof0(&m) } else { 1.0 };
+        if self.sigma_units && sigma == 0.0 {
+            return Err(Error::Data("constant map: σ = 0, cannot use sigma units".into()));
+        }
+        Ok(match self.kind {
+            Kind::Pdf => vec![pixel_pdf(&m, &self.thresholds, sigma)],
+            Kind::Minkowski => minkowski(&m, self.n, &self.thresholds, sigma).to_vec(),
+            Kind::Peaks => vec![peak_counts(&m, self.n, &self.thresholds, sigma)],
+        })
+    }
+}
+
+struct PowerStat {
+    field: String,
+    n: usize,
+    edges: Vec<f64>,
+    angle_deg: f64,
+    x: Vec<f64>,
+    estimator: PowerSpectrum,
+}
+
+impl PowerStat {
+    fn build(options: &serde_json::Value, ctx: &StatContext) -> Result<Self> {
+        let o: PowerOptions = simemu_core::params::options_from_json("power-spectrum", options)?;
+        let n = square_side("power-spectrum", ctx)?;
+        let angle_deg = match o.angle_deg.or_else(|| ctx.field.attr_f64("angle_deg")) {
+            Some(a) if a.is_finite() && a > 0.0 => a,
+            Some(a) => return Err(Error::Option(format!("power-spectrum: angle_deg = {a} must be positive"))),
+            None => {
+                return Err(Error::Option(format!(
+                    "power-spectrum: the side angle of field '{}' is unknown; give --angle-deg",
+                    ctx.field.name
+                )))
+            }
+        };
+        let lpix = 360.0 / angle_deg;
+        let edges = match &o.ell_edges {
+            None | Some(serde_json::Value::Null) => {
+                let (lo, hi) = (2.0 * lpix, lpix * (n / 2) as f64);
+                simemu_core::bins::BinSpec::parse(&format!("log:{lo}:{hi}:{DEFAULT_ELL_BINS}"))?
+                    .resolve(ctx.quantiles)?
+            }
+            v => {
+                let spec = bin_spec("power-spectrum", v, "")?;
+                if spec.needs_quantiles() {
+                    return Err(Error::Option("power-spectrum: quantile bins make no sense for ℓ".into()));
+                }
+                spec.resolve(ctx.quantiles)?
+            }
+        };
+        let estimator = PowerSpectrum::new(n, angle_deg, &edges);
+        let modes = estimator.modes_per_bin();
+        if modes.iter().all(|&m| m == 0) {
+            return Err(Error::Option(format!(
+                "power-spectrum: no Fourier mode of a {n}×{n} map of {angle_deg}° falls between the ℓ edges {edges:?} (modes lie between {lpix:.1} and {:.1})",
+                lpix * (n as f64 / 2.0) * 2f64.sqrt()
+            )));
+        }
+        Ok(PowerStat {
+            field: ctx.field.name.clone(),
+            n,
+            x: midpoints(&edges),
+            edges,
+            angle_deg,
+            estimator,
+        })
+    }
+}
+
+impl Statistic for PowerStat {
+    fn name(&self) -> &str {
+        "power-spectrum"
+    }
+    fn x_name(&self) -> &str {
+        "ell"
+    }
+    fn x(&self) -> &[f64] {
+        &self.x
+    }
+    fn components(&self) -> Vec<String> {
+        vec!["power".into()]
+    }
+    fn options(&self) -> serde_json::Value {
+        serde_json::json!({
+            "ell_edges": self.edges,
+            "angle_deg": self.angle_deg,
+            "modes_per_bin": self.estimator.modes_per_bin(),
+        })
+    }
+    fn compute(&self, sample: &Sample) -> Result<StatValues> {
+        let m = map_of(sample, &self.field, self.n)?;
+        Ok(vec![self.estimator.compute(&m)])
+    }
+}
+
+fn threshold_options() -> Vec<OptionSpec> {
+    vec![
+        OptionSpec::new(
+            "thresholds",
+            DEFAULT_THRESHOLDS,
+            "bin edges: a,b,c | lin:A:B:N | log:A:B:N | quantile:QLO:QHI:N (of the reference pixels)",
+        ),
+        OptionSpec::new("sigma_units", false, "thresholds in units of each map's σ (lenstools norm=True)"),
+    ]
+}
+
+/// Registers `pixel-pdf`, `power-spectrum`, `minkowski` and `peaks`.
+pub fn register(r: &mut Registry) -> Result<()> {
+    r.add_statistic(
+        "pixel-pdf",
+        "histogram density of pixel values over thresholds (lenstools pdf)",
+        threshold_options(),
+        |o, ctx| Ok(Box::new(ThresholdStat::build(Kind::Pdf, "pixel-pdf", o, ctx)?) as Box<dyn Statistic>),
+    )?;
+    r.add_statistic(
+        "power-spectrum",
+        "azimuthally averaged power spectrum over ℓ bins (lenstools powerSpectrum)",
+        vec![
+            OptionSpec::new(
+                "ell_edges",
+                serde_json::Value::Null,
+                "ℓ bin edges: a,b,c | lin:A:B:N | log:A:B:N (default: 12 log bins from 2ℓ_fund to the axis Nyquist ℓ)",
+            ),
+            OptionSpec::new("angle_deg", serde_json::Value::Null, "side angle in degrees (default: from the dataset)"),
+        ],
+        |o, ctx| Ok(Box::new(PowerStat::build(o, ctx)?) as Box<dyn Statistic>),
+    )?;
+    r.add_statistic(
+        "minkowski",
+        "Minkowski functionals V0, V1, V2 over thresholds (lenstools minkowskiFunctionals)",
+        threshold_options(),
+        |o, ctx| Ok(Box::new(ThresholdStat::build(Kind::Minkowski, "minkowski", o, ctx)?) as Box<dyn Statistic>),
+    )?;
+    r.add_statistic(
+        "peaks",
+        "differential peak counts dN/dν of 8-neighbour maxima (lenstools peakCount)",
+        threshold_options(),
+        |o, ctx| Ok(Box::new(ThresholdStat::build(Kind::Peaks, "peaks", o, ctx)?) as Box<dyn Statistic>),
+    )
+}
+
+simemu_core::inventory::submit! { simemu_core::StaticPlugin { name: "map-stats", register } }
