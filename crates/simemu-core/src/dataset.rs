@@ -181,6 +181,12 @@ impl DatasetWriter {
         self.count
     }
 
+    /// The `source` record, still editable until [`DatasetWriter::finish`] writes the
+    /// manifest (e.g. to record a cost measured while writing).
+    pub fn source_mut(&mut self) -> &mut serde_json::Map<String, serde_json::Value> {
+        &mut self.spec.source
+    }
+
     /// Appends one sample (checked against the declared fields) and, when the dataset
     /// records seeds, the seed it was drawn from.
     pub fn push(&mut self, sample: &Sample, seed: Option<u64>) -> Result<()> {

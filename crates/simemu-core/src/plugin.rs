@@ -205,11 +205,11 @@ fn guard_registry(plugin: &str, own: Registry) -> Registry {
     for e in own.generators() {
         let mut e = e.clone();
         let (b, l, p1, p2) = (e.build.clone(), e.load.clone(), p.clone(), p.clone());
-        e.build = Arc::new(move |o| {
-            guarded(&p1, || b(o)).map(|g| Box::new(GuardedGenerator { inner: g, plugin: p1.clone() }) as Box<dyn Generator>)
+        e.build = Arc::new(move |o, r| {
+            guarded(&p1, || b(o, r)).map(|g| Box::new(GuardedGenerator { inner: g, plugin: p1.clone() }) as Box<dyn Generator>)
         });
-        e.load = Arc::new(move |path, o| {
-            guarded(&p2, || l(path, o)).map(|g| Box::new(GuardedGenerator { inner: g, plugin: p2.clone() }) as Box<dyn Generator>)
+        e.load = Arc::new(move |path, o, r| {
+            guarded(&p2, || l(path, o, r)).map(|g| Box::new(GuardedGenerator { inner: g, plugin: p2.clone() }) as Box<dyn Generator>)
         });
         out.insert_generator(e);
     }

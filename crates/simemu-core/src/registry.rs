@@ -11,8 +11,11 @@ use crate::traits::{Generator, Simulator, StatContext, Statistic};
 use crate::{Error, Result};
 
 pub type SimulatorBuilder = dyn Fn(&serde_json::Value) -> Result<Box<dyn Simulator>> + Send + Sync;
-pub type GeneratorBuilder = dyn Fn(&serde_json::Value) -> Result<Box<dyn Generator>> + Send + Sync;
-pub type GeneratorLoader = dyn Fn(&Path, &serde_json::Value) -> Result<Box<dyn Generator>> + Send + Sync;
+/// Builds an untrained generator from its configuration; the registry lets a
+/// generator use other plugins (a baseline that reruns the data's simulator).
+pub type GeneratorBuilder = dyn Fn(&serde_json::Value, &Registry) -> Result<Box<dyn Generator>> + Send + Sync;
+/// Restores a trained generator from a checkpoint path and its stored configuration.
+pub type GeneratorLoader = dyn Fn(&Path, &serde_json::Value, &Registry) -> Result<Box<dyn Generator>> + Send + Sync;
 pub type StatisticBuilder = dyn Fn(&serde_json::Value, &StatContext) -> Result<Box<dyn Statistic>> + Send + Sync;
 
 /// Where an entry came from, shown by `simemu list`.
@@ -155,8 +158,8 @@ impl Registry {
         name: &str,
         description: &str,
         options: Vec<OptionSpec>,
-        build: impl Fn(&serde_json::Value) -> Result<Box<dyn Generator>> + Send + Sync + 'static,
-        load: impl Fn(&Path, &serde_json::Value) -> Result<Box<dyn Generator>> + Send + Sync + 'static,
+        build: impl Fn(&serde_json::Value, &Registry) -> Result<Box<dyn Generator>> + Send + Sync + 'static,
+        load: impl Fn(&Path, &serde_json::Value, &Registry) -> Result<Box<dyn Generator>> + Send + Sync + 'static,
     ) -> Result<()> {
         self.check_new("generator", name, self.generators.contains_key(name))?;
         let e = GeneratorEntry {

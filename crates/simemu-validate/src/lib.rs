@@ -1,7 +1,14 @@
 //! # simemu-validate
 //!
-//! The validation harness: measure statistics on sample sets, compare a candidate
-//! set with a reference set bin by bin with two-sample KS tests, and write the
-//! reports people read. It knows no science domain: statistics come from plugins.
+//! The validation harness: measure statistics on sample sets ([`measure`]), compare
+//! a candidate set with a reference set bin by bin with two-sample KS tests
+//! ([`compare`], [`ks`]), and write the reports people read ([`report`], [`plots`]).
+//! It knows no science domain: statistics come from plugins through the registry.
 
+pub mod compare;
 pub mod ks;
+pub mod measure;
+pub mod plots;
+pub mod report;
+
+pub use report::{default_stats, Harness, Report, StatRequest};

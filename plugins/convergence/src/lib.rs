@@ -20,7 +20,8 @@ use simemu_core::{
 };
 
 use cosmology::{lognormal_shift_hilbert, CosmoParams, Cosmology};
-use lognormal::{lognormal_transform, mode_ells, FieldDrawer};
+use lognormal::lognormal_transform;
+use simemu_grid::{mode_wavenumbers, FieldDrawer};
 
 pub const NAME: &str = "convergence";
 /// Name of the map field in every sample.
@@ -176,7 +177,7 @@ impl ConvergenceSimulator {
         let table_cl = self.cl(p, &table_ell)?;
         let ln_cl: Vec<f64> = table_cl.iter().map(|c| c.ln()).collect();
         let pix = angle / n as f64;
-        let ells = mode_ells(n, angle);
+        let ells = mode_wavenumbers(n, angle);
         let step = (l1 - l0) / (table_n - 1) as f64;
         Ok(ells
             .iter()

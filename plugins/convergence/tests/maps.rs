@@ -4,8 +4,8 @@
 //! every comparison allows 4 standard errors: with ≈ 30 comparisons the chance of a
 //! false failure is below 0.2%, and the seeds are fixed so the outcome is reproducible.
 
-use rustfft::num_complex::Complex64;
-use simemu_convergence::lognormal::{fft2, mode_ells};
+use simemu_grid::num_complex::Complex64;
+use simemu_grid::{fft2, mode_wavenumbers};
 use simemu_convergence::{ConvergenceConfig, ConvergenceSimulator, PreparedConvergence};
 use simemu_core::seed::sample_seed;
 use simemu_core::Simulator;
@@ -39,7 +39,7 @@ fn check_power_spectrum(field: &str) {
     let prepared = sim.prepare_concrete(&params).unwrap();
     let target = sim.power_map(&params).unwrap();
     let angle = 3.5f64.to_radians();
-    let ells = mode_ells(N, angle);
+    let ells = mode_wavenumbers(N, angle);
     let pix = angle / N as f64;
     // Log bins from the fundamental to the corner of the grid; full-plane modes.
     let nb = 10;

@@ -1,0 +1,120 @@
+//! `simemu`: run simulators, train and sample emulators, and validate them, selecting
+//! every plugin by name. The CLI stays thin: the work lives in the library crates.
+
+mod cmd;
+mod plugins;
+mod ui;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "simemu", version, about = "Build, train and validate fast generative emulators of scientific simulators")]
+pub struct Cli {
+    /// Load a dynamic plugin (a cdylib built against this simemu); repeatable.
+    #[arg(long = "plugin", global = true, value_name = "LIB")]
+    pub plugins: Vec<PathBuf>,
+    /// Default seed for commands that draw random numbers.
+    #[arg(long, global = true, default_value_t = 0)]
+    pub seed: u64,
+    /// More log output (-v: debug, -vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// No progress bars or informational output.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// List registered plugins with their parameters and options.
+    List(cmd::list::ListArgs),
+    /// Run a simulator into a dataset.
+    Simulate(cmd::simulate::SimulateArgs),
+    /// Print a simulator's theory predictions.
+    Theory(cmd::simulate::TheoryArgs),
+    /// Describe a dataset.
+    Info(cmd::data::InfoArgs),
+    /// Merge the parts of a sharded run (datasets or statistic results).
+    Merge(cmd::data::MergeArgs),
+    /// Compute a statistic on every sample of a dataset.
+    Stat(cmd::stat::StatArgs),
+    /// Train a generator on a dataset.
+    Train(cmd::train::TrainArgs),
+    /// Generate samples from a trained generator.
+    Generate(cmd::train::GenerateArgs),
+    /// Compare a candidate set with a reference set, statistic by statistic.
+    Validate(cmd::validate::ValidateArgs),
+    /// Compare several candidates with one reference: one leaderboard.
+    Compare(cmd::validate::CompareArgs),
+    /// Benchmarks with fixed workloads.
+    Bench(cmd::bench::BenchArgs),
+}
+
+/// Statistic options shared by `stat`, `validate` and `compare`; each is passed to
+/// the statistics that declare it.
+#[derive(Args, Clone, Debug, Default)]
+pub struct StatOptionArgs {
+    /// Threshold bin edges: a,b,c | lin:A:B:N | log:A:B:N | quantile:QLO:QHI:N.
+    #[arg(long, allow_hyphen_values = true)]
+    pub thresholds: Option<String>,
+    /// ℓ bin edges: a,b,c | lin:A:B:N | log:A:B:N.
+    #[arg(long = "ell-edges")]
+    pub ell_edges: Option<String>,
+    /// Thresholds in units of each map's σ (lenstools norm=True).
+    #[arg(long = "sigma-units")]
+    pub sigma_units: bool,
+    /// Side angle in degrees (default: from the dataset).
+    #[arg(long = "angle-deg")]
+    pub angle_deg: Option<f64>,
+    /// Any other statistic option, key=value; repeatable.
+    #[arg(long = "stat-option", value_name = "KEY=VALUE")]
+    pub stat_options: Vec<String>,
+    /// The field to measure (default: the dataset's only field).
+    #[arg(long)]
+    pub field: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    ui::init_logging(cli.verbose, cli.quiet);
+    if let Some(t) = cli.threads {
+        if t == 0 {
+            eprintln!("error: --threads must be at least 1");
+            return ExitCode::from(2);
+        }
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(t).build_global();
+    }
+    match cmd::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// 2 for errors in what the user asked (unknown plugin, bad option or parameter),
+/// 1 for everything that went wrong while doing it.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    use simemu_core::Error as E;
+    for cause in e.chain() {
+        if let Some(err) = cause.downcast_ref::<simemu_core::Error>() {
+            return match err {
+                E::UnknownPlugin(_) | E::Option(_) | E::Parameter(_) => 2,
+                _ => 1,
+            };
+        }
+        if cause.downcast_ref::<cmd::UsageError>().is_some() {
+            return 2;
+        }
+    }
+    1
+}

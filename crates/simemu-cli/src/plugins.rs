@@ -1,0 +1,20 @@
+//! The statically linked plugins. Every plugin crate must be named here: a crate that
+//! is only listed in Cargo.toml is dropped by the linker and its `inventory`
+//! registrations silently vanish (a test asserts the expected names).
+
+use simemu_baselines as _;
+use simemu_convergence as _;
+use simemu_map_stats as _;
+
+#[cfg(test)]
+mod tests {
+    /// A plugin crate that is not force-linked vanishes silently: assert the names.
+    #[test]
+    fn every_static_plugin_is_registered() {
+        let r = simemu_core::Registry::with_static_plugins().unwrap();
+        let names = |it: Vec<&str>| it.join(",");
+        assert_eq!(names(r.simulators().map(|e| e.name.as_str()).collect()), "convergence");
+        assert_eq!(names(r.generators().map(|e| e.name.as_str()).collect()), "gaussian-field,simulator");
+        assert_eq!(names(r.statistics().map(|e| e.name.as_str()).collect()), "minkowski,peaks,pixel-pdf,power-spectrum");
+    }
+}

@@ -1,0 +1,211 @@
+//! Bin-by-bin comparison of a candidate sample set with a reference set: KS D and p
+//! per bin, means, spreads, relative differences with standard errors, the seed's
+//! p-value tables, and a verdict per statistic.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ks::ks_2samp;
+use crate::measure::Measurement;
+
+/// A bin passes when its KS p-value exceeds this.
+pub const BIN_PASS_P: f64 = 0.05;
+/// A statistic passes when at least this fraction of its bins pass (a perfect
+/// emulator stays above 0.83 over 20 independent pairs: `../shared/reference/calibration`).
+pub const STAT_PASS_FRACTION: f64 = 0.80;
+/// Below this many samples per side, reports warn that the KS test has little power.
+pub const LOW_POWER_SAMPLES: usize = 30;
+
+/// The seed's p-value table: how many bins have p above each level.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PTable {
+    pub p_above_0_999: usize,
+    pub p_above_0_99: usize,
+    pub p_above_0_95: usize,
+    pub p_above_0_5: usize,
+    pub p_above_0_05: usize,
+    pub p_below_0_05: usize,
+    pub bins: usize,
+}
+
+impl PTable {
+    pub fn from_pvalues<'a>(ps: impl IntoIterator<Item = &'a f64>) -> Self {
+        let mut t = PTable::default();
+        for &p in ps {
+            t.bins += 1;
+            if p > 0.999 {
+                t.p_above_0_999 += 1;
+            } else if p > 0.99 {
+                t.p_above_0_99 += 1;
+            } else if p > 0.95 {
+                t.p_above_0_95 += 1;
+            } else if p > 0.5 {
+                t.p_above_0_5 += 1;
+            } else if p > BIN_PASS_P {
+                t.p_above_0_05 += 1;
+            } else {
+                t.p_below_0_05 += 1;
+            }
+        }
+        t
+    }
+}
+
+/// Per-bin comparison of one component (arrays over bins).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ComponentComparison {
+    pub name: String,
+    pub x: Vec<f64>,
+    pub ref_mean: Vec<f64>,
+    pub ref_std: Vec<f64>,
+    pub cand_mean: Vec<f64>,
+    pub cand_std: Vec<f64>,
+    /// (cand_mean − ref_mean)/ref_mean; null where ref_mean is 0.
+    pub rel_diff: Vec<Option<f64>>,
+    /// Standard error of `rel_diff` from both sets' scatter.
+    pub rel_diff_se: Vec<Option<f64>>,
+    pub ks_d: Vec<f64>,
+    pub ks_p: Vec<f64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StatisticComparison {
+    pub statistic: String,
+    pub options: serde_json::Value,
+    pub x_name: String,
+    pub components: Vec<ComponentComparison>,
+    pub table: PTable,
+    pub pass_fraction: f64,
+    /// "pass" or "fail".
+    pub verdict: String,
+    /// Largest |rel_diff| over all bins and components.
+    pub max_abs_rel_diff: Option<f64>,
+    /// Mean |rel_diff| over all bins and components.
+    pub mean_abs_rel_diff: Option<f64>,
+    pub worst_p: f64,
+}
+
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (m, var.sqrt())
+}
+
+/// Compares the measurements of one statistic on two sets (same bins).
+pub fn compare_measurements(reference: &Measurement, candidate: &Measurement) -> StatisticComparison {
+    let mut components = Vec::new();
+    let mut all_p = Vec::new();
+    let mut rels = Vec::new();
+    let (nr, nc) = (reference.count() as f64, candidate.count() as f64);
+    for (ci, name) in reference.component_names.iter().enumerate() {
+        let nb = reference.x.len();
+        let mut c = ComponentComparison {
+            name: name.clone(),
+            x: reference.x.clone(),
+            ref_mean: vec![],
+            ref_std: vec![],
+            cand_mean: vec![],
+            cand_std: vec![],
+            rel_diff: vec![],
+            rel_diff_se: vec![],
+            ks_d: vec![],
+            ks_p: vec![],
+        };
+        for b in 0..nb {
+            let r: Vec<f64> = reference.values[ci].iter().map(|s| s[b]).collect();
+            let k: Vec<f64> = candidate.values[ci].iter().map(|s| s[b]).collect();
+            let (rm, rs) = mean_std(&r);
+            let (km, ks) = mean_std(&k);
+            let test = ks_2samp(&r, &k);
+            let (rel, se) = if rm != 0.0 {
+                let rel = (km - rm) / rm;
+                rels.push(rel.abs());
+                (Some(rel), Some((rs * rs / nr + ks * ks / nc).sqrt() / rm.abs()))
+            } else {
+                (None, None)
+            };
+            c.ref_mean.push(rm);
+            c.ref_std.push(rs);
+            c.cand_mean.push(km);
+            c.cand_std.push(ks);
+            c.rel_diff.push(rel);
+            c.rel_diff_se.push(se);
+            c.ks_d.push(test.statistic);
+            c.ks_p.push(test.pvalue);
+            all_p.push(test.pvalue);
+        }
+        components.push(c);
+    }
+    let table = PTable::from_pvalues(&all_p);
+    let passed = all_p.iter().filter(|&&p| p > BIN_PASS_P).count();
+    let pass_fraction = if all_p.is_empty() { 0.0 } else { passed as f64 / all_p.len() as f64 };
+    StatisticComparison {
+        statistic: reference.statistic.clone(),
+        options: reference.options.clone(),
+        x_name: reference.x_name.clone(),
+        components,
+        table,
+        pass_fraction,
+        verdict: if pass_fraction >= STAT_PASS_FRACTION { "pass" } else { "fail" }.into(),
+        max_abs_rel_diff: rels.iter().cloned().reduce(f64::max),
+        mean_abs_rel_diff: if rels.is_empty() { None } else { Some(rels.iter().sum::<f64>() / rels.len() as f64) },
+        worst_p: all_p.iter().cloned().fold(1.0, f64::min),
+    }
+}
+
+/// KS on the pooled values of a field (all pixels of all samples).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PooledKs {
+    pub field: String,
+    pub n_reference: usize,
+    pub n_candidate: usize,
+    pub ks_d: f64,
+    pub ks_p: f64,
+}
+
+pub fn pooled_ks(field: &str, reference_sorted: &[f32], candidate_sorted: &[f32]) -> PooledKs {
+    let a: Vec<f64> = reference_sorted.iter().map(|&x| x as f64).collect();
+    let b: Vec<f64> = candidate_sorted.iter().map(|&x| x as f64).collect();
+    let r = crate::ks::ks_2samp_sorted(&a, &b);
+    PooledKs {
+        field: field.into(),
+        n_reference: a.len(),
+        n_candidate: b.len(),
+        ks_d: r.statistic,
+        ks_p: r.pvalue,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(values: Vec<Vec<f64>>) -> Measurement {
+        Measurement {
+            statistic: "s".into(),
+            options: serde_json::Value::Null,
+            x_name: "x".into(),
+            x: vec![0.0, 1.0],
+            component_names: vec!["c".into()],
+            values: vec![values],
+        }
+    }
+
+    #[test]
+    fn identical_sets_pass_and_shifted_sets_fail() {
+        let a: Vec<Vec<f64>> = (0..200).map(|i| vec![(i % 37) as f64, 1.0 + (i % 11) as f64]).collect();
+        let c = compare_measurements(&m(a.clone()), &m(a.clone()));
+        assert_eq!(c.pass_fraction, 1.0);
+        assert_eq!(c.verdict, "pass");
+        assert_eq!(c.table.p_above_0_999, 2);
+        let b: Vec<Vec<f64>> = a.iter().map(|v| vec![v[0] + 10.0, v[1] * 2.0]).collect();
+        let c = compare_measurements(&m(a), &m(b));
+        assert_eq!(c.verdict, "fail");
+        assert_eq!(c.table.p_below_0_05, 2);
+        assert!((c.components[0].rel_diff[1].unwrap() - 1.0).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,377 @@
+//! Validation runs and the reports they write: `report.json` (machine-readable),
+//! `report.md` (tables and embedded plots) and PNG plots; leaderboards for
+//! comparative benchmarks.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use simemu_core::fsutil::{write_atomic, write_json_atomic, TempDir};
+use simemu_core::{Dataset, Error, Registry, Result, Statistic};
+
+use crate::compare::{compare_measurements, pooled_ks, PooledKs, StatisticComparison, LOW_POWER_SAMPLES};
+use crate::measure::{build_statistic, field_index, measure_dataset, Measurement, PooledValues};
+
+/// One statistic to compute, by plugin name, with its options.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StatRequest {
+    pub name: String,
+    #[serde(default)]
+    pub options: serde_json::Value,
+}
+
+/// The default set: the seed's four statistics with default bins.
+pub fn default_stats() -> Vec<StatRequest> {
+    ["pixel-pdf", "power-spectrum", "minkowski", "peaks"]
+        .iter()
+        .map(|n| StatRequest {
+            name: n.to_string(),
+            options: serde_json::Value::Null,
+        })
+        .collect()
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SetInfo {
+    pub path: String,
+    pub count: usize,
+    #[serde(default)]
+    pub source: serde_json::Map<String, serde_json::Value>,
+}
+
+impl SetInfo {
+    pub fn of(ds: &Dataset) -> Self {
+        SetInfo {
+            path: ds.path().display().to_string(),
+            count: ds.len(),
+            source: ds.manifest().source.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StatSummary {
+    pub statistic: String,
+    pub pass_fraction: f64,
+    pub verdict: String,
+    pub bins: usize,
+    pub worst_p: f64,
+    pub max_abs_rel_diff: Option<f64>,
+    pub mean_abs_rel_diff: Option<f64>,
+}
+
+/// Everything a validation found.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    pub format: String,
+    pub simemu_version: String,
+    pub reference: SetInfo,
+    pub candidate: SetInfo,
+    pub field: String,
+    pub criteria: serde_json::Value,
+    pub summary: Vec<StatSummary>,
+    pub statistics: Vec<StatisticComparison>,
+    pub pooled_ks: PooledKs,
+    pub warnings: Vec<String>,
+}
+
+/// The statistics of a validation, built once against the reference set.
+pub struct Harness<'a> {
+    pub reference: &'a Dataset,
+    pub field: usize,
+    stats: Vec<Box<dyn Statistic>>,
+    reference_measurements: Vec<Measurement>,
+    reference_pooled: PooledValues<'a>,
+}
+
+impl<'a> Harness<'a> {
+    /// Builds the statistics and measures them on the reference set.
+    pub fn new(
+        registry: &Registry,
+        reference: &'a Dataset,
+        field: Option<&str>,
+        requests: &[StatRequest],
+        progress: &(dyn Fn(&str, usize, usize) + Sync),
+    ) -> Result<Self> {
+        if reference.len() < 2 {
+            return Err(Error::Data(format!(
+                "{}: the reference set holds {} sample; comparisons need at least 2 per set",
+                reference.path().display(),
+                reference.len()
+            )));
+        }
+        if requests.is_empty() {
+            return Err(Error::Option("no statistics requested".into()));
+        }
+        let field = field_index(reference, field)?;
+        let stats = requests
+            .iter()
+            .map(|r| build_statistic(registry, &r.name, &r.options, reference, field, None))
+            .collect::<Result<Vec<_>>>()?;
+        let refs: Vec<&dyn Statistic> = stats.iter().map(|s| s.as_ref()).collect();
+        let total = reference.len();
+        let reference_measurements = measure_dataset(&refs, reference, 0..total, &|d| progress("reference", d, total))?;
+        Ok(Harness {
+            reference,
+            field,
+            stats,
+            reference_measurements,
+            reference_pooled: PooledValues::new(reference, field),
+        })
+    }
+
+    pub fn reference_measurements(&self) -> &[Measurement] {
+        &self.reference_measurements
+    }
+
+    /// Measures the candidate and compares it with the reference.
+    pub fn validate(&self, candidate: &Dataset, progress: &(dyn Fn(&str, usize, usize) + Sync)) -> Result<(Report, Vec<Measurement>)> {
+        self.reference.check_compatible(candidate)?;
+        if candidate.len() < 2 {
+            return Err(Error::Data(format!(
+                "{}: the candidate set holds {} sample; comparisons need at least 2 per set",
+                candidate.path().display(),
+                candidate.len()
+            )));
+        }
+        let refs: Vec<&dyn Statistic> = self.stats.iter().map(|s| s.as_ref()).collect();
+        let total = candidate.len();
+        let cand = measure_dataset(&refs, candidate, 0..total, &|d| progress("candidate", d, total))?;
+        let statistics: Vec<StatisticComparison> = self
+            .reference_measurements
+            .iter()
+            .zip(&cand)
+            .map(|(r, c)| compare_measurements(r, c))
+            .collect();
+        let cand_field = field_index(candidate, Some(&candidate.fields()[self.field.min(candidate.fields().len() - 1)].name))?;
+        let cand_pooled = PooledValues::new(candidate, cand_field);
+        let field_name = self.reference.fields()[self.field].name.clone();
+        let pooled = pooled_ks(&field_name, self.reference_pooled.sorted()?, cand_pooled.sorted()?);
+        let mut warnings = Vec::new();
+        let n = self.reference.len().min(candidate.len());
+        if n < LOW_POWER_SAMPLES {
+            warnings.push(format!(
+                "only {n} samples in the smaller set: the per-bin KS tests have little power, so passing bins say little"
+            ));
+        }
+        let summary = statistics
+            .iter()
+            .map(|s| StatSummary {
+                statistic: s.statistic.clone(),
+                pass_fraction: s.pass_fraction,
+                verdict: s.verdict.clone(),
+                bins: s.table.bins,
+                worst_p: s.worst_p,
+                max_abs_rel_diff: s.max_abs_rel_diff,
+                mean_abs_rel_diff: s.mean_abs_rel_diff,
+            })
+            .collect();
+        Ok((
+            Report {
+                format: "simemu-validation-report".into(),
+                simemu_version: simemu_core::VERSION.into(),
+                reference: SetInfo::of(self.reference),
+                candidate: SetInfo::of(candidate),
+                field: field_name,
+                criteria: serde_json::json!({
+                    "bin_passes_when_p_above": crate::compare::BIN_PASS_P,
+                    "statistic_passes_when_pass_fraction_at_least": crate::compare::STAT_PASS_FRACTION,
+                    "test": "two-sample Kolmogorov-Smirnov per bin (scipy ks_2samp, two-sided, method=auto)",
+                }),
+                summary,
+                statistics,
+                pooled_ks: pooled,
+                warnings,
+            },
+            cand,
+        ))
+    }
+}
+
+fn fmt_opt(v: Option<f64>, pct: bool) -> String {
+    match v {
+        Some(x) if pct => format!("{:.1}%", 100.0 * x),
+        Some(x) => format!("{x:.3e}"),
+        None => "—".into(),
+    }
+}
+
+/// The Markdown report (plots are referenced by relative path).
+pub fn markdown(report: &Report, plots: &[(String, String)]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Validation report\n");
+    let _ = writeln!(
+        s,
+        "Reference: `{}` ({} samples). Candidate: `{}` ({} samples). Field `{}`. simemu {}.\n",
+        report.reference.path, report.reference.count, report.candidate.path, report.candidate.count, report.field, report.simemu_version
+    );
+    let _ = writeln!(
+        s,
+        "A bin passes when the two-sample KS p-value exceeds {}; a statistic passes when at least {:.0}% of its bins pass (a perfect emulator passes 95–99% of bins on average).\n",
+        crate::compare::BIN_PASS_P,
+        100.0 * crate::compare::STAT_PASS_FRACTION
+    );
+    for w in &report.warnings {
+        let _ = writeln!(s, "> **Warning:** {w}\n");
+    }
+    let _ = writeln!(s, "## Summary\n");
+    let _ = writeln!(s, "| statistic | bins | pass fraction | verdict | worst p | max \\|rel diff\\| | mean \\|rel diff\\| |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    for x in &report.summary {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.1}% | **{}** | {:.2e} | {} | {} |",
+            x.statistic,
+            x.bins,
+            100.0 * x.pass_fraction,
+            x.verdict,
+            x.worst_p,
+            fmt_opt(x.max_abs_rel_diff, true),
+            fmt_opt(x.mean_abs_rel_diff, true)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nPooled KS on all values of `{}`: D = {:.4e}, p = {:.3e} ({} vs {} values).\n",
+        report.pooled_ks.field, report.pooled_ks.ks_d, report.pooled_ks.ks_p, report.pooled_ks.n_reference, report.pooled_ks.n_candidate
+    );
+    let _ = writeln!(s, "## p-value tables (bins per p-value range)\n");
+    let _ = writeln!(s, "| statistic | p > 0.999 | 0.99–0.999 | 0.95–0.99 | 0.5–0.95 | 0.05–0.5 | p ≤ 0.05 |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    for st in &report.statistics {
+        let t = &st.table;
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            st.statistic, t.p_above_0_999, t.p_above_0_99, t.p_above_0_95, t.p_above_0_5, t.p_above_0_05, t.p_below_0_05
+        );
+    }
+    if !plots.is_empty() {
+        let _ = writeln!(s, "\n## Plots\n");
+        for (title, file) in plots {
+            let _ = writeln!(s, "### {title}\n\n![{title}]({file})\n");
+        }
+    }
+    let _ = writeln!(s, "## Per-bin details\n");
+    for st in &report.statistics {
+        for c in &st.components {
+            let _ = writeln!(s, "### {} — {}\n", st.statistic, c.name);
+            let _ = writeln!(s, "| {} | ref mean | ref std | cand mean | cand std | rel diff | ± SE | KS D | KS p |", st.x_name);
+            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+            for b in 0..c.x.len() {
+                let _ = writeln!(
+                    s,
+                    "| {:.4e} | {:.4e} | {:.3e} | {:.4e} | {:.3e} | {} | {} | {:.4} | {:.3e} |",
+                    c.x[b],
+                    c.ref_mean[b],
+                    c.ref_std[b],
+                    c.cand_mean[b],
+                    c.cand_std[b],
+                    fmt_opt(c.rel_diff[b], true),
+                    fmt_opt(c.rel_diff_se[b], true),
+                    c.ks_d[b],
+                    c.ks_p[b]
+                );
+            }
+            let _ = writeln!(s);
+        }
+    }
+    s
+}
+
+/// Writes a report directory atomically: `report.json`, `report.md`, plots.
+pub fn write_report_dir(
+    out: &Path,
+    report: &Report,
+    reference: (&Dataset, &[Measurement]),
+    candidate: (&Dataset, &[Measurement]),
+    overwrite: bool,
+) -> Result<PathBuf> {
+    let dir = TempDir::new(out)?;
+    let plots = crate::plots::draw_all(dir.path(), report, reference, candidate)?;
+    write_json_atomic(&dir.path().join("report.json"), report)?;
+    write_atomic(&dir.path().join("report.md"), markdown(report, &plots).as_bytes())?;
+    dir.persist(overwrite)?;
+    Ok(out.join("report.md"))
+}
+
+/// One row of a leaderboard.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LeaderboardRow {
+    pub candidate: String,
+    pub path: String,
+    pub statistics: Vec<StatSummary>,
+    /// Bins passing over all statistics.
+    pub overall_pass_fraction: f64,
+    pub seconds_per_sample: Option<f64>,
+    pub report: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Leaderboard {
+    pub format: String,
+    pub simemu_version: String,
+    pub reference: SetInfo,
+    pub rows: Vec<LeaderboardRow>,
+}
+
+/// A candidate's display name: its producer's name from the manifest, else its path.
+pub fn candidate_name(ds: &Dataset) -> String {
+    ds.manifest()
+        .source
+        .get("label")
+        .or_else(|| ds.manifest().source.get("name"))
+        .and_then(|v| v.as_str())
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| ds.path().display().to_string())
+}
+
+pub fn leaderboard_row(report: &Report, candidate: &Dataset, report_path: &str) -> LeaderboardRow {
+    let total: usize = report.statistics.iter().map(|s| s.table.bins).sum();
+    let passed: f64 = report.statistics.iter().map(|s| s.pass_fraction * s.table.bins as f64).sum();
+    LeaderboardRow {
+        candidate: candidate_name(candidate),
+        path: candidate.path().display().to_string(),
+        statistics: report.summary.clone(),
+        overall_pass_fraction: if total > 0 { passed / total as f64 } else { 0.0 },
+        seconds_per_sample: candidate.manifest().source.get("seconds_per_sample").and_then(|v| v.as_f64()),
+        report: report_path.into(),
+    }
+}
+
+pub fn leaderboard_markdown(lb: &Leaderboard) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Leaderboard\n\nReference: `{}` ({} samples).\n", lb.reference.path, lb.reference.count);
+    let stats: Vec<String> = lb.rows.first().map(|r| r.statistics.iter().map(|x| x.statistic.clone()).collect()).unwrap_or_default();
+    let _ = write!(s, "| candidate |");
+    for st in &stats {
+        let _ = write!(s, " {st} pass | {st} worst p | {st} mean \\|rel\\| |");
+    }
+    let _ = writeln!(s, " all bins pass | s/sample | report |");
+    let _ = write!(s, "|---|");
+    for _ in &stats {
+        let _ = write!(s, "---|---|---|");
+    }
+    let _ = writeln!(s, "---|---|---|");
+    for r in &lb.rows {
+        let _ = write!(s, "| {} |", r.candidate);
+        for x in &r.statistics {
+            let _ = write!(
+                s,
+                " {:.0}% {} | {:.1e} | {} |",
+                100.0 * x.pass_fraction,
+                if x.verdict == "pass" { "✓" } else { "✗" },
+                x.worst_p,
+                fmt_opt(x.mean_abs_rel_diff, true)
+            );
+        }
+        let _ = writeln!(
+            s,
+            " {:.0}% | {} | [report]({}) |",
+            100.0 * r.overall_pass_fraction,
+            r.seconds_per_sample.map(|v| format!("{v:.2e}")).unwrap_or_else(|| "—".into()),
+            r.report
+        );
+    }
+    s
+}
