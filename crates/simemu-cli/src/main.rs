@@ -11,7 +11,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "simemu", version, about = "Build, train and validate fast generative emulators of scientific simulators")]
+#[command(
+    name = "simemu",
+    version,
+    about = "Build, train and validate fast generative emulators of scientific simulators"
+)]
 pub struct Cli {
     /// Load a dynamic plugin (a cdylib built against this simemu); repeatable.
     #[arg(long = "plugin", global = true, value_name = "LIB")]
@@ -90,7 +94,9 @@ fn main() -> ExitCode {
             eprintln!("error: --threads must be at least 1");
             return ExitCode::from(2);
         }
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(t).build_global();
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global();
     }
     match cmd::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,8 +13,17 @@ mod tests {
     fn every_static_plugin_is_registered() {
         let r = simemu_core::Registry::with_static_plugins().unwrap();
         let names = |it: Vec<&str>| it.join(",");
-        assert_eq!(names(r.simulators().map(|e| e.name.as_str()).collect()), "convergence");
-        assert_eq!(names(r.generators().map(|e| e.name.as_str()).collect()), "gaussian-field,simulator");
-        assert_eq!(names(r.statistics().map(|e| e.name.as_str()).collect()), "minkowski,peaks,pixel-pdf,power-spectrum");
+        assert_eq!(
+            names(r.simulators().map(|e| e.name.as_str()).collect()),
+            "convergence"
+        );
+        assert_eq!(
+            names(r.generators().map(|e| e.name.as_str()).collect()),
+            "gaussian-field,simulator"
+        );
+        assert_eq!(
+            names(r.statistics().map(|e| e.name.as_str()).collect()),
+            "minkowski,peaks,pixel-pdf,power-spectrum"
+        );
     }
 }

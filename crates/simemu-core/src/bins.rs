@@ -47,19 +47,28 @@ impl BinSpec {
         };
         let a = num(parts[1])?;
         let b = num(parts[2])?;
-        let n: usize = parts[3]
-            .parse()
-            .map_err(|_| Error::Option(format!("bin count '{}' in '{s}' is not a whole number", parts[3])))?;
+        let n: usize = parts[3].parse().map_err(|_| {
+            Error::Option(format!(
+                "bin count '{}' in '{s}' is not a whole number",
+                parts[3]
+            ))
+        })?;
         if n < 1 {
             return Err(Error::Option(format!("'{s}': at least 1 bin is needed")));
         }
-        if !(a < b) {
-            return Err(Error::Option(format!("'{s}': the lower end must be below the upper end")));
+        if !a.is_finite() || !b.is_finite() || a >= b {
+            return Err(Error::Option(format!(
+                "'{s}': the lower end must be below the upper end"
+            )));
         }
         match parts[0] {
-            "log" if a <= 0.0 => return Err(Error::Option(format!("'{s}': log bins need positive ends"))),
+            "log" if a <= 0.0 => {
+                return Err(Error::Option(format!("'{s}': log bins need positive ends")))
+            }
             "quantile" if a < 0.0 || b > 1.0 => {
-                return Err(Error::Option(format!("'{s}': quantiles must lie in [0, 1]")))
+                return Err(Error::Option(format!(
+                    "'{s}': quantiles must lie in [0, 1]"
+                )))
             }
             "lin" | "log" | "quantile" => {}
             k => return Err(Error::Option(format!("unknown bin kind '{k}' in '{s}'"))),
@@ -110,12 +119,15 @@ pub fn linspace(a: f64, b: f64, n: usize) -> Vec<f64> {
 /// Edges must be finite, at least two, strictly increasing.
 pub fn check_edges(edges: &[f64]) -> Result<()> {
     if edges.len() < 2 {
-        return Err(Error::Option(format!("at least 2 bin edges are needed, got {}", edges.len())));
+        return Err(Error::Option(format!(
+            "at least 2 bin edges are needed, got {}",
+            edges.len()
+        )));
     }
     if edges.iter().any(|x| !x.is_finite()) {
         return Err(Error::Option("bin edges must be finite".into()));
     }
-    if let Some(w) = edges.windows(2).position(|w| !(w[0] < w[1])) {
+    if let Some(w) = edges.windows(2).position(|w| w[0] >= w[1]) {
         return Err(Error::Option(format!(
             "bin edges must increase strictly: edge {} ({}) is not below edge {} ({})",
             w,
@@ -152,12 +164,22 @@ mod tests {
     #[test]
     fn shorthands() {
         let none = |_: &[f64]| -> Result<Vec<f64>> { unreachable!() };
-        assert_eq!(BinSpec::parse("lin:0:1:4").unwrap().resolve(&none).unwrap(), vec![0.0, 0.25, 0.5, 0.75, 1.0]);
-        let l = BinSpec::parse("log:10:1000:2").unwrap().resolve(&none).unwrap();
+        assert_eq!(
+            BinSpec::parse("lin:0:1:4").unwrap().resolve(&none).unwrap(),
+            vec![0.0, 0.25, 0.5, 0.75, 1.0]
+        );
+        let l = BinSpec::parse("log:10:1000:2")
+            .unwrap()
+            .resolve(&none)
+            .unwrap();
         assert!((l[1] - 100.0).abs() < 1e-9);
         let q = BinSpec::parse("quantile:0.1:0.9:2").unwrap();
         assert!(q.needs_quantiles());
-        assert_eq!(q.resolve(&|p: &[f64]| Ok(vec![p[0] * 10.0, p[1] * 10.0])).unwrap(), vec![1.0, 5.0, 9.0]);
+        assert_eq!(
+            q.resolve(&|p: &[f64]| Ok(vec![p[0] * 10.0, p[1] * 10.0]))
+                .unwrap(),
+            vec![1.0, 5.0, 9.0]
+        );
         assert!(BinSpec::parse("1,1,2").is_err());
         assert!(BinSpec::parse("1").is_err());
         assert!(BinSpec::parse("lin:1:0:3").is_err());

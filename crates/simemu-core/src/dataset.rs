@@ -102,7 +102,11 @@ impl DatasetSpec {
 }
 
 /// The `source` record every producer starts from.
-pub fn source_record(kind: &str, name: &str, config: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+pub fn source_record(
+    kind: &str,
+    name: &str,
+    config: serde_json::Value,
+) -> serde_json::Map<String, serde_json::Value> {
     let mut m = serde_json::Map::new();
     m.insert("kind".into(), kind.into());
     m.insert("name".into(), name.into());
@@ -146,7 +150,10 @@ impl DatasetWriter {
         let mut names = std::collections::HashSet::new();
         for f in &spec.fields {
             if !names.insert(&f.name) || f.name.is_empty() || f.name.contains(['/', '\\']) {
-                return Err(Error::Data(format!("invalid or repeated field name '{}'", f.name)));
+                return Err(Error::Data(format!(
+                    "invalid or repeated field name '{}'",
+                    f.name
+                )));
             }
         }
         if path.exists() && !overwrite {
@@ -195,7 +202,8 @@ impl DatasetWriter {
             .map_err(|e| Error::Data(format!("sample {}: {e}", self.count)))?;
         if self.spec.run_seed.is_some() != seed.is_some() {
             return Err(Error::Data(
-                "a seed must be given for every sample exactly when the dataset records seeds".into(),
+                "a seed must be given for every sample exactly when the dataset records seeds"
+                    .into(),
             ));
         }
         for (buf, f) in self.buffers.iter_mut().zip(&sample.fields) {
@@ -257,10 +265,18 @@ impl DatasetWriter {
         }
         self.flush()?;
         let p = self.spec.param_names.len();
-        npy::write(&self.dir.path().join("params.npy"), &[self.count, p], &self.params)?;
+        npy::write(
+            &self.dir.path().join("params.npy"),
+            &[self.count, p],
+            &self.params,
+        )?;
         let seeds = match self.spec.run_seed {
             Some(run_seed) => {
-                npy::write(&self.dir.path().join("seeds.npy"), &[self.count], &self.seeds)?;
+                npy::write(
+                    &self.dir.path().join("seeds.npy"),
+                    &[self.count],
+                    &self.seeds,
+                )?;
                 Some(SeedsEntry {
                     run_seed,
                     derivation: SEED_DERIVATION.into(),
@@ -321,11 +337,17 @@ impl Dataset {
         }
         let mpath = path.join("manifest.json");
         if !path.exists() {
-            return Err(Error::bad_file(path, "no such dataset (neither a directory nor a .npy file)"));
+            return Err(Error::bad_file(
+                path,
+                "no such dataset (neither a directory nor a .npy file)",
+            ));
         }
         let text = std::fs::read_to_string(&mpath).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                Error::bad_file(&mpath, "missing: not a simemu dataset (or an unfinished write)")
+                Error::bad_file(
+                    &mpath,
+                    "missing: not a simemu dataset (or an unfinished write)",
+                )
             } else {
                 Error::io(&mpath, e)
             }
@@ -339,7 +361,10 @@ impl Dataset {
         let mpath = path.join("manifest.json");
         let bad = |m: String| Error::bad_file(&mpath, m);
         if manifest.format != FORMAT_NAME {
-            return Err(bad(format!("format is '{}', expected '{FORMAT_NAME}'", manifest.format)));
+            return Err(bad(format!(
+                "format is '{}', expected '{FORMAT_NAME}'",
+                manifest.format
+            )));
         }
         if manifest.version != FORMAT_VERSION {
             return Err(bad(format!(
@@ -352,8 +377,11 @@ impl Dataset {
         }
         let mut shards = Vec::new();
         for spec in &manifest.fields {
-            let mut list: Vec<&ShardEntry> =
-                manifest.shards.iter().filter(|s| s.field == spec.name).collect();
+            let mut list: Vec<&ShardEntry> = manifest
+                .shards
+                .iter()
+                .filter(|s| s.field == spec.name)
+                .collect();
             list.sort_by_key(|s| s.start);
             let mut next = 0;
             let mut files = Vec::new();
@@ -366,7 +394,10 @@ impl Dataset {
                 }
                 let spath = path.join(&s.file);
                 if !spath.exists() {
-                    return Err(Error::bad_file(&spath, format!("missing shard of field '{}'", spec.name)));
+                    return Err(Error::bad_file(
+                        &spath,
+                        format!("missing shard of field '{}'", spec.name),
+                    ));
                 }
                 let header = npy::read_header(&spath)?;
                 let mut want = vec![s.count];
@@ -374,7 +405,10 @@ impl Dataset {
                 if header.shape != want {
                     return Err(Error::bad_file(
                         &spath,
-                        format!("shape {:?} does not match the manifest's {want:?}", header.shape),
+                        format!(
+                            "shape {:?} does not match the manifest's {want:?}",
+                            header.shape
+                        ),
                     ));
                 }
                 let dtype_ok = matches!(
@@ -384,7 +418,10 @@ impl Dataset {
                 if !dtype_ok {
                     return Err(Error::bad_file(
                         &spath,
-                        format!("element type {:?} does not match the manifest's {:?}", header.dtype, spec.dtype),
+                        format!(
+                            "element type {:?} does not match the manifest's {:?}",
+                            header.dtype, spec.dtype
+                        ),
                     ));
                 }
                 next += s.count;
@@ -412,14 +449,20 @@ impl Dataset {
             ));
         }
         if let Some(i) = params.iter().position(|x| !x.is_finite()) {
-            return Err(Error::bad_file(&ppath, format!("non-finite parameter of sample {}", i / p.max(1))));
+            return Err(Error::bad_file(
+                &ppath,
+                format!("non-finite parameter of sample {}", i / p.max(1)),
+            ));
         }
         let seeds = match &manifest.seeds {
             Some(s) => {
                 let spath = path.join(&s.file);
                 let (shape, v) = npy::read::<u64>(&spath)?;
                 if shape != [manifest.count] {
-                    return Err(Error::bad_file(&spath, format!("shape {shape:?}, expected [{}]", manifest.count)));
+                    return Err(Error::bad_file(
+                        &spath,
+                        format!("shape {shape:?}, expected [{}]", manifest.count),
+                    ));
                 }
                 Some(v)
             }
@@ -440,7 +483,10 @@ impl Dataset {
             0 | 1 => {
                 return Err(Error::bad_file(
                     path,
-                    format!("a .npy sample stack must be at least 2D, got shape {:?}", header.shape),
+                    format!(
+                        "a .npy sample stack must be at least 2D, got shape {:?}",
+                        header.shape
+                    ),
                 ))
             }
             2 => (1, header.shape.clone()),
@@ -449,13 +495,22 @@ impl Dataset {
         let dtype = match header.dtype {
             npy::NpyDType::F32 => DType::F32,
             npy::NpyDType::F64 => DType::F64,
-            other => return Err(Error::bad_file(path, format!("element type {other:?} is not a float"))),
+            other => {
+                return Err(Error::bad_file(
+                    path,
+                    format!("element type {other:?} is not a float"),
+                ))
+            }
         };
         if count == 0 {
             return Err(Error::bad_file(path, "holds no samples"));
         }
         let spec = FieldSpec::new(BARE_NPY_FIELD, shape, dtype);
-        let file = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let file = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let mut source = serde_json::Map::new();
         source.insert("kind".into(), "npy".into());
         source.insert("path".into(), path.display().to_string().into());
@@ -513,10 +568,22 @@ impl Dataset {
     }
 
     pub fn field_spec(&self, name: &str) -> Result<&FieldSpec> {
-        self.manifest.fields.iter().find(|f| f.name == name).ok_or_else(|| {
-            let names: Vec<&str> = self.manifest.fields.iter().map(|f| f.name.as_str()).collect();
-            Error::Data(format!("{}: no field '{name}' (fields: {names:?})", self.path.display()))
-        })
+        self.manifest
+            .fields
+            .iter()
+            .find(|f| f.name == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self
+                    .manifest
+                    .fields
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect();
+                Error::Data(format!(
+                    "{}: no field '{name}' (fields: {names:?})",
+                    self.path.display()
+                ))
+            })
     }
 
     pub fn param_names(&self) -> &[String] {
@@ -562,7 +629,11 @@ impl Dataset {
                 match idx {
                     Some(i) => Err(Error::bad_file(
                         &sf.path,
-                        format!("non-finite value in sample {} (field '{}')", s0 + i / per, spec.name),
+                        format!(
+                            "non-finite value in sample {} (field '{}')",
+                            s0 + i / per,
+                            spec.name
+                        ),
                     )),
                     None => Ok(()),
                 }
@@ -637,7 +708,10 @@ impl Dataset {
 
 /// Compares two field lists; bare `.npy` stacks (one unnamed field) match any single
 /// field of the same shape.
-pub fn check_fields_compatible(a: &[FieldSpec], b: &[FieldSpec]) -> std::result::Result<(), String> {
+pub fn check_fields_compatible(
+    a: &[FieldSpec],
+    b: &[FieldSpec],
+) -> std::result::Result<(), String> {
     if a.len() != b.len() {
         return Err(format!("{} fields vs {}", a.len(), b.len()));
     }
@@ -647,7 +721,10 @@ pub fn check_fields_compatible(a: &[FieldSpec], b: &[FieldSpec]) -> std::result:
             return Err(format!("field '{}' vs '{}'", x.name, y.name));
         }
         if x.shape != y.shape {
-            return Err(format!("field '{}' has shape {:?} vs {:?}", x.name, x.shape, y.shape));
+            return Err(format!(
+                "field '{}' has shape {:?} vs {:?}",
+                x.name, x.shape, y.shape
+            ));
         }
         for (k, v) in &x.attrs {
             if let Some(w) = y.attrs.get(k) {
@@ -669,7 +746,12 @@ fn json_equal(a: &serde_json::Value, b: &serde_json::Value) -> bool {
 
 /// Concatenates the parts of one sharded run (`--shard K/N` outputs) into one dataset,
 /// refusing parts that do not belong together or do not cover the run exactly.
-pub fn merge(parts: &[Dataset], out: &Path, shard_size: usize, overwrite: bool) -> Result<Manifest> {
+pub fn merge(
+    parts: &[Dataset],
+    out: &Path,
+    shard_size: usize,
+    overwrite: bool,
+) -> Result<Manifest> {
     if parts.is_empty() {
         return Err(Error::Data("nothing to merge".into()));
     }
@@ -681,7 +763,10 @@ pub fn merge(parts: &[Dataset], out: &Path, shard_size: usize, overwrite: bool) 
     for d in &order {
         first.check_compatible(d)?;
         if d.param_names() != first.param_names() {
-            return Err(Error::Data(format!("{}: different parameters", d.path.display())));
+            return Err(Error::Data(format!(
+                "{}: different parameters",
+                d.path.display()
+            )));
         }
         if strip_volatile(&d.manifest.source) != strip_volatile(&first.manifest.source) {
             return Err(Error::Data(format!(
@@ -697,18 +782,32 @@ pub fn merge(parts: &[Dataset], out: &Path, shard_size: usize, overwrite: bool) 
                 d.path.display()
             )));
         }
-        if d.manifest.seeds.as_ref().map(|s| s.run_seed) != first.manifest.seeds.as_ref().map(|s| s.run_seed) {
-            return Err(Error::Data(format!("{}: different run seed", d.path.display())));
+        if d.manifest.seeds.as_ref().map(|s| s.run_seed)
+            != first.manifest.seeds.as_ref().map(|s| s.run_seed)
+        {
+            return Err(Error::Data(format!(
+                "{}: different run seed",
+                d.path.display()
+            )));
         }
         next += d.len();
     }
     if let Some(t) = total {
         if next != t {
-            return Err(Error::Data(format!("the parts hold {next} of the run's {t} samples")));
+            return Err(Error::Data(format!(
+                "the parts hold {next} of the run's {t} samples"
+            )));
         }
     }
     let mut source = strip_volatile(&first.manifest.source);
-    source.insert("merged_from".into(), order.iter().map(|d| d.path.display().to_string()).collect::<Vec<_>>().into());
+    source.insert(
+        "merged_from".into(),
+        order
+            .iter()
+            .map(|d| d.path.display().to_string())
+            .collect::<Vec<_>>()
+            .into(),
+    );
     let mut spec = DatasetSpec::new(first.fields().to_vec(), first.param_names().to_vec());
     spec.source = source;
     spec.shard_size = shard_size;
@@ -726,7 +825,9 @@ pub fn merge(parts: &[Dataset], out: &Path, shard_size: usize, overwrite: bool) 
 }
 
 /// The source record without what legitimately differs between parts of one run.
-fn strip_volatile(source: &serde_json::Map<String, serde_json::Value>) -> serde_json::Map<String, serde_json::Value> {
+fn strip_volatile(
+    source: &serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Map<String, serde_json::Value> {
     let mut s = source.clone();
     s.remove("created_unix");
     s.remove("shard");

@@ -21,10 +21,13 @@ mod traits;
 pub use dataset::{Dataset, DatasetSpec, DatasetWriter, Manifest};
 pub use error::{Error, Result};
 pub use params::{OptionSpec, ParamSpec};
-pub use registry::{GeneratorEntry, Origin, Registry, SimulatorEntry, StaticPlugin, StatisticEntry};
+pub use registry::{
+    GeneratorEntry, Origin, Registry, SimulatorEntry, StaticPlugin, StatisticEntry,
+};
 pub use sample::{Array, DType, Field, FieldSpec, Sample};
 pub use traits::{
-    Generator, PreparedSimulator, Simulator, StatContext, StatValues, Statistic, TrainOptions, TrainSummary,
+    Generator, PreparedSimulator, Simulator, StatContext, StatValues, Statistic, TrainOptions,
+    TrainSummary,
 };
 
 /// Re-exported so that plugin crates can `inventory::submit!` without their own dependency.

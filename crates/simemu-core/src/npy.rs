@@ -267,11 +267,18 @@ pub fn read_range<T: NpyElement + FromNpy>(
     r.read_exact(&mut buf).map_err(|_| {
         Error::bad_file(
             path,
-            format!("truncated .npy: cannot read elements {start}..{}", start + count),
+            format!(
+                "truncated .npy: cannot read elements {start}..{}",
+                start + count
+            ),
         )
     })?;
-    T::convert(&buf, header.dtype, header.big_endian)
-        .ok_or_else(|| Error::bad_file(path, format!("cannot read {:?} data as the requested type", header.dtype)))
+    T::convert(&buf, header.dtype, header.big_endian).ok_or_else(|| {
+        Error::bad_file(
+            path,
+            format!("cannot read {:?} data as the requested type", header.dtype),
+        )
+    })
 }
 
 /// Conversion from the raw bytes of any supported element type.
@@ -309,7 +316,9 @@ impl FromNpy for u64 {
     fn convert(bytes: &[u8], dtype: NpyDType, be: bool) -> Option<Vec<Self>> {
         match dtype {
             NpyDType::U64 => Some(decode::<u64>(bytes, be).collect()),
-            NpyDType::I64 => decode::<i64>(bytes, be).map(|x| u64::try_from(x).ok()).collect(),
+            NpyDType::I64 => decode::<i64>(bytes, be)
+                .map(|x| u64::try_from(x).ok())
+                .collect(),
             _ => None,
         }
     }

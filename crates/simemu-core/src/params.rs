@@ -16,7 +16,14 @@ pub struct ParamSpec {
 }
 
 impl ParamSpec {
-    pub fn new(name: &str, units: &str, min: f64, max: f64, default: f64, description: &str) -> Self {
+    pub fn new(
+        name: &str,
+        units: &str,
+        min: f64,
+        max: f64,
+        default: f64,
+        description: &str,
+    ) -> Self {
         ParamSpec {
             name: name.into(),
             units: units.into(),
@@ -131,7 +138,10 @@ pub fn parse_option_assignments(items: &[String]) -> Result<serde_json::Value> {
 
 /// Deserialises a plugin's configuration from its option map, naming the first
 /// unknown or mistyped option (use `#[serde(deny_unknown_fields)]` on `T`).
-pub fn options_from_json<T: serde::de::DeserializeOwned>(plugin: &str, value: &serde_json::Value) -> Result<T> {
+pub fn options_from_json<T: serde::de::DeserializeOwned>(
+    plugin: &str,
+    value: &serde_json::Value,
+) -> Result<T> {
     let v = if value.is_null() {
         serde_json::Value::Object(Default::default())
     } else {
@@ -172,7 +182,12 @@ mod tests {
 
     #[test]
     fn options_are_typed() {
-        let v = parse_option_assignments(&["size=64".into(), "field=gaussian".into(), "x=[1,2]".into()]).unwrap();
+        let v = parse_option_assignments(&[
+            "size=64".into(),
+            "field=gaussian".into(),
+            "x=[1,2]".into(),
+        ])
+        .unwrap();
         assert_eq!(v["size"], 64);
         assert_eq!(v["field"], "gaussian");
         assert_eq!(v["x"][1], 2);
@@ -182,8 +197,13 @@ mod tests {
     fn params_resolve_with_bounds_and_hints() {
         let space = vec![ParamSpec::new("omega", "", 0.1, 0.6, 0.3, "")];
         assert_eq!(resolve_params(&space, &[]).unwrap(), vec![0.3]);
-        assert!(resolve_params(&space, &[("omega".into(), 0.9)]).unwrap_err().to_string().contains("outside"));
-        let e = resolve_params(&space, &[("omegaa".into(), 0.2)]).unwrap_err().to_string();
+        assert!(resolve_params(&space, &[("omega".into(), 0.9)])
+            .unwrap_err()
+            .to_string()
+            .contains("outside"));
+        let e = resolve_params(&space, &[("omegaa".into(), 0.2)])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("did you mean 'omega'"), "{e}");
     }
 }

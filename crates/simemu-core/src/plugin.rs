@@ -20,7 +20,9 @@ use std::sync::Arc;
 
 use crate::registry::{Origin, Registry};
 use crate::sample::{FieldSpec, Sample};
-use crate::traits::{Generator, PreparedSimulator, Simulator, StatValues, Statistic, TrainOptions, TrainSummary};
+use crate::traits::{
+    Generator, PreparedSimulator, Simulator, StatValues, Statistic, TrainOptions, TrainSummary,
+};
 use crate::{Dataset, Error, ParamSpec, Result};
 
 /// Name of the exported entry symbol.
@@ -102,21 +104,24 @@ macro_rules! declare_plugin {
                 magic: $crate::plugin::MAGIC,
                 abi_version: $crate::plugin::ABI_VERSION,
                 decl_size: ::std::mem::size_of::<$crate::plugin::PluginDeclaration>() as u32,
-                rustc_version: $crate::plugin::RUSTC_VERSION_C.as_ptr() as *const ::std::ffi::c_char,
+                rustc_version: $crate::plugin::RUSTC_VERSION_C.as_ptr()
+                    as *const ::std::ffi::c_char,
                 core_version: $crate::plugin::CORE_VERSION_C.as_ptr() as *const ::std::ffi::c_char,
                 target: $crate::plugin::TARGET_C.as_ptr() as *const ::std::ffi::c_char,
                 layout_fingerprint: $crate::plugin::LAYOUT_FINGERPRINT,
                 plugin_name: concat!($name, "\0").as_ptr() as *const ::std::ffi::c_char,
                 register: {
-                    unsafe extern "C" fn register(
+                    unsafe extern "C" fn __simemu_register(
                         registry: *mut ::std::ffi::c_void,
                         error: *mut ::std::ffi::c_void,
                     ) -> i32 {
                         // SAFETY: the host passes a `*mut Registry` and a `*mut Option<String>`,
                         // after checking that both sides agree on their layout.
-                        unsafe { $crate::plugin::run_registration($name, $register, registry, error) }
+                        unsafe {
+                            $crate::plugin::run_registration($name, $register, registry, error)
+                        }
                     }
-                    register
+                    __simemu_register
                 },
             });
 
@@ -190,7 +195,12 @@ fn guard_registry(plugin: &str, own: Registry) -> Registry {
         let mut e = e.clone();
         let (b, p) = (e.build.clone(), p.clone());
         e.build = Arc::new(move |o| {
-            guarded(&p, || b(o)).map(|s| Box::new(GuardedSimulator { inner: s, plugin: p.clone() }) as Box<dyn Simulator>)
+            guarded(&p, || b(o)).map(|s| {
+                Box::new(GuardedSimulator {
+                    inner: s,
+                    plugin: p.clone(),
+                }) as Box<dyn Simulator>
+            })
         });
         out.insert_simulator(e);
     }
@@ -198,7 +208,12 @@ fn guard_registry(plugin: &str, own: Registry) -> Registry {
         let mut e = e.clone();
         let (b, p) = (e.build.clone(), p.clone());
         e.build = Arc::new(move |o, ctx| {
-            guarded(&p, || b(o, ctx)).map(|s| Box::new(GuardedStatistic { inner: s, plugin: p.clone() }) as Box<dyn Statistic>)
+            guarded(&p, || b(o, ctx)).map(|s| {
+                Box::new(GuardedStatistic {
+                    inner: s,
+                    plugin: p.clone(),
+                }) as Box<dyn Statistic>
+            })
         });
         out.insert_statistic(e);
     }
@@ -206,10 +221,20 @@ fn guard_registry(plugin: &str, own: Registry) -> Registry {
         let mut e = e.clone();
         let (b, l, p1, p2) = (e.build.clone(), e.load.clone(), p.clone(), p.clone());
         e.build = Arc::new(move |o, r| {
-            guarded(&p1, || b(o, r)).map(|g| Box::new(GuardedGenerator { inner: g, plugin: p1.clone() }) as Box<dyn Generator>)
+            guarded(&p1, || b(o, r)).map(|g| {
+                Box::new(GuardedGenerator {
+                    inner: g,
+                    plugin: p1.clone(),
+                }) as Box<dyn Generator>
+            })
         });
         e.load = Arc::new(move |path, o, r| {
-            guarded(&p2, || l(path, o, r)).map(|g| Box::new(GuardedGenerator { inner: g, plugin: p2.clone() }) as Box<dyn Generator>)
+            guarded(&p2, || l(path, o, r)).map(|g| {
+                Box::new(GuardedGenerator {
+                    inner: g,
+                    plugin: p2.clone(),
+                }) as Box<dyn Generator>
+            })
         });
         out.insert_generator(e);
     }
@@ -236,10 +261,15 @@ impl Simulator for GuardedSimulator {
     }
     fn prepare(&self, params: &[f64]) -> Result<Box<dyn PreparedSimulator>> {
         let p = self.plugin.clone();
-        guarded(&self.plugin, || self.inner.prepare(params))
-            .map(|inner| Box::new(GuardedPrepared { inner, plugin: p }) as Box<dyn PreparedSimulator>)
+        guarded(&self.plugin, || self.inner.prepare(params)).map(|inner| {
+            Box::new(GuardedPrepared { inner, plugin: p }) as Box<dyn PreparedSimulator>
+        })
     }
-    fn theory(&self, params: &[f64], query: &std::collections::BTreeMap<String, Vec<f64>>) -> Result<serde_json::Value> {
+    fn theory(
+        &self,
+        params: &[f64],
+        query: &std::collections::BTreeMap<String, Vec<f64>>,
+    ) -> Result<serde_json::Value> {
         guarded(&self.plugin, || self.inner.theory(params, query))
     }
 }
@@ -302,7 +332,12 @@ impl Generator for GuardedGenerator {
     fn params(&self) -> Vec<ParamSpec> {
         self.inner.params()
     }
-    fn train(&mut self, data: &Dataset, options: &TrainOptions, registry: &Registry) -> Result<TrainSummary> {
+    fn train(
+        &mut self,
+        data: &Dataset,
+        options: &TrainOptions,
+        registry: &Registry,
+    ) -> Result<TrainSummary> {
         let plugin = self.plugin.clone();
         guarded(&plugin, || self.inner.train(data, options, registry))
     }
@@ -334,12 +369,14 @@ impl Registry {
         let refuse = |m: String| Error::PluginRefused(format!("{shown}: {m}"));
         // SAFETY: loading runs the library's initialisers; simemu plugins are trusted
         // code the user named explicitly on the command line.
-        let lib = unsafe { libloading::Library::new(path) }.map_err(|e| refuse(format!("cannot load library: {e}")))?;
+        let lib = unsafe { libloading::Library::new(path) }
+            .map_err(|e| refuse(format!("cannot load library: {e}")))?;
         // SAFETY: the symbol is declared `extern "C" fn() -> *const PluginDeclaration`.
         let decl_ptr = unsafe {
-            let entry: libloading::Symbol<unsafe extern "C" fn() -> *const PluginDeclaration> = lib
-                .get(ENTRY_SYMBOL)
-                .map_err(|_| refuse("not a simemu plugin (no 'simemu_plugin_entry' symbol)".into()))?;
+            let entry: libloading::Symbol<unsafe extern "C" fn() -> *const PluginDeclaration> =
+                lib.get(ENTRY_SYMBOL).map_err(|_| {
+                    refuse("not a simemu plugin (no 'simemu_plugin_entry' symbol)".into())
+                })?;
             entry()
         };
         if decl_ptr.is_null() {
@@ -361,11 +398,31 @@ impl Registry {
             )));
         }
         let checks = [
-            ("declaration size", decl.decl_size.to_string(), (std::mem::size_of::<PluginDeclaration>()).to_string()),
-            ("rustc version", c_str(decl.rustc_version), RUSTC_VERSION_C.trim_end_matches('\0').to_string()),
-            ("simemu-core version", c_str(decl.core_version), CORE_VERSION_C.trim_end_matches('\0').to_string()),
-            ("target", c_str(decl.target), TARGET_C.trim_end_matches('\0').to_string()),
-            ("type layout fingerprint", format!("{:#x}", decl.layout_fingerprint), format!("{LAYOUT_FINGERPRINT:#x}")),
+            (
+                "declaration size",
+                decl.decl_size.to_string(),
+                (std::mem::size_of::<PluginDeclaration>()).to_string(),
+            ),
+            (
+                "rustc version",
+                c_str(decl.rustc_version),
+                RUSTC_VERSION_C.trim_end_matches('\0').to_string(),
+            ),
+            (
+                "simemu-core version",
+                c_str(decl.core_version),
+                CORE_VERSION_C.trim_end_matches('\0').to_string(),
+            ),
+            (
+                "target",
+                c_str(decl.target),
+                TARGET_C.trim_end_matches('\0').to_string(),
+            ),
+            (
+                "type layout fingerprint",
+                format!("{:#x}", decl.layout_fingerprint),
+                format!("{LAYOUT_FINGERPRINT:#x}"),
+            ),
         ];
         for (what, theirs, ours) in checks {
             if theirs != ours {

@@ -13,10 +13,13 @@ use crate::{Error, Result};
 pub type SimulatorBuilder = dyn Fn(&serde_json::Value) -> Result<Box<dyn Simulator>> + Send + Sync;
 /// Builds an untrained generator from its configuration; the registry lets a
 /// generator use other plugins (a baseline that reruns the data's simulator).
-pub type GeneratorBuilder = dyn Fn(&serde_json::Value, &Registry) -> Result<Box<dyn Generator>> + Send + Sync;
+pub type GeneratorBuilder =
+    dyn Fn(&serde_json::Value, &Registry) -> Result<Box<dyn Generator>> + Send + Sync;
 /// Restores a trained generator from a checkpoint path and its stored configuration.
-pub type GeneratorLoader = dyn Fn(&Path, &serde_json::Value, &Registry) -> Result<Box<dyn Generator>> + Send + Sync;
-pub type StatisticBuilder = dyn Fn(&serde_json::Value, &StatContext) -> Result<Box<dyn Statistic>> + Send + Sync;
+pub type GeneratorLoader =
+    dyn Fn(&Path, &serde_json::Value, &Registry) -> Result<Box<dyn Generator>> + Send + Sync;
+pub type StatisticBuilder =
+    dyn Fn(&serde_json::Value, &StatContext) -> Result<Box<dyn Statistic>> + Send + Sync;
 
 /// Where an entry came from, shown by `simemu list`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,7 +104,12 @@ impl Registry {
             r.current_origin = Some(Origin::Static(p.name.to_string()));
             let res = (p.register)(&mut r);
             r.current_origin = None;
-            res.map_err(|e| Error::Other(format!("static plugin '{}' failed to register: {e}", p.name)))?;
+            res.map_err(|e| {
+                Error::Other(format!(
+                    "static plugin '{}' failed to register: {e}",
+                    p.name
+                ))
+            })?;
         }
         Ok(r)
     }
@@ -121,7 +129,9 @@ impl Registry {
     }
 
     fn origin(&self) -> Origin {
-        self.current_origin.clone().unwrap_or(Origin::Static("builtin".into()))
+        self.current_origin
+            .clone()
+            .unwrap_or(Origin::Static("builtin".into()))
     }
 
     fn check_new(&self, kind: &str, name: &str, exists: bool) -> Result<()> {
@@ -129,7 +139,9 @@ impl Registry {
             return Err(Error::Other(format!("invalid {kind} name '{name}'")));
         }
         if exists {
-            return Err(Error::Other(format!("a {kind} named '{name}' is already registered")));
+            return Err(Error::Other(format!(
+                "a {kind} named '{name}' is already registered"
+            )));
         }
         Ok(())
     }
@@ -158,8 +170,14 @@ impl Registry {
         name: &str,
         description: &str,
         options: Vec<OptionSpec>,
-        build: impl Fn(&serde_json::Value, &Registry) -> Result<Box<dyn Generator>> + Send + Sync + 'static,
-        load: impl Fn(&Path, &serde_json::Value, &Registry) -> Result<Box<dyn Generator>> + Send + Sync + 'static,
+        build: impl Fn(&serde_json::Value, &Registry) -> Result<Box<dyn Generator>>
+            + Send
+            + Sync
+            + 'static,
+        load: impl Fn(&Path, &serde_json::Value, &Registry) -> Result<Box<dyn Generator>>
+            + Send
+            + Sync
+            + 'static,
     ) -> Result<()> {
         self.check_new("generator", name, self.generators.contains_key(name))?;
         let e = GeneratorEntry {
@@ -179,7 +197,10 @@ impl Registry {
         name: &str,
         description: &str,
         options: Vec<OptionSpec>,
-        build: impl Fn(&serde_json::Value, &StatContext) -> Result<Box<dyn Statistic>> + Send + Sync + 'static,
+        build: impl Fn(&serde_json::Value, &StatContext) -> Result<Box<dyn Statistic>>
+            + Send
+            + Sync
+            + 'static,
     ) -> Result<()> {
         self.check_new("statistic", name, self.statistics.contains_key(name))?;
         let e = StatisticEntry {
@@ -222,17 +243,27 @@ impl Registry {
     }
 
     pub fn simulator(&self, name: &str) -> Result<&SimulatorEntry> {
-        self.simulators.get(name).ok_or_else(|| unknown("simulator", name, self.simulators.keys()))
+        self.simulators
+            .get(name)
+            .ok_or_else(|| unknown("simulator", name, self.simulators.keys()))
     }
     pub fn generator(&self, name: &str) -> Result<&GeneratorEntry> {
-        self.generators.get(name).ok_or_else(|| unknown("generator", name, self.generators.keys()))
+        self.generators
+            .get(name)
+            .ok_or_else(|| unknown("generator", name, self.generators.keys()))
     }
     pub fn statistic(&self, name: &str) -> Result<&StatisticEntry> {
-        self.statistics.get(name).ok_or_else(|| unknown("statistic", name, self.statistics.keys()))
+        self.statistics
+            .get(name)
+            .ok_or_else(|| unknown("statistic", name, self.statistics.keys()))
     }
 
     /// Builds a simulator by name from its options.
-    pub fn build_simulator(&self, name: &str, options: &serde_json::Value) -> Result<Box<dyn Simulator>> {
+    pub fn build_simulator(
+        &self,
+        name: &str,
+        options: &serde_json::Value,
+    ) -> Result<Box<dyn Simulator>> {
         (self.simulator(name)?.build)(options)
     }
 }
@@ -242,6 +273,10 @@ fn unknown<'a>(kind: &str, name: &str, available: impl Iterator<Item = &'a Strin
     Error::UnknownPlugin(format!(
         "unknown {kind} '{name}'{}; available: {}",
         did_you_mean(name, &names),
-        if names.is_empty() { "(none)".to_string() } else { names.join(", ") }
+        if names.is_empty() {
+            "(none)".to_string()
+        } else {
+            names.join(", ")
+        }
     ))
 }

@@ -23,8 +23,14 @@ impl Shard {
         let (k, n) = s
             .split_once('/')
             .ok_or_else(|| Error::Option(format!("shard '{s}' must be K/N")))?;
-        let index: usize = k.trim().parse().map_err(|_| Error::Option(format!("shard '{s}': K is not a whole number")))?;
-        let count: usize = n.trim().parse().map_err(|_| Error::Option(format!("shard '{s}': N is not a whole number")))?;
+        let index: usize = k
+            .trim()
+            .parse()
+            .map_err(|_| Error::Option(format!("shard '{s}': K is not a whole number")))?;
+        let count: usize = n
+            .trim()
+            .parse()
+            .map_err(|_| Error::Option(format!("shard '{s}': N is not a whole number")))?;
         if count == 0 || index >= count {
             return Err(Error::Option(format!("shard '{s}': need 0 <= K < N")));
         }
@@ -53,7 +59,12 @@ pub struct SimulationJob<'a> {
 
 /// Runs the job into a dataset at `out`; `progress` is called with the number of
 /// samples finished so far.
-pub fn simulate_to_dataset(job: &SimulationJob, out: &Path, overwrite: bool, progress: &(dyn Fn(usize) + Sync)) -> Result<Manifest> {
+pub fn simulate_to_dataset(
+    job: &SimulationJob,
+    out: &Path,
+    overwrite: bool,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Manifest> {
     let sim = job.simulator;
     for p in &job.design {
         crate::params::check_params(sim.params(), p)?;
@@ -64,14 +75,20 @@ pub fn simulate_to_dataset(job: &SimulationJob, out: &Path, overwrite: bool, pro
     }
     let range = job.shard.map(|s| s.range(total)).unwrap_or(0..total);
     if range.is_empty() {
-        return Err(Error::Option(format!("shard {:?} of {total} samples is empty", job.shard)));
+        return Err(Error::Option(format!(
+            "shard {:?} of {total} samples is empty",
+            job.shard
+        )));
     }
     let mut source = source_record("simulator", sim.name(), sim.config());
     source.extend(job.extra_source.clone());
     if let Some(s) = job.shard {
         source.insert("shard".into(), format!("{}/{}", s.index, s.count).into());
     }
-    let mut spec = DatasetSpec::new(sim.fields(), sim.params().iter().map(|p| p.name.clone()).collect());
+    let mut spec = DatasetSpec::new(
+        sim.fields(),
+        sim.params().iter().map(|p| p.name.clone()).collect(),
+    );
     spec.shard_size = job.shard_size;
     spec.run_seed = Some(job.run_seed);
     spec.part = job.shard.map(|_| PartEntry {
@@ -93,8 +110,10 @@ pub fn simulate_to_dataset(job: &SimulationJob, out: &Path, overwrite: bool, pro
         };
         point_of.push(k);
     }
-    let prepared: Vec<Box<dyn PreparedSimulator>> =
-        points.par_iter().map(|p| sim.prepare(p)).collect::<Result<Vec<_>>>()?;
+    let prepared: Vec<Box<dyn PreparedSimulator>> = points
+        .par_iter()
+        .map(|p| sim.prepare(p))
+        .collect::<Result<Vec<_>>>()?;
     let notes: Vec<serde_json::Value> = prepared.iter().map(|p| p.notes()).collect();
     if notes.iter().any(|n| !n.is_null()) {
         let list: Vec<serde_json::Value> = points

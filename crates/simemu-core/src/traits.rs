@@ -57,9 +57,16 @@ pub trait Simulator: Send + Sync {
     fn prepare(&self, params: &[f64]) -> Result<Box<dyn PreparedSimulator>>;
     /// Theory predictions at `params` for the requested abscissae (plugin-defined keys,
     /// e.g. `ell`). Simulators without theory say so.
-    fn theory(&self, params: &[f64], query: &BTreeMap<String, Vec<f64>>) -> Result<serde_json::Value> {
+    fn theory(
+        &self,
+        params: &[f64],
+        query: &BTreeMap<String, Vec<f64>>,
+    ) -> Result<serde_json::Value> {
         let _ = (params, query);
-        Err(Error::Other(format!("simulator '{}' offers no theory predictions", self.name())))
+        Err(Error::Other(format!(
+            "simulator '{}' offers no theory predictions",
+            self.name()
+        )))
     }
 }
 
@@ -110,7 +117,12 @@ pub trait Generator: Send {
     fn fields(&self) -> Vec<FieldSpec>;
     /// The condition σ, in the order `generate` takes it (empty: unconditional).
     fn params(&self) -> Vec<ParamSpec>;
-    fn train(&mut self, data: &Dataset, options: &TrainOptions, registry: &Registry) -> Result<TrainSummary>;
+    fn train(
+        &mut self,
+        data: &Dataset,
+        options: &TrainOptions,
+        registry: &Registry,
+    ) -> Result<TrainSummary>;
     /// Writes a complete checkpoint into `dir` (atomically: a reader never sees half of it).
     fn save(&self, dir: &Path) -> Result<()>;
     /// One sample per seed at parameters `params`; sample `k` depends only on

@@ -96,7 +96,10 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 }
 
 /// Compares the measurements of one statistic on two sets (same bins).
-pub fn compare_measurements(reference: &Measurement, candidate: &Measurement) -> StatisticComparison {
+pub fn compare_measurements(
+    reference: &Measurement,
+    candidate: &Measurement,
+) -> StatisticComparison {
     let mut components = Vec::new();
     let mut all_p = Vec::new();
     let mut rels = Vec::new();
@@ -124,7 +127,10 @@ pub fn compare_measurements(reference: &Measurement, candidate: &Measurement) ->
             let (rel, se) = if rm != 0.0 {
                 let rel = (km - rm) / rm;
                 rels.push(rel.abs());
-                (Some(rel), Some((rs * rs / nr + ks * ks / nc).sqrt() / rm.abs()))
+                (
+                    Some(rel),
+                    Some((rs * rs / nr + ks * ks / nc).sqrt() / rm.abs()),
+                )
             } else {
                 (None, None)
             };
@@ -142,7 +148,11 @@ pub fn compare_measurements(reference: &Measurement, candidate: &Measurement) ->
     }
     let table = PTable::from_pvalues(&all_p);
     let passed = all_p.iter().filter(|&&p| p > BIN_PASS_P).count();
-    let pass_fraction = if all_p.is_empty() { 0.0 } else { passed as f64 / all_p.len() as f64 };
+    let pass_fraction = if all_p.is_empty() {
+        0.0
+    } else {
+        passed as f64 / all_p.len() as f64
+    };
     StatisticComparison {
         statistic: reference.statistic.clone(),
         options: reference.options.clone(),
@@ -150,9 +160,18 @@ pub fn compare_measurements(reference: &Measurement, candidate: &Measurement) ->
         components,
         table,
         pass_fraction,
-        verdict: if pass_fraction >= STAT_PASS_FRACTION { "pass" } else { "fail" }.into(),
+        verdict: if pass_fraction >= STAT_PASS_FRACTION {
+            "pass"
+        } else {
+            "fail"
+        }
+        .into(),
         max_abs_rel_diff: rels.iter().cloned().reduce(f64::max),
-        mean_abs_rel_diff: if rels.is_empty() { None } else { Some(rels.iter().sum::<f64>() / rels.len() as f64) },
+        mean_abs_rel_diff: if rels.is_empty() {
+            None
+        } else {
+            Some(rels.iter().sum::<f64>() / rels.len() as f64)
+        },
         worst_p: all_p.iter().cloned().fold(1.0, f64::min),
     }
 }
@@ -197,7 +216,9 @@ mod tests {
 
     #[test]
     fn identical_sets_pass_and_shifted_sets_fail() {
-        let a: Vec<Vec<f64>> = (0..200).map(|i| vec![(i % 37) as f64, 1.0 + (i % 11) as f64]).collect();
+        let a: Vec<Vec<f64>> = (0..200)
+            .map(|i| vec![(i % 37) as f64, 1.0 + (i % 11) as f64])
+            .collect();
         let c = compare_measurements(&m(a.clone()), &m(a.clone()));
         assert_eq!(c.pass_fraction, 1.0);
         assert_eq!(c.verdict, "pass");

@@ -31,7 +31,10 @@ impl<'a> PooledValues<'a> {
                 let mut all = Vec::new();
                 for start in (0..self.dataset.len()).step_by(256) {
                     let n = 256.min(self.dataset.len() - start);
-                    let arr = self.dataset.read_field_range(self.field, start, n).map_err(|e| e.to_string())?;
+                    let arr = self
+                        .dataset
+                        .read_field_range(self.field, start, n)
+                        .map_err(|e| e.to_string())?;
                     match arr {
                         simemu_core::Array::F32(v) => all.extend_from_slice(&v),
                         simemu_core::Array::F64(v) => all.extend(v.iter().map(|&x| x as f32)),
@@ -80,7 +83,11 @@ pub fn field_index(ds: &Dataset, field: Option<&str>) -> Result<usize> {
         None => Err(Error::Option(format!(
             "{} has several fields ({}); choose one with --field",
             ds.path().display(),
-            ds.fields().iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+            ds.fields()
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }
@@ -99,7 +106,9 @@ pub fn build_statistic(
     let pooled = PooledValues::new(reference, field);
     let q = |p: &[f64]| pooled.quantiles(p);
     let v = || pooled.variance();
-    let spec = attrs_override.cloned().unwrap_or_else(|| reference.fields()[field].clone());
+    let spec = attrs_override
+        .cloned()
+        .unwrap_or_else(|| reference.fields()[field].clone());
     let ctx = StatContext {
         field: spec,
         quantiles: &q,
@@ -128,13 +137,18 @@ impl Measurement {
 
 /// Computes a statistic on samples, in parallel; errors name the sample index
 /// (offset by `first_index`).
-pub fn measure_samples(stat: &dyn Statistic, samples: &[Sample], first_index: usize) -> Result<Vec<Vec<Vec<f64>>>> {
+pub fn measure_samples(
+    stat: &dyn Statistic,
+    samples: &[Sample],
+    first_index: usize,
+) -> Result<Vec<Vec<Vec<f64>>>> {
     samples
         .par_iter()
         .enumerate()
         .map(|(k, s)| {
-            stat.compute(s)
-                .map_err(|e| Error::Data(format!("{}: sample {}: {e}", stat.name(), first_index + k)))
+            stat.compute(s).map_err(|e| {
+                Error::Data(format!("{}: sample {}: {e}", stat.name(), first_index + k))
+            })
         })
         .collect()
 }

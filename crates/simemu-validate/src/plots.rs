@@ -39,7 +39,7 @@ fn use_log(values: impl Iterator<Item = f64> + Clone, decades: f64) -> bool {
     let mut lo = f64::INFINITY;
     let mut hi = 0.0f64;
     for v in values {
-        if !(v > 0.0) || !v.is_finite() {
+        if v <= 0.0 || !v.is_finite() {
             return false;
         }
         lo = lo.min(v);
@@ -62,7 +62,7 @@ fn axis_label(v: f64, log: bool) -> String {
 }
 
 fn padded(lo: f64, hi: f64) -> (f64, f64) {
-    if !(hi > lo) {
+    if hi <= lo || hi.is_nan() || lo.is_nan() {
         let d = if lo == 0.0 { 1.0 } else { lo.abs() * 0.1 };
         return (lo - d, hi + d);
     }
@@ -71,7 +71,14 @@ fn padded(lo: f64, hi: f64) -> (f64, f64) {
 }
 
 /// μ ± σ bands of both sets with a candidate/reference ratio panel.
-fn band_plot(path: &Path, title: &str, x_name: &str, r: &Measurement, c: &Measurement, comp: usize) -> Result<()> {
+fn band_plot(
+    path: &Path,
+    title: &str,
+    x_name: &str,
+    r: &Measurement,
+    c: &Measurement,
+    comp: usize,
+) -> Result<()> {
     let stats = |m: &Measurement| -> (Vec<f64>, Vec<f64>) {
         let n = m.values[comp].len() as f64;
         let nb = m.x.len();
@@ -93,7 +100,11 @@ fn band_plot(path: &Path, title: &str, x_name: &str, r: &Measurement, c: &Measur
     let (cm, cs) = stats(c);
     let logx = use_log(r.x.iter().cloned(), 1.0);
     let logy = use_log(rm.iter().chain(cm.iter()).cloned(), 1.0)
-        && rm.iter().zip(&rs).chain(cm.iter().zip(&cs)).all(|(m, _)| *m > 0.0);
+        && rm
+            .iter()
+            .zip(&rs)
+            .chain(cm.iter().zip(&cs))
+            .all(|(m, _)| *m > 0.0);
     let tx = |v: f64| if logx { v.log10() } else { v };
     let ty = |v: f64| if logy { v.max(1e-300).log10() } else { v };
     let xs: Vec<f64> = r.x.iter().map(|&v| tx(v)).collect();
@@ -113,9 +124,20 @@ fn band_plot(path: &Path, title: &str, x_name: &str, r: &Measurement, c: &Measur
     };
     let (rlo, rhi) = band(&rm, &rs);
     let (clo, chi) = band(&cm, &cs);
-    let ylo = rlo.iter().chain(&clo).cloned().fold(f64::INFINITY, f64::min);
-    let yhi = rhi.iter().chain(&chi).cloned().fold(f64::NEG_INFINITY, f64::max);
-    let (x0, x1) = padded(xs.iter().cloned().fold(f64::INFINITY, f64::min), xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
+    let ylo = rlo
+        .iter()
+        .chain(&clo)
+        .cloned()
+        .fold(f64::INFINITY, f64::min);
+    let yhi = rhi
+        .iter()
+        .chain(&chi)
+        .cloned()
+        .fold(f64::NEG_INFINITY, f64::max);
+    let (x0, x1) = padded(
+        xs.iter().cloned().fold(f64::INFINITY, f64::min),
+        xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+    );
     let (y0, y1) = padded(ylo, yhi);
 
     let root = BitMapBackend::new(path, (900, 720)).into_drawing_area();
@@ -136,15 +158,25 @@ fn band_plot(path: &Path, title: &str, x_name: &str, r: &Measurement, c: &Measur
         .label_style((FONT, 14))
         .draw()
         .map_err(pe)?;
-    for (lo, hi, mean, color, label) in [(&rlo, &rhi, &rm, REF_COLOR, "reference"), (&clo, &chi, &cm, CAND_COLOR, "candidate")] {
+    for (lo, hi, mean, color, label) in [
+        (&rlo, &rhi, &rm, REF_COLOR, "reference"),
+        (&clo, &chi, &cm, CAND_COLOR, "candidate"),
+    ] {
         let mut poly: Vec<(f64, f64)> = xs.iter().cloned().zip(hi.iter().cloned()).collect();
         poly.extend(xs.iter().cloned().zip(lo.iter().cloned()).rev());
-        chart.draw_series(std::iter::once(Polygon::new(poly, color.mix(0.2)))).map_err(pe)?;
         chart
-            .draw_series(LineSeries::new(xs.iter().cloned().zip(mean.iter().map(|&v| ty(v))), color.stroke_width(2)))
+            .draw_series(std::iter::once(Polygon::new(poly, color.mix(0.2))))
+            .map_err(pe)?;
+        chart
+            .draw_series(LineSeries::new(
+                xs.iter().cloned().zip(mean.iter().map(|&v| ty(v))),
+                color.stroke_width(2),
+            ))
             .map_err(pe)?
             .label(format!("{label} μ ± σ"))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()
@@ -177,17 +209,32 @@ fn band_plot(path: &Path, title: &str, x_name: &str, r: &Measurement, c: &Measur
         .map_err(pe)?;
     rc.configure_mesh()
         .x_label_formatter(&|v| axis_label(*v, logx))
-        .x_desc(if logx { format!("{x_name} (log scale)") } else { x_name.to_string() })
+        .x_desc(if logx {
+            format!("{x_name} (log scale)")
+        } else {
+            x_name.to_string()
+        })
         .y_desc("candidate / reference")
         .label_style((FONT, 14))
         .draw()
         .map_err(pe)?;
     let mut poly: Vec<(f64, f64)> = spread.iter().map(|p| (p.0, p.2.min(rhi_))).collect();
     poly.extend(spread.iter().rev().map(|p| (p.0, p.1.max(rlo_))));
-    rc.draw_series(std::iter::once(Polygon::new(poly, REF_COLOR.mix(0.15)))).map_err(pe)?;
-    rc.draw_series(LineSeries::new(vec![(x0, 1.0), (x1, 1.0)], BLACK.stroke_width(1))).map_err(pe)?;
-    rc.draw_series(LineSeries::new(ratio.clone(), CAND_COLOR.stroke_width(2))).map_err(pe)?;
-    rc.draw_series(ratio.iter().map(|&p| Circle::new(p, 3, CAND_COLOR.filled()))).map_err(pe)?;
+    rc.draw_series(std::iter::once(Polygon::new(poly, REF_COLOR.mix(0.15))))
+        .map_err(pe)?;
+    rc.draw_series(LineSeries::new(
+        vec![(x0, 1.0), (x1, 1.0)],
+        BLACK.stroke_width(1),
+    ))
+    .map_err(pe)?;
+    rc.draw_series(LineSeries::new(ratio.clone(), CAND_COLOR.stroke_width(2)))
+        .map_err(pe)?;
+    rc.draw_series(
+        ratio
+            .iter()
+            .map(|&p| Circle::new(p, 3, CAND_COLOR.filled())),
+    )
+    .map_err(pe)?;
     root.present().map_err(pe)?;
     Ok(())
 }
@@ -199,7 +246,11 @@ fn pvalue_plot(path: &Path, report: &Report) -> Result<()> {
     root.fill(&WHITE).map_err(pe)?;
     let (title, body) = root.split_vertically(40);
     title
-        .draw(&Text::new("KS p-value per bin (log scale; dashed: 0.05)", (250, 10), (FONT, 20)))
+        .draw(&Text::new(
+            "KS p-value per bin (log scale; dashed: 0.05)",
+            (250, 10),
+            (FONT, 20),
+        ))
         .map_err(pe)?;
     for (area, st) in body.split_evenly((n, 1)).iter().zip(&report.statistics) {
         let pts: Vec<(f64, f64)> = st
@@ -212,7 +263,14 @@ fn pvalue_plot(path: &Path, report: &Report) -> Result<()> {
         let nb = pts.len().max(1) as f64;
         let ymin = pts.iter().map(|p| p.1).fold(-2.0f64, f64::min) - 0.2;
         let mut chart = ChartBuilder::on(area)
-            .caption(format!("{} ({:.0}% of bins pass)", st.statistic, 100.0 * st.pass_fraction), (FONT, 16))
+            .caption(
+                format!(
+                    "{} ({:.0}% of bins pass)",
+                    st.statistic,
+                    100.0 * st.pass_fraction
+                ),
+                (FONT, 16),
+            )
             .margin(8)
             .x_label_area_size(25)
             .y_label_area_size(60)
@@ -227,7 +285,12 @@ fn pvalue_plot(path: &Path, report: &Report) -> Result<()> {
             .map_err(pe)?;
         let line = 0.05f64.log10();
         chart
-            .draw_series(DashedLineSeries::new(vec![(-0.5, line), (nb - 0.5, line)], 6, 4, BLACK.stroke_width(1)))
+            .draw_series(DashedLineSeries::new(
+                vec![(-0.5, line), (nb - 0.5, line)],
+                6,
+                4,
+                BLACK.stroke_width(1),
+            ))
             .map_err(pe)?;
         chart
             .draw_series(pts.iter().map(|&(x, y)| {
@@ -257,7 +320,10 @@ fn map_grid(path: &Path, reference: &Dataset, candidate: &Dataset, field: usize)
         };
         Ok(v.chunks(h * w).map(|c| c.to_vec()).collect())
     };
-    let maps: Vec<Vec<f64>> = load(reference)?.into_iter().chain(load(candidate)?).collect();
+    let maps: Vec<Vec<f64>> = load(reference)?
+        .into_iter()
+        .chain(load(candidate)?)
+        .collect();
     let mut all: Vec<f64> = maps.iter().flatten().cloned().collect();
     all.sort_by(|a, b| a.total_cmp(b));
     let lo = all[(all.len() as f64 * 0.005) as usize];
@@ -272,8 +338,12 @@ fn map_grid(path: &Path, reference: &Dataset, candidate: &Dataset, field: usize)
     root.fill(&WHITE).map_err(pe)?;
     for (row, name) in ["reference", "candidate"].iter().enumerate() {
         let y0 = row as u32 * (th + label);
-        root.draw(&Text::new(format!("{name} (colour scale {lo:.3e} … {hi:.3e})"), (gap as i32, y0 as i32 + 6), (FONT, 16)))
-            .map_err(pe)?;
+        root.draw(&Text::new(
+            format!("{name} (colour scale {lo:.3e} … {hi:.3e})"),
+            (gap as i32, y0 as i32 + 6),
+            (FONT, 16),
+        ))
+        .map_err(pe)?;
         for k in 0..per_row {
             let m = &maps[row * per_row + k];
             let x0 = gap + k as u32 * (tw + gap);
@@ -284,7 +354,10 @@ fn map_grid(path: &Path, reference: &Dataset, candidate: &Dataset, field: usize)
                     for di in 0..scale {
                         for dj in 0..scale {
                             root.draw_pixel(
-                                ((x0 + (j * scale + dj) as u32) as i32, (y0 + label + (i * scale + di) as u32) as i32),
+                                (
+                                    (x0 + (j * scale + dj) as u32) as i32,
+                                    (y0 + label + (i * scale + di) as u32) as i32,
+                                ),
                                 &color,
                             )
                             .map_err(pe)?;
@@ -307,7 +380,12 @@ pub fn draw_all(
 ) -> Result<Vec<(String, String)>> {
     ensure_font()?;
     let mut out = Vec::new();
-    let field = reference.0.fields().iter().position(|f| f.name == report.field).unwrap_or(0);
+    let field = reference
+        .0
+        .fields()
+        .iter()
+        .position(|f| f.name == report.field)
+        .unwrap_or(0);
     if map_grid(&dir.join("samples.png"), reference.0, candidate.0, field)? {
         out.push(("Sample maps".to_string(), "samples.png".to_string()));
     }
@@ -320,6 +398,9 @@ pub fn draw_all(
         }
     }
     pvalue_plot(&dir.join("ks-pvalues.png"), report)?;
-    out.push(("KS p-values per bin".to_string(), "ks-pvalues.png".to_string()));
+    out.push((
+        "KS p-values per bin".to_string(),
+        "ks-pvalues.png".to_string(),
+    ));
     Ok(out)
 }

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use simemu_core::fsutil::{write_atomic, write_json_atomic, TempDir};
 use simemu_core::{Dataset, Error, Registry, Result, Statistic};
 
-use crate::compare::{compare_measurements, pooled_ks, PooledKs, StatisticComparison, LOW_POWER_SAMPLES};
+use crate::compare::{
+    compare_measurements, pooled_ks, PooledKs, StatisticComparison, LOW_POWER_SAMPLES,
+};
 use crate::measure::{build_statistic, field_index, measure_dataset, Measurement, PooledValues};
 
 /// One statistic to compute, by plugin name, with its options.
@@ -110,7 +112,9 @@ impl<'a> Harness<'a> {
             .collect::<Result<Vec<_>>>()?;
         let refs: Vec<&dyn Statistic> = stats.iter().map(|s| s.as_ref()).collect();
         let total = reference.len();
-        let reference_measurements = measure_dataset(&refs, reference, 0..total, &|d| progress("reference", d, total))?;
+        let reference_measurements = measure_dataset(&refs, reference, 0..total, &|d| {
+            progress("reference", d, total)
+        })?;
         Ok(Harness {
             reference,
             field,
@@ -125,7 +129,11 @@ impl<'a> Harness<'a> {
     }
 
     /// Measures the candidate and compares it with the reference.
-    pub fn validate(&self, candidate: &Dataset, progress: &(dyn Fn(&str, usize, usize) + Sync)) -> Result<(Report, Vec<Measurement>)> {
+    pub fn validate(
+        &self,
+        candidate: &Dataset,
+        progress: &(dyn Fn(&str, usize, usize) + Sync),
+    ) -> Result<(Report, Vec<Measurement>)> {
         self.reference.check_compatible(candidate)?;
         if candidate.len() < 2 {
             return Err(Error::Data(format!(
@@ -136,17 +144,26 @@ impl<'a> Harness<'a> {
         }
         let refs: Vec<&dyn Statistic> = self.stats.iter().map(|s| s.as_ref()).collect();
         let total = candidate.len();
-        let cand = measure_dataset(&refs, candidate, 0..total, &|d| progress("candidate", d, total))?;
+        let cand = measure_dataset(&refs, candidate, 0..total, &|d| {
+            progress("candidate", d, total)
+        })?;
         let statistics: Vec<StatisticComparison> = self
             .reference_measurements
             .iter()
             .zip(&cand)
             .map(|(r, c)| compare_measurements(r, c))
             .collect();
-        let cand_field = field_index(candidate, Some(&candidate.fields()[self.field.min(candidate.fields().len() - 1)].name))?;
+        let cand_field = field_index(
+            candidate,
+            Some(&candidate.fields()[self.field.min(candidate.fields().len() - 1)].name),
+        )?;
         let cand_pooled = PooledValues::new(candidate, cand_field);
         let field_name = self.reference.fields()[self.field].name.clone();
-        let pooled = pooled_ks(&field_name, self.reference_pooled.sorted()?, cand_pooled.sorted()?);
+        let pooled = pooled_ks(
+            &field_name,
+            self.reference_pooled.sorted()?,
+            cand_pooled.sorted()?,
+        );
         let mut warnings = Vec::new();
         let n = self.reference.len().min(candidate.len());
         if n < LOW_POWER_SAMPLES {
@@ -203,7 +220,12 @@ pub fn markdown(report: &Report, plots: &[(String, String)]) -> String {
     let _ = writeln!(
         s,
         "Reference: `{}` ({} samples). Candidate: `{}` ({} samples). Field `{}`. simemu {}.\n",
-        report.reference.path, report.reference.count, report.candidate.path, report.candidate.count, report.field, report.simemu_version
+        report.reference.path,
+        report.reference.count,
+        report.candidate.path,
+        report.candidate.count,
+        report.field,
+        report.simemu_version
     );
     let _ = writeln!(
         s,
@@ -233,17 +255,30 @@ pub fn markdown(report: &Report, plots: &[(String, String)]) -> String {
     let _ = writeln!(
         s,
         "\nPooled KS on all values of `{}`: D = {:.4e}, p = {:.3e} ({} vs {} values).\n",
-        report.pooled_ks.field, report.pooled_ks.ks_d, report.pooled_ks.ks_p, report.pooled_ks.n_reference, report.pooled_ks.n_candidate
+        report.pooled_ks.field,
+        report.pooled_ks.ks_d,
+        report.pooled_ks.ks_p,
+        report.pooled_ks.n_reference,
+        report.pooled_ks.n_candidate
     );
     let _ = writeln!(s, "## p-value tables (bins per p-value range)\n");
-    let _ = writeln!(s, "| statistic | p > 0.999 | 0.99–0.999 | 0.95–0.99 | 0.5–0.95 | 0.05–0.5 | p ≤ 0.05 |");
+    let _ = writeln!(
+        s,
+        "| statistic | p > 0.999 | 0.99–0.999 | 0.95–0.99 | 0.5–0.95 | 0.05–0.5 | p ≤ 0.05 |"
+    );
     let _ = writeln!(s, "|---|---|---|---|---|---|---|");
     for st in &report.statistics {
         let t = &st.table;
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {} | {} | {} |",
-            st.statistic, t.p_above_0_999, t.p_above_0_99, t.p_above_0_95, t.p_above_0_5, t.p_above_0_05, t.p_below_0_05
+            st.statistic,
+            t.p_above_0_999,
+            t.p_above_0_99,
+            t.p_above_0_95,
+            t.p_above_0_5,
+            t.p_above_0_05,
+            t.p_below_0_05
         );
     }
     if !plots.is_empty() {
@@ -290,7 +325,10 @@ pub fn write_report_dir(
     let dir = TempDir::new(out)?;
     let plots = crate::plots::draw_all(dir.path(), report, reference, candidate)?;
     write_json_atomic(&dir.path().join("report.json"), report)?;
-    write_atomic(&dir.path().join("report.md"), markdown(report, &plots).as_bytes())?;
+    write_atomic(
+        &dir.path().join("report.md"),
+        markdown(report, &plots).as_bytes(),
+    )?;
     dir.persist(overwrite)?;
     Ok(out.join("report.md"))
 }
@@ -328,21 +366,41 @@ pub fn candidate_name(ds: &Dataset) -> String {
 
 pub fn leaderboard_row(report: &Report, candidate: &Dataset, report_path: &str) -> LeaderboardRow {
     let total: usize = report.statistics.iter().map(|s| s.table.bins).sum();
-    let passed: f64 = report.statistics.iter().map(|s| s.pass_fraction * s.table.bins as f64).sum();
+    let passed: f64 = report
+        .statistics
+        .iter()
+        .map(|s| s.pass_fraction * s.table.bins as f64)
+        .sum();
     LeaderboardRow {
         candidate: candidate_name(candidate),
         path: candidate.path().display().to_string(),
         statistics: report.summary.clone(),
-        overall_pass_fraction: if total > 0 { passed / total as f64 } else { 0.0 },
-        seconds_per_sample: candidate.manifest().source.get("seconds_per_sample").and_then(|v| v.as_f64()),
+        overall_pass_fraction: if total > 0 {
+            passed / total as f64
+        } else {
+            0.0
+        },
+        seconds_per_sample: candidate
+            .manifest()
+            .source
+            .get("seconds_per_sample")
+            .and_then(|v| v.as_f64()),
         report: report_path.into(),
     }
 }
 
 pub fn leaderboard_markdown(lb: &Leaderboard) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "# Leaderboard\n\nReference: `{}` ({} samples).\n", lb.reference.path, lb.reference.count);
-    let stats: Vec<String> = lb.rows.first().map(|r| r.statistics.iter().map(|x| x.statistic.clone()).collect()).unwrap_or_default();
+    let _ = writeln!(
+        s,
+        "# Leaderboard\n\nReference: `{}` ({} samples).\n",
+        lb.reference.path, lb.reference.count
+    );
+    let stats: Vec<String> = lb
+        .rows
+        .first()
+        .map(|r| r.statistics.iter().map(|x| x.statistic.clone()).collect())
+        .unwrap_or_default();
     let _ = write!(s, "| candidate |");
     for st in &stats {
         let _ = write!(s, " {st} pass | {st} worst p | {st} mean \\|rel\\| |");
@@ -369,7 +427,9 @@ pub fn leaderboard_markdown(lb: &Leaderboard) -> String {
             s,
             " {:.0}% | {} | [report]({}) |",
             100.0 * r.overall_pass_fraction,
-            r.seconds_per_sample.map(|v| format!("{v:.2e}")).unwrap_or_else(|| "—".into()),
+            r.seconds_per_sample
+                .map(|v| format!("{v:.2e}"))
+                .unwrap_or_else(|| "—".into()),
             r.report
         );
     }

@@ -7,7 +7,9 @@ use simemu_validate::ks::{ks_2samp, kstwo_sf};
 fn sample(spec: &Value) -> Vec<f64> {
     let g = |k: &str| spec[k].as_f64().unwrap();
     let (n, a, b, p) = (g("n") as i64, g("a") as i64, g("b") as i64, g("p") as i64);
-    (0..n).map(|i| ((a * i + b) % p) as f64 / p as f64 * g("scale") + g("shift")).collect()
+    (0..n)
+        .map(|i| ((a * i + b) % p) as f64 / p as f64 * g("scale") + g("shift"))
+        .collect()
 }
 
 fn fixture() -> Value {
@@ -27,9 +29,19 @@ fn ks_2samp_matches_scipy() {
         let r = ks_2samp(&sample(&case["sample1"]), &sample(&case["sample2"]));
         let d = case["statistic"].as_f64().unwrap();
         let p = case["pvalue"].as_f64().unwrap();
-        assert!((r.statistic - d).abs() <= 1e-14, "{name}: D {} vs scipy {d}", r.statistic);
-        assert!(close(r.pvalue, p), "{name}: p {:e} vs scipy {p:e}", r.pvalue);
-        let fell_back = case["warning"].as_str().is_some_and(|w| w.contains("asymp"));
+        assert!(
+            (r.statistic - d).abs() <= 1e-14,
+            "{name}: D {} vs scipy {d}",
+            r.statistic
+        );
+        assert!(
+            close(r.pvalue, p),
+            "{name}: p {:e} vs scipy {p:e}",
+            r.pvalue
+        );
+        let fell_back = case["warning"]
+            .as_str()
+            .is_some_and(|w| w.contains("asymp"));
         if fell_back {
             assert!(!r.exact, "{name}: scipy fell back to asymp");
         }
@@ -39,7 +51,11 @@ fn ks_2samp_matches_scipy() {
 #[test]
 fn kstwo_sf_matches_scipy() {
     for v in fixture()["kstwo_sf"].as_array().unwrap() {
-        let (n, d, sf) = (v["n"].as_f64().unwrap(), v["d"].as_f64().unwrap(), v["sf"].as_f64().unwrap());
+        let (n, d, sf) = (
+            v["n"].as_f64().unwrap(),
+            v["d"].as_f64().unwrap(),
+            v["sf"].as_f64().unwrap(),
+        );
         let got = kstwo_sf(d, n);
         assert!(close(got, sf), "kstwo.sf({d}, {n}) = {got:e}, scipy {sf:e}");
     }
@@ -56,9 +72,16 @@ fn identical_samples_give_p_one_without_hanging() {
 #[test]
 fn lenstools_fixture_ks_values() {
     // scipy 1.10.1 values recorded with the lenstools fixture (map_A vs map_B).
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../plugins/map-stats/tests/fixtures");
-    let a = simemu_core::npy::read::<f64>(std::path::Path::new(&format!("{dir}/map_A.npy"))).unwrap().1;
-    let b = simemu_core::npy::read::<f64>(std::path::Path::new(&format!("{dir}/map_B.npy"))).unwrap().1;
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../plugins/map-stats/tests/fixtures"
+    );
+    let a = simemu_core::npy::read::<f64>(std::path::Path::new(&format!("{dir}/map_A.npy")))
+        .unwrap()
+        .1;
+    let b = simemu_core::npy::read::<f64>(std::path::Path::new(&format!("{dir}/map_B.npy")))
+        .unwrap()
+        .1;
     let r = ks_2samp(&a, &b);
     assert_eq!(r.statistic, 0.0144500732421875);
     assert!(close(r.pvalue, 2.257509382069515e-06), "{:e}", r.pvalue);

@@ -5,8 +5,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use simemu_core::fsutil::write_json_atomic;
 use simemu_core::{
-    Array, DType, Dataset, Error, Field, FieldSpec, Generator, ParamSpec, Registry, Result, Sample, TrainOptions,
-    TrainSummary,
+    Array, DType, Dataset, Error, Field, FieldSpec, Generator, ParamSpec, Registry, Result, Sample,
+    TrainOptions, TrainSummary,
 };
 use simemu_grid::num_complex::Complex64;
 use simemu_grid::{fft2, FieldDrawer};
@@ -22,7 +22,7 @@ struct State {
 }
 
 pub struct GaussianField {
-    state: Option<(State, Vec<f64>, FieldDrawer)>,
+    state: Option<(State, Vec<f64>, FieldDrawer<f64>)>,
 }
 
 impl GaussianField {
@@ -35,12 +35,16 @@ impl GaussianField {
         let mut g = Self::from_config(config)?;
         let path = dir.join(STATE_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let state: State = serde_json::from_str(&text).map_err(|e| Error::bad_file(&path, format!("corrupt checkpoint: {e}")))?;
+        let state: State = serde_json::from_str(&text)
+            .map_err(|e| Error::bad_file(&path, format!("corrupt checkpoint: {e}")))?;
         let ppath = dir.join(POWER_FILE);
         let (shape, power) = simemu_core::npy::read::<f64>(&ppath)?;
         let n = side(&state.field)?;
         if shape != [n, n] || power.iter().any(|p| !p.is_finite() || *p < 0.0) {
-            return Err(Error::bad_file(&ppath, format!("expected a non-negative {n}×{n} power map, got shape {shape:?}")));
+            return Err(Error::bad_file(
+                &ppath,
+                format!("expected a non-negative {n}×{n} power map, got shape {shape:?}"),
+            ));
         }
         let drawer = FieldDrawer::new(&power, n);
         g.state = Some((state, power, drawer));
@@ -66,20 +70,32 @@ impl Generator for GaussianField {
         serde_json::json!({})
     }
     fn fields(&self) -> Vec<FieldSpec> {
-        self.state.as_ref().map(|(s, ..)| vec![s.field.clone()]).unwrap_or_default()
+        self.state
+            .as_ref()
+            .map(|(s, ..)| vec![s.field.clone()])
+            .unwrap_or_default()
     }
     fn params(&self) -> Vec<ParamSpec> {
         Vec::new()
     }
-    fn train(&mut self, data: &Dataset, _options: &TrainOptions, _registry: &Registry) -> Result<TrainSummary> {
+    fn train(
+        &mut self,
+        data: &Dataset,
+        _options: &TrainOptions,
+        _registry: &Registry,
+    ) -> Result<TrainSummary> {
         if data.fields().len() != 1 {
-            return Err(Error::Data("gaussian-field: the training data must hold exactly one field".into()));
+            return Err(Error::Data(
+                "gaussian-field: the training data must hold exactly one field".into(),
+            ));
         }
         let spec = data.fields()[0].clone();
         let n = side(&spec)?;
         let count = data.len();
         if count < 2 {
-            return Err(Error::Data("gaussian-field: at least 2 training maps are needed".into()));
+            return Err(Error::Data(
+                "gaussian-field: at least 2 training maps are needed".into(),
+            ));
         }
         // Mean |DFT|²/N² per mode; the DC mode from the scatter of the map means.
         let mut power = vec![0.0; n * n];
@@ -128,14 +144,27 @@ impl Generator for GaussianField {
             .as_ref()
             .ok_or_else(|| Error::Other("gaussian-field: not trained".into()))?;
         if !params.is_empty() {
-            return Err(Error::Parameter("gaussian-field is unconditional: it takes no parameters".into()));
+            return Err(Error::Parameter(
+                "gaussian-field is unconditional: it takes no parameters".into(),
+            ));
         }
         seeds
             .iter()
             .map(|&seed| {
                 let mut rng = simemu_core::seed::rng(seed);
-                let m: Vec<f32> = drawer.draw(&mut rng).into_iter().map(|x| (x + state.mean) as f32).collect();
-                Ok(Sample::single(Field::new(state.field.name.clone(), state.field.shape.clone(), Array::F32(m))?, vec![]))
+                let m: Vec<f32> = drawer
+                    .draw(&mut rng)
+                    .into_iter()
+                    .map(|x| (x + state.mean) as f32)
+                    .collect();
+                Ok(Sample::single(
+                    Field::new(
+                        state.field.name.clone(),
+                        state.field.shape.clone(),
+                        Array::F32(m),
+                    )?,
+                    vec![],
+                ))
             })
             .collect()
     }

@@ -48,6 +48,8 @@ fn no_options(name: &str, config: &serde_json::Value) -> Result<()> {
             "{name}: unknown option '{}' (this generator has no options)",
             m.keys().next().unwrap()
         ))),
-        other => Err(simemu_core::Error::Option(format!("{name}: expected an option table, got {other}"))),
+        other => Err(simemu_core::Error::Option(format!(
+            "{name}: expected an option table, got {other}"
+        ))),
     }
 }

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use simemu_core::fsutil::write_json_atomic;
 use simemu_core::{
-    Dataset, Error, FieldSpec, Generator, ParamSpec, PreparedSimulator, Registry, Result, Sample, Simulator,
-    TrainOptions, TrainSummary,
+    Dataset, Error, FieldSpec, Generator, ParamSpec, PreparedSimulator, Registry, Result, Sample,
+    Simulator, TrainOptions, TrainSummary,
 };
 
 const STATE_FILE: &str = "simulator-baseline.json";
@@ -20,9 +20,12 @@ struct State {
     default_params: Vec<f64>,
 }
 
+/// The simulator prepared at the parameters of the last `generate` call.
+type PreparedCache = Mutex<Option<(Vec<f64>, Box<dyn PreparedSimulator>)>>;
+
 pub struct SimulatorBaseline {
     state: Option<(State, Box<dyn Simulator>)>,
-    prepared: Mutex<Option<(Vec<f64>, Box<dyn PreparedSimulator>)>>,
+    prepared: PreparedCache,
 }
 
 impl SimulatorBaseline {
@@ -38,16 +41,19 @@ impl SimulatorBaseline {
         let mut g = Self::from_config(config)?;
         let path = checkpoint_file(dir)?;
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let state: State = serde_json::from_str(&text).map_err(|e| Error::bad_file(&path, format!("corrupt checkpoint: {e}")))?;
+        let state: State = serde_json::from_str(&text)
+            .map_err(|e| Error::bad_file(&path, format!("corrupt checkpoint: {e}")))?;
         let sim = registry.build_simulator(&state.simulator, &state.config)?;
         g.state = Some((state, sim));
         Ok(g)
     }
 
     fn ready(&self) -> Result<&(State, Box<dyn Simulator>)> {
-        self.state
-            .as_ref()
-            .ok_or_else(|| Error::Other("simulator baseline: not trained (train it on a simulated dataset first)".into()))
+        self.state.as_ref().ok_or_else(|| {
+            Error::Other(
+                "simulator baseline: not trained (train it on a simulated dataset first)".into(),
+            )
+        })
     }
 }
 
@@ -57,7 +63,10 @@ fn checkpoint_file(dir: &Path) -> Result<std::path::PathBuf> {
     if p.exists() {
         Ok(p)
     } else {
-        Err(Error::bad_file(dir, format!("no {STATE_FILE}: not a simulator-baseline checkpoint")))
+        Err(Error::bad_file(
+            dir,
+            format!("no {STATE_FILE}: not a simulator-baseline checkpoint"),
+        ))
     }
 }
 
@@ -69,12 +78,23 @@ impl Generator for SimulatorBaseline {
         serde_json::json!({})
     }
     fn fields(&self) -> Vec<FieldSpec> {
-        self.state.as_ref().map(|(_, s)| s.fields()).unwrap_or_default()
+        self.state
+            .as_ref()
+            .map(|(_, s)| s.fields())
+            .unwrap_or_default()
     }
     fn params(&self) -> Vec<ParamSpec> {
-        self.state.as_ref().map(|(_, s)| s.params().to_vec()).unwrap_or_default()
+        self.state
+            .as_ref()
+            .map(|(_, s)| s.params().to_vec())
+            .unwrap_or_default()
     }
-    fn train(&mut self, data: &Dataset, _options: &TrainOptions, registry: &Registry) -> Result<TrainSummary> {
+    fn train(
+        &mut self,
+        data: &Dataset,
+        _options: &TrainOptions,
+        registry: &Registry,
+    ) -> Result<TrainSummary> {
         let src = &data.manifest().source;
         if src.get("kind").and_then(|v| v.as_str()) != Some("simulator") {
             return Err(Error::Data(format!(
@@ -83,8 +103,15 @@ impl Generator for SimulatorBaseline {
                 src.get("kind")
             )));
         }
-        let name = src.get("name").and_then(|v| v.as_str()).unwrap_or_default().to_string();
-        let config = src.get("config").cloned().unwrap_or(serde_json::Value::Null);
+        let name = src
+            .get("name")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let config = src
+            .get("config")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
         let sim = registry.build_simulator(&name, &config)?;
         let state = State {
             simulator: name,
@@ -101,7 +128,11 @@ impl Generator for SimulatorBaseline {
     }
     fn generate(&self, params: &[f64], seeds: &[u64]) -> Result<Vec<Sample>> {
         let (state, sim) = self.ready()?;
-        let params = if params.is_empty() { state.default_params.clone() } else { params.to_vec() };
+        let params = if params.is_empty() {
+            state.default_params.clone()
+        } else {
+            params.to_vec()
+        };
         simemu_core::params::check_params(sim.params(), &params)?;
         let mut cache = self.prepared.lock().unwrap();
         if cache.as_ref().map(|(p, _)| p != &params).unwrap_or(true) {

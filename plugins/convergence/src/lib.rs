@@ -13,15 +13,16 @@ pub mod lognormal;
 use std::collections::BTreeMap;
 use std::f64::consts::PI;
 
+use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use simemu_core::{
-    Array, DType, Error, Field, FieldSpec, OptionSpec, ParamSpec, PreparedSimulator, Registry, Result, Sample,
-    Simulator,
+    Array, DType, Error, Field, FieldSpec, OptionSpec, ParamSpec, PreparedSimulator, Registry,
+    Result, Sample, Simulator,
 };
 
 use cosmology::{lognormal_shift_hilbert, CosmoParams, Cosmology};
 use lognormal::lognormal_transform;
-use simemu_grid::{mode_wavenumbers, FieldDrawer};
+use simemu_grid::{mode_wavenumbers, DrawBuffers, FieldDrawer};
 
 pub const NAME: &str = "convergence";
 /// Name of the map field in every sample.
@@ -90,7 +91,9 @@ impl ConvergenceConfig {
         }
         if let Some(l) = c.lambda {
             if !(l.is_finite() && l > 0.0) {
-                return Err(Error::Option(format!("{NAME}: lambda = {l} must be positive")));
+                return Err(Error::Option(format!(
+                    "{NAME}: lambda = {l} must be positive"
+                )));
             }
         }
         Ok(c)
@@ -111,12 +114,33 @@ pub const Z_SOURCE: usize = 5;
 
 pub fn param_space() -> Vec<ParamSpec> {
     vec![
-        ParamSpec::new("omega_m", "", 0.10, 0.60, 0.3, "total matter density Ω_m (flat: Ω_Λ = 1 − Ω_m)"),
-        ParamSpec::new("sigma_8", "", 0.40, 1.20, 0.8, "linear RMS fluctuation in 8 Mpc/h spheres at z = 0"),
+        ParamSpec::new(
+            "omega_m",
+            "",
+            0.10,
+            0.60,
+            0.3,
+            "total matter density Ω_m (flat: Ω_Λ = 1 − Ω_m)",
+        ),
+        ParamSpec::new(
+            "sigma_8",
+            "",
+            0.40,
+            1.20,
+            0.8,
+            "linear RMS fluctuation in 8 Mpc/h spheres at z = 0",
+        ),
         ParamSpec::new("omega_b", "", 0.01, 0.10, 0.046, "baryon density Ω_b"),
         ParamSpec::new("h", "", 0.50, 0.90, 0.7, "H0 / (100 km/s/Mpc)"),
         ParamSpec::new("n_s", "", 0.80, 1.20, 0.96, "primordial spectral index"),
-        ParamSpec::new("z_source", "", 0.30, 4.00, 1.0, "redshift of the single source plane"),
+        ParamSpec::new(
+            "z_source",
+            "",
+            0.30,
+            4.00,
+            1.0,
+            "redshift of the single source plane",
+        ),
     ]
 }
 
@@ -155,13 +179,19 @@ impl ConvergenceSimulator {
 
     /// The log-normal shift used at these parameters.
     pub fn lambda(&self, p: &[f64]) -> f64 {
-        self.config.lambda.unwrap_or_else(|| lognormal_shift_hilbert(p[Z_SOURCE]))
+        self.config
+            .lambda
+            .unwrap_or_else(|| lognormal_shift_hilbert(p[Z_SOURCE]))
     }
 
     /// C_ℓ at the given multipoles.
     pub fn cl(&self, p: &[f64], ells: &[f64]) -> Result<Vec<f64>> {
         let c = self.cosmology(p)?;
-        Ok(c.cl_kappa(ells, p[Z_SOURCE], self.config.nonlinear == Nonlinear::Halofit))
+        Ok(c.cl_kappa(
+            ells,
+            p[Z_SOURCE],
+            self.config.nonlinear == Nonlinear::Halofit,
+        ))
     }
 
     /// The grid power map P_ij = C(ℓ_ij)/Δ², interpolating C_ℓ log-log from a table.
@@ -204,7 +234,7 @@ pub struct PixelPrediction {
 
 pub struct PreparedConvergence {
     n: usize,
-    drawer: FieldDrawer,
+    drawer: FieldDrawer<f32>,
     kind: FieldKind,
     lambda: f64,
     gaussian_variance: f64,
@@ -266,25 +296,38 @@ impl ConvergenceSimulator {
     }
 }
 
+thread_local! {
+    /// FFT work space per thread and map size: drawing allocates nothing.
+    static BUFFERS: std::cell::RefCell<std::collections::HashMap<usize, DrawBuffers<f32>>> = Default::default();
+}
+
 impl PreparedConvergence {
-    /// One map in f64, row-major.
-    pub fn draw(&self, seed: u64) -> Vec<f64> {
-        let mut rng = simemu_core::seed::rng(seed);
-        let mut g = self.drawer.draw(&mut rng);
+    /// One map, row-major. The field is drawn in f32 (the precision maps are stored
+    /// in) from a Xoshiro256++ stream seeded with `seed` (SplitMix64 expansion,
+    /// portable and documented-reproducible).
+    pub fn draw(&self, seed: u64) -> Vec<f32> {
+        let mut out = vec![0.0f32; self.n * self.n];
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+        BUFFERS.with(|b| {
+            let mut map = b.borrow_mut();
+            let buffers = map.entry(self.n).or_insert_with(|| self.drawer.buffers());
+            self.drawer.draw_into(&mut rng, buffers, &mut out);
+        });
         if self.kind == FieldKind::Lognormal {
             // κ = λ(exp(g − σ_g²/2) − 1) has mean exactly 0 for the realised σ_g².
-            let half = 0.5 * self.gaussian_variance;
-            for v in g.iter_mut() {
-                *v = self.lambda * ((*v - half).exp() - 1.0);
+            let half = (0.5 * self.gaussian_variance) as f32;
+            let lambda = self.lambda as f32;
+            for v in out.iter_mut() {
+                *v = lambda * (simemu_grid::exp_f32(*v - half) - 1.0);
             }
         }
-        g
+        out
     }
 }
 
 impl PreparedSimulator for PreparedConvergence {
     fn simulate(&self, seed: u64) -> Result<Sample> {
-        let map: Vec<f32> = self.draw(seed).into_iter().map(|x| x as f32).collect();
+        let map = self.draw(seed);
         Ok(Sample::single(
             Field::new(FIELD, vec![self.n, self.n], Array::F32(map))?,
             self.params.clone(),
@@ -306,9 +349,11 @@ impl Simulator for ConvergenceSimulator {
     }
 
     fn fields(&self) -> Vec<FieldSpec> {
-        vec![FieldSpec::new(FIELD, vec![self.config.size, self.config.size], DType::F32)
-            .with_attr("angle_deg", self.config.angle_deg)
-            .with_attr("units", "convergence")]
+        vec![
+            FieldSpec::new(FIELD, vec![self.config.size, self.config.size], DType::F32)
+                .with_attr("angle_deg", self.config.angle_deg)
+                .with_attr("units", "convergence"),
+        ]
     }
 
     fn config(&self) -> serde_json::Value {
@@ -319,24 +364,38 @@ impl Simulator for ConvergenceSimulator {
         Ok(Box::new(self.prepare_concrete(params)?))
     }
 
-    fn theory(&self, params: &[f64], query: &BTreeMap<String, Vec<f64>>) -> Result<serde_json::Value> {
+    fn theory(
+        &self,
+        params: &[f64],
+        query: &BTreeMap<String, Vec<f64>>,
+    ) -> Result<serde_json::Value> {
         let mut out = serde_json::Map::new();
         for key in query.keys() {
             if key != "ell" {
-                return Err(Error::Option(format!("{NAME}: unknown theory query '--{key}' (available: --ell)")));
+                return Err(Error::Option(format!(
+                    "{NAME}: unknown theory query '--{key}' (available: --ell)"
+                )));
             }
         }
         if let Some(ells) = query.get("ell") {
             if ells.iter().any(|&l| !(l.is_finite() && l > 0.0)) {
-                return Err(Error::Option(format!("{NAME}: ell values must be positive")));
+                return Err(Error::Option(format!(
+                    "{NAME}: ell values must be positive"
+                )));
             }
             out.insert("ell".into(), serde_json::json!(ells));
             out.insert("cl".into(), serde_json::json!(self.cl(params, ells)?));
         }
         let prepared = self.prepare_concrete(params)?;
         out.insert("lambda".into(), serde_json::json!(prepared.lambda));
-        out.insert("pixel_variance".into(), serde_json::json!(prepared.prediction.variance));
-        out.insert("pixel_skewness".into(), serde_json::json!(prepared.prediction.skewness));
+        out.insert(
+            "pixel_variance".into(),
+            serde_json::json!(prepared.prediction.variance),
+        );
+        out.insert(
+            "pixel_skewness".into(),
+            serde_json::json!(prepared.prediction.skewness),
+        );
         Ok(serde_json::Value::Object(out))
     }
 }

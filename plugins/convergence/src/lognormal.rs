@@ -18,14 +18,21 @@ pub struct LognormalTransform {
 }
 
 /// ξ_G = ln(1 + ξ/λ²), P_G = DFT(ξ_G), negative modes clipped, DC zeroed.
-pub fn lognormal_transform(power: &[f64], n: usize, lambda: f64) -> Result<LognormalTransform, f64> {
+pub fn lognormal_transform(
+    power: &[f64],
+    n: usize,
+    lambda: f64,
+) -> Result<LognormalTransform, f64> {
     let xi = covariance(power, n);
     let lam2 = lambda * lambda;
     let min = xi.iter().cloned().fold(f64::INFINITY, f64::min);
     if lam2 + min <= 0.0 {
         return Err((-min).sqrt());
     }
-    let mut g: Vec<Complex64> = xi.iter().map(|&x| Complex64::new((x / lam2).ln_1p(), 0.0)).collect();
+    let mut g: Vec<Complex64> = xi
+        .iter()
+        .map(|&x| Complex64::new((x / lam2).ln_1p(), 0.0))
+        .collect();
     fft2(&mut g, n, false);
     let mut clipped = 0;
     let mut clipped_power = 0.0;
@@ -49,7 +56,10 @@ pub fn lognormal_transform(power: &[f64], n: usize, lambda: f64) -> Result<Logno
         gaussian_power: out,
         gaussian_variance: variance,
         clipped_modes: clipped,
-        clipped_fraction: if total > 0.0 { clipped_power / total } else { 0.0 },
+        clipped_fraction: if total > 0.0 {
+            clipped_power / total
+        } else {
+            0.0
+        },
     })
 }
-

@@ -4,17 +4,20 @@
 //! every comparison allows 4 standard errors: with ≈ 30 comparisons the chance of a
 //! false failure is below 0.2%, and the seeds are fixed so the outcome is reproducible.
 
-use simemu_grid::num_complex::Complex64;
-use simemu_grid::{fft2, mode_wavenumbers};
 use simemu_convergence::{ConvergenceConfig, ConvergenceSimulator, PreparedConvergence};
 use simemu_core::seed::sample_seed;
 use simemu_core::Simulator;
+use simemu_grid::num_complex::Complex64;
+use simemu_grid::{fft2, mode_wavenumbers};
 
 const N: usize = 64;
 const MAPS: usize = 400;
 
 fn simulator(field: &str) -> ConvergenceSimulator {
-    let cfg = ConvergenceConfig::from_options(&serde_json::json!({"size": N, "angle_deg": 3.5, "field": field})).unwrap();
+    let cfg = ConvergenceConfig::from_options(
+        &serde_json::json!({"size": N, "angle_deg": 3.5, "field": field}),
+    )
+    .unwrap();
     ConvergenceSimulator::new(cfg)
 }
 
@@ -23,7 +26,14 @@ fn fiducial() -> Vec<f64> {
 }
 
 fn maps(p: &PreparedConvergence) -> Vec<Vec<f64>> {
-    (0..MAPS).map(|i| p.draw(sample_seed(11, i as u64))).collect()
+    (0..MAPS)
+        .map(|i| {
+            p.draw(sample_seed(11, i as u64))
+                .into_iter()
+                .map(f64::from)
+                .collect()
+        })
+        .collect()
 }
 
 fn mean_se(values: &[f64]) -> (f64, f64) {
@@ -43,7 +53,10 @@ fn check_power_spectrum(field: &str) {
     let pix = angle / N as f64;
     // Log bins from the fundamental to the corner of the grid; full-plane modes.
     let nb = 10;
-    let (lo, hi) = ((2.0 * std::f64::consts::PI / angle).ln(), (ells.iter().cloned().fold(0.0, f64::max) * 1.0001).ln());
+    let (lo, hi) = (
+        (2.0 * std::f64::consts::PI / angle).ln(),
+        (ells.iter().cloned().fold(0.0, f64::max) * 1.0001).ln(),
+    );
     let bin_of = |l: f64| ((l.ln() - lo) / (hi - lo) * nb as f64).floor() as isize;
     let mut count = vec![0usize; nb];
     let mut expected = vec![0.0; nb];
@@ -103,27 +116,53 @@ fn pixel_moments(field: &str) -> ((f64, f64), (f64, f64), f64, f64) {
     let sim = simulator(field);
     let prepared = sim.prepare_concrete(&fiducial()).unwrap();
     let all = maps(&prepared);
-    let m2: Vec<f64> = all.iter().map(|m| m.iter().map(|x| x * x).sum::<f64>() / m.len() as f64).collect();
-    let m3: Vec<f64> = all.iter().map(|m| m.iter().map(|x| x * x * x).sum::<f64>() / m.len() as f64).collect();
-    (mean_se(&m2), mean_se(&m3), prepared.prediction.variance, prepared.prediction.skewness)
+    let m2: Vec<f64> = all
+        .iter()
+        .map(|m| m.iter().map(|x| x * x).sum::<f64>() / m.len() as f64)
+        .collect();
+    let m3: Vec<f64> = all
+        .iter()
+        .map(|m| m.iter().map(|x| x * x * x).sum::<f64>() / m.len() as f64)
+        .collect();
+    (
+        mean_se(&m2),
+        mean_se(&m3),
+        prepared.prediction.variance,
+        prepared.prediction.skewness,
+    )
 }
 
 #[test]
 fn lognormal_pixel_variance_and_skewness_match_prediction() {
     let ((v, v_se), (t, t_se), pv, ps) = pixel_moments("lognormal");
-    assert!((v - pv).abs() < 4.0 * v_se, "variance {v:.4e} vs predicted {pv:.4e} (SE {v_se:.1e})");
+    assert!(
+        (v - pv).abs() < 4.0 * v_se,
+        "variance {v:.4e} vs predicted {pv:.4e} (SE {v_se:.1e})"
+    );
     // Third moment predicted from variance and skewness: μ3 = S σ³.
     let pt = ps * pv.powf(1.5);
-    assert!((t - pt).abs() < 4.0 * t_se, "third moment {t:.4e} vs predicted {pt:.4e} (SE {t_se:.1e})");
-    assert!(ps > 0.5, "log-normal maps must be clearly skewed, predicted skewness {ps}");
+    assert!(
+        (t - pt).abs() < 4.0 * t_se,
+        "third moment {t:.4e} vs predicted {pt:.4e} (SE {t_se:.1e})"
+    );
+    assert!(
+        ps > 0.5,
+        "log-normal maps must be clearly skewed, predicted skewness {ps}"
+    );
 }
 
 #[test]
 fn gaussian_pixels_are_not_skewed() {
     let ((v, v_se), (t, t_se), pv, ps) = pixel_moments("gaussian");
     assert_eq!(ps, 0.0);
-    assert!((v - pv).abs() < 4.0 * v_se, "variance {v:.4e} vs predicted {pv:.4e}");
-    assert!(t.abs() < 4.0 * t_se, "third moment {t:.3e} is not consistent with 0 (SE {t_se:.1e})");
+    assert!(
+        (v - pv).abs() < 4.0 * v_se,
+        "variance {v:.4e} vs predicted {pv:.4e}"
+    );
+    assert!(
+        t.abs() < 4.0 * t_se,
+        "third moment {t:.3e} is not consistent with 0 (SE {t_se:.1e})"
+    );
 }
 
 #[test]
@@ -146,11 +185,17 @@ fn bad_options_and_parameters_are_refused_up_front() {
     bad(serde_json::json!({"colour": 1}), "unknown field `colour`");
     bad(serde_json::json!({"field": "poisson"}), "unknown variant");
 
-    let cfg = ConvergenceConfig::from_options(&serde_json::json!({"size": 32, "lambda": 0.001})).unwrap();
+    let cfg =
+        ConvergenceConfig::from_options(&serde_json::json!({"size": 32, "lambda": 0.001})).unwrap();
     let sim = ConvergenceSimulator::new(cfg);
     let e = sim.prepare(&fiducial()).err().unwrap().to_string();
     assert!(e.contains("smallest admissible lambda"), "{e}");
     let mut p = fiducial();
     p[2] = 0.35; // omega_b above omega_m
-    assert!(simulator("gaussian").prepare(&p).err().unwrap().to_string().contains("omega_b"));
+    assert!(simulator("gaussian")
+        .prepare(&p)
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("omega_b"));
 }

@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 use simemu_core::bins::{midpoints, BinSpec};
-use simemu_core::{Error, OptionSpec, Registry, Result, Sample, StatContext, StatValues, Statistic};
+use simemu_core::{
+    Error, OptionSpec, Registry, Result, Sample, StatContext, StatValues, Statistic,
+};
 
 use crate::power::PowerSpectrum;
 use crate::topology::{minkowski, peak_counts, pixel_pdf, std_ddof0};
@@ -43,7 +45,9 @@ fn bin_spec(name: &str, value: &Option<serde_json::Value>, default: &str) -> Res
             Ok(BinSpec::Edges(e))
         }
         Some(serde_json::Value::Number(x)) => BinSpec::parse(&x.to_string()),
-        Some(other) => Err(Error::Option(format!("{name}: cannot read bin edges from {other}"))),
+        Some(other) => Err(Error::Option(format!(
+            "{name}: cannot read bin edges from {other}"
+        ))),
     }
 }
 
@@ -58,20 +62,41 @@ fn square_side(stat: &str, ctx: &StatContext) -> Result<usize> {
     }
 }
 
-/// The map of a sample as f64, refusing NaN/Inf.
-fn map_of(sample: &Sample, field: &str, n: usize) -> Result<Vec<f64>> {
-    let f = match sample.field(field) {
-        Ok(f) => f,
+thread_local! {
+    /// The f64 copy of the map being measured, reused: a fresh 0.5 MB allocation per
+    /// 256² map costs page faults that rival the statistic itself.
+    static MAP: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on the map of a sample as f64, refusing NaN/Inf.
+fn with_map<T>(sample: &Sample, field: &str, n: usize, f: impl FnOnce(&[f64]) -> T) -> Result<T> {
+    let fd = match sample.field(field) {
+        Ok(fd) => fd,
         Err(_) if sample.fields.len() == 1 => &sample.fields[0],
         Err(e) => return Err(e),
     };
-    if f.shape != [n, n] {
-        return Err(Error::Data(format!("map has shape {:?}, expected [{n}, {n}]", f.shape)));
+    if fd.shape != [n, n] {
+        return Err(Error::Data(format!(
+            "map has shape {:?}, expected [{n}, {n}]",
+            fd.shape
+        )));
     }
-    if let Some(i) = f.data.first_non_finite() {
-        return Err(Error::Data(format!("non-finite pixel at row {}, column {}", i / n, i % n)));
-    }
-    Ok(f.data.to_f64())
+    MAP.with(|buf| {
+        let mut m = buf.borrow_mut();
+        m.clear();
+        match &fd.data {
+            simemu_core::Array::F32(v) => m.extend(v.iter().map(|&x| x as f64)),
+            simemu_core::Array::F64(v) => m.extend_from_slice(v),
+        }
+        if let Some(i) = m.iter().position(|x| !x.is_finite()) {
+            return Err(Error::Data(format!(
+                "non-finite pixel at row {}, column {}",
+                i / n,
+                i % n
+            )));
+        }
+        Ok(f(&m))
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -93,7 +118,12 @@ struct ThresholdStat {
 }
 
 impl ThresholdStat {
-    fn build(kind: Kind, name: &'static str, options: &serde_json::Value, ctx: &StatContext) -> Result<Self> {
+    fn build(
+        kind: Kind,
+        name: &'static str,
+        options: &serde_json::Value,
+        ctx: &StatContext,
+    ) -> Result<Self> {
         let o: ThresholdOptions = simemu_core::params::options_from_json(name, options)?;
         let n = square_side(name, ctx)?;
         let spec = bin_spec(name, &o.thresholds, DEFAULT_THRESHOLDS)?;
@@ -138,16 +168,19 @@ impl Statistic for ThresholdStat {
         serde_json::json!({"thresholds": self.thresholds, "sigma_units": self.sigma_units})
     }
     fn compute(&self, sample: &Sample) -> Result<StatValues> {
-        let m = map_of(sample, &self.field, self.n)?;
-        let sigma = if self.sigma_units { std_ddof0(&m) } else { 1.0 };
-        if self.sigma_units && sigma == 0.0 {
-            return Err(Error::Data("constant map: σ = 0, cannot use sigma units".into()));
-        }
-        Ok(match self.kind {
-            Kind::Pdf => vec![pixel_pdf(&m, &self.thresholds, sigma)],
-            Kind::Minkowski => minkowski(&m, self.n, &self.thresholds, sigma).to_vec(),
-            Kind::Peaks => vec![peak_counts(&m, self.n, &self.thresholds, sigma)],
-        })
+        with_map(sample, &self.field, self.n, |m| {
+            let sigma = if self.sigma_units { std_ddof0(m) } else { 1.0 };
+            if self.sigma_units && sigma == 0.0 {
+                return Err(Error::Data(
+                    "constant map: σ = 0, cannot use sigma units".into(),
+                ));
+            }
+            Ok(match self.kind {
+                Kind::Pdf => vec![pixel_pdf(m, &self.thresholds, sigma)],
+                Kind::Minkowski => minkowski(m, self.n, &self.thresholds, sigma).to_vec(),
+                Kind::Peaks => vec![peak_counts(m, self.n, &self.thresholds, sigma)],
+            })
+        })?
     }
 }
 
@@ -166,7 +199,11 @@ impl PowerStat {
         let n = square_side("power-spectrum", ctx)?;
         let angle_deg = match o.angle_deg.or_else(|| ctx.field.attr_f64("angle_deg")) {
             Some(a) if a.is_finite() && a > 0.0 => a,
-            Some(a) => return Err(Error::Option(format!("power-spectrum: angle_deg = {a} must be positive"))),
+            Some(a) => {
+                return Err(Error::Option(format!(
+                    "power-spectrum: angle_deg = {a} must be positive"
+                )))
+            }
             None => {
                 return Err(Error::Option(format!(
                     "power-spectrum: the side angle of field '{}' is unknown; give --angle-deg",
@@ -184,7 +221,9 @@ impl PowerStat {
             v => {
                 let spec = bin_spec("power-spectrum", v, "")?;
                 if spec.needs_quantiles() {
-                    return Err(Error::Option("power-spectrum: quantile bins make no sense for ℓ".into()));
+                    return Err(Error::Option(
+                        "power-spectrum: quantile bins make no sense for ℓ".into(),
+                    ));
                 }
                 spec.resolve(ctx.quantiles)?
             }
@@ -229,8 +268,9 @@ impl Statistic for PowerStat {
         })
     }
     fn compute(&self, sample: &Sample) -> Result<StatValues> {
-        let m = map_of(sample, &self.field, self.n)?;
-        Ok(vec![self.estimator.compute(&m)])
+        with_map(sample, &self.field, self.n, |m| {
+            vec![self.estimator.compute(m)]
+        })
     }
 }
 
@@ -251,7 +291,12 @@ pub fn register(r: &mut Registry) -> Result<()> {
         "pixel-pdf",
         "histogram density of pixel values over thresholds (lenstools pdf)",
         threshold_options(),
-        |o, ctx| Ok(Box::new(ThresholdStat::build(Kind::Pdf, "pixel-pdf", o, ctx)?) as Box<dyn Statistic>),
+        |o, ctx| {
+            Ok(
+                Box::new(ThresholdStat::build(Kind::Pdf, "pixel-pdf", o, ctx)?)
+                    as Box<dyn Statistic>,
+            )
+        },
     )?;
     r.add_statistic(
         "power-spectrum",
@@ -270,13 +315,20 @@ pub fn register(r: &mut Registry) -> Result<()> {
         "minkowski",
         "Minkowski functionals V0, V1, V2 over thresholds (lenstools minkowskiFunctionals)",
         threshold_options(),
-        |o, ctx| Ok(Box::new(ThresholdStat::build(Kind::Minkowski, "minkowski", o, ctx)?) as Box<dyn Statistic>),
+        |o, ctx| {
+            Ok(
+                Box::new(ThresholdStat::build(Kind::Minkowski, "minkowski", o, ctx)?)
+                    as Box<dyn Statistic>,
+            )
+        },
     )?;
     r.add_statistic(
         "peaks",
         "differential peak counts dN/dν of 8-neighbour maxima (lenstools peakCount)",
         threshold_options(),
-        |o, ctx| Ok(Box::new(ThresholdStat::build(Kind::Peaks, "peaks", o, ctx)?) as Box<dyn Statistic>),
+        |o, ctx| {
+            Ok(Box::new(ThresholdStat::build(Kind::Peaks, "peaks", o, ctx)?) as Box<dyn Statistic>)
+        },
     )
 }
 

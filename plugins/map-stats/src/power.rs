@@ -8,6 +8,33 @@ use realfft::{RealFftPlanner, RealToComplex};
 use rustfft::num_complex::Complex64;
 use rustfft::{Fft, FftPlanner};
 
+/// FFT work space, one per thread and map size, so estimates allocate nothing.
+struct Buffers {
+    cols: Vec<Complex64>,
+    row_in: Vec<f64>,
+    row_out: Vec<Complex64>,
+    scratch: Vec<Complex64>,
+    cscratch: Vec<Complex64>,
+}
+
+impl Buffers {
+    fn new(p: &PowerSpectrum) -> Self {
+        let n = p.n;
+        let zero = Complex64::new(0.0, 0.0);
+        Buffers {
+            cols: vec![zero; (n / 2 + 1) * n],
+            row_in: vec![0.0; n],
+            row_out: vec![zero; n / 2 + 1],
+            scratch: p.row_r2c.make_scratch_vec(),
+            cscratch: vec![zero; p.col_fft.get_inplace_scratch_len()],
+        }
+    }
+}
+
+thread_local! {
+    static BUFFERS: std::cell::RefCell<std::collections::HashMap<usize, Buffers>> = Default::default();
+}
+
 /// A power-spectrum estimator for one map size, angle and set of ℓ edges, with the
 /// bin of every mode and the FFT plans precomputed.
 pub struct PowerSpectrum {
@@ -64,27 +91,37 @@ impl PowerSpectrum {
 
     /// The binned power spectrum of `map` (row-major N×N).
     pub fn compute(&self, map: &[f64]) -> Vec<f64> {
+        BUFFERS.with(|b| {
+            let mut all = b.borrow_mut();
+            let buf = all.entry(self.n).or_insert_with(|| Buffers::new(self));
+            self.compute_with(map, buf)
+        })
+    }
+
+    fn compute_with(&self, map: &[f64], buf: &mut Buffers) -> Vec<f64> {
         let n = self.n;
         let half = n / 2 + 1;
+        let Buffers {
+            cols,
+            row_in,
+            row_out,
+            scratch,
+            cscratch,
+        } = buf;
         // Rows: real-to-complex along axis 1, written column-major for the column pass.
-        let mut cols = vec![Complex64::new(0.0, 0.0); half * n];
-        let mut row_in = vec![0.0; n];
-        let mut row_out = vec![Complex64::new(0.0, 0.0); half];
-        let mut scratch = self.row_r2c.make_scratch_vec();
         for i in 0..n {
             row_in.copy_from_slice(&map[i * n..(i + 1) * n]);
             self.row_r2c
-                .process_with_scratch(&mut row_in, &mut row_out, &mut scratch)
+                .process_with_scratch(row_in, row_out, scratch)
                 .expect("buffer sizes match the plan");
             for j in 0..half {
                 cols[j * n + i] = row_out[j];
             }
         }
-        let mut cscratch = vec![Complex64::new(0.0, 0.0); self.col_fft.get_inplace_scratch_len()];
         let nb = self.modes_per_bin.len();
         let mut sums = vec![0.0; nb];
         for (j, col) in cols.chunks_mut(n).enumerate() {
-            self.col_fft.process_with_scratch(col, &mut cscratch);
+            self.col_fft.process_with_scratch(col, cscratch);
             for (i, z) in col.iter().enumerate() {
                 let b = self.bin_of_mode[i * half + j];
                 if b != u32::MAX {
@@ -94,7 +131,13 @@ impl PowerSpectrum {
         }
         sums.iter()
             .zip(&self.modes_per_bin)
-            .map(|(&s, &h)| if h == 0 { 0.0 } else { self.norm * s / h as f64 })
+            .map(|(&s, &h)| {
+                if h == 0 {
+                    0.0
+                } else {
+                    self.norm * s / h as f64
+                }
+            })
             .collect()
     }
 }

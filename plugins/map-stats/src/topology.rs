@@ -49,6 +49,43 @@ pub fn half_open_bin(edges: &[f64], x: f64) -> Option<usize> {
     }
 }
 
+/// Finds the half-open bin of values quickly: for uniform edges a division gives
+/// the bin up to round-off, then comparisons with the actual edges make it exact.
+pub struct BinFinder<'a> {
+    edges: &'a [f64],
+    lo: f64,
+    inv_width: f64,
+}
+
+impl<'a> BinFinder<'a> {
+    pub fn new(edges: &'a [f64]) -> Self {
+        let nb = edges.len() - 1;
+        BinFinder {
+            edges,
+            lo: edges[0],
+            inv_width: nb as f64 / (edges[nb] - edges[0]),
+        }
+    }
+
+    /// Index `k` with `e_k <= x < e_{k+1}`, if any (identical to [`half_open_bin`]).
+    #[inline]
+    pub fn find(&self, x: f64) -> Option<usize> {
+        let e = self.edges;
+        let nb = e.len() - 1;
+        if !(x >= e[0] && x < e[nb]) {
+            return None;
+        }
+        let mut k = (((x - self.lo) * self.inv_width) as usize).min(nb - 1);
+        while k > 0 && x < e[k] {
+            k -= 1;
+        }
+        while k + 1 < nb && x >= e[k + 1] {
+            k += 1;
+        }
+        Some(k)
+    }
+}
+
 /// numpy.histogram(m, bins=edges·σ, density=True)·σ (last bin closed; density over
 /// the in-range pixels only).
 pub fn pixel_pdf(m: &[f64], thresholds: &[f64], sigma: f64) -> Vec<f64> {
@@ -56,10 +93,11 @@ pub fn pixel_pdf(m: &[f64], thresholds: &[f64], sigma: f64) -> Vec<f64> {
     let nb = edges.len() - 1;
     let mut counts = vec![0u64; nb];
     let last = edges[nb];
+    let bins = BinFinder::new(&edges);
     for &x in m {
         if x == last {
             counts[nb - 1] += 1;
-        } else if let Some(k) = half_open_bin(&edges, x) {
+        } else if let Some(k) = bins.find(x) {
             counts[k] += 1;
         }
     }
@@ -75,29 +113,40 @@ pub fn pixel_pdf(m: &[f64], thresholds: &[f64], sigma: f64) -> Vec<f64> {
         .collect()
 }
 
+/// Periodic neighbour indices of each row/column: −2, −1, +1, +2.
+fn wrap_table(n: usize) -> Vec<[usize; 4]> {
+    (0..n)
+        .map(|i| [(i + n - 2) % n, (i + n - 1) % n, (i + 1) % n, (i + 2) % n])
+        .collect()
+}
+
 /// Periodic central-difference gradient and wide-stencil Hessian at (r, c).
 #[inline]
-fn derivatives(m: &[f64], n: usize, r: usize, c: usize) -> (f64, f64, f64, f64, f64) {
-    let at = |dr: isize, dc: isize| {
-        let rr = (r as isize + dr).rem_euclid(n as isize) as usize;
-        let cc = (c as isize + dc).rem_euclid(n as isize) as usize;
-        m[rr * n + cc]
-    };
+fn derivatives(
+    m: &[f64],
+    n: usize,
+    w: &[[usize; 4]],
+    r: usize,
+    c: usize,
+) -> (f64, f64, f64, f64, f64) {
+    let [r_2, r_1, r1, r2] = w[r];
+    let [c_2, c_1, c1, c2] = w[c];
     let v = m[r * n + c];
-    let gx = (at(0, 1) - at(0, -1)) / 2.0;
-    let gy = (at(1, 0) - at(-1, 0)) / 2.0;
-    let hxx = (at(0, 2) + at(0, -2) - 2.0 * v) / 4.0;
-    let hyy = (at(2, 0) + at(-2, 0) - 2.0 * v) / 4.0;
-    let hxy = (at(1, 1) + at(-1, -1) - at(1, -1) - at(-1, 1)) / 4.0;
+    let gx = (m[r * n + c1] - m[r * n + c_1]) / 2.0;
+    let gy = (m[r1 * n + c] - m[r_1 * n + c]) / 2.0;
+    let hxx = (m[r * n + c2] + m[r * n + c_2] - 2.0 * v) / 4.0;
+    let hyy = (m[r2 * n + c] + m[r_2 * n + c] - 2.0 * v) / 4.0;
+    let hxy = (m[r1 * n + c1] + m[r_1 * n + c_1] - m[r1 * n + c_1] - m[r_1 * n + c1]) / 4.0;
     (gx, gy, hxx, hyy, hxy)
 }
 
 /// Gradient (gx, gy) and Hessian (hxx, hyy, hxy) maps, as lenstools computes them.
 pub fn gradient_hessian(m: &[f64], n: usize) -> [Vec<f64>; 5] {
+    let w = wrap_table(n);
     let mut out: [Vec<f64>; 5] = std::array::from_fn(|_| vec![0.0; n * n]);
     for r in 0..n {
         for c in 0..n {
-            let d = derivatives(m, n, r, c);
+            let d = derivatives(m, n, &w, r, c);
             let i = r * n + c;
             out[0][i] = d.0;
             out[1][i] = d.1;
@@ -109,32 +158,69 @@ pub fn gradient_hessian(m: &[f64], n: usize) -> [Vec<f64>; 5] {
     out
 }
 
+/// Row `r` of the map with two pixels of periodic wrap on each side.
+fn padded_row(m: &[f64], n: usize, r: usize, out: &mut [f64]) {
+    let row = &m[r * n..(r + 1) * n];
+    out[0] = row[n - 2];
+    out[1] = row[n - 1];
+    out[2..n + 2].copy_from_slice(row);
+    out[n + 2] = row[0];
+    out[n + 3] = row[1];
+}
+
 /// Minkowski functionals V0, V1, V2 over the threshold bins (lenstools minkowski.c).
+///
+/// Derivatives are computed a row at a time on padded copies of the five rows the
+/// stencils touch, in loops the compiler vectorises; the sums over each bin then
+/// only gather. The per-bin sums run in row-major order, like lenstools.
 pub fn minkowski(m: &[f64], n: usize, thresholds: &[f64], sigma: f64) -> [Vec<f64>; 3] {
+    use std::f64::consts::PI;
     let nb = thresholds.len() - 1;
     let npix = (n * n) as f64;
     let edges: Vec<f64> = thresholds.iter().map(|t| t * sigma).collect();
-    let mids: Vec<f64> = (0..nb).map(|i| (thresholds[i] + thresholds[i + 1]) * sigma / 2.0).collect();
-    // V0 at midpoints: number of pixels >= each midpoint, from a histogram over the
-    // (increasing) midpoints and a suffix sum.
+    let mids: Vec<f64> = (0..nb)
+        .map(|i| (thresholds[i] + thresholds[i + 1]) * sigma / 2.0)
+        .collect();
+    let bins = BinFinder::new(&edges);
+    // V0 at midpoints: pixels >= each midpoint, by a histogram over the (increasing)
+    // midpoints and a suffix sum.
     let mut above = vec![0u64; nb + 1];
-    let mut v1 = vec![0.0; nb];
-    let mut v2 = vec![0.0; nb];
     let mut s1 = vec![0.0; nb];
     let mut s2 = vec![0.0; nb];
+    let mut rows: [Vec<f64>; 5] = std::array::from_fn(|_| vec![0.0; n + 4]);
+    let (mut i1, mut i2) = (vec![0.0; n], vec![0.0; n]);
     for r in 0..n {
+        for (k, row) in rows.iter_mut().enumerate() {
+            padded_row(m, n, (r + n + k - 2) % n, row);
+        }
+        let [up2, up1, mid, dn1, dn2] = &rows;
         for c in 0..n {
-            let v = m[r * n + c];
-            above[mids.partition_point(|&x| x <= v)] += 1;
-            if let Some(k) = half_open_bin(&edges, v) {
-                let (gx, gy, hxx, hyy, hxy) = derivatives(m, n, r, c);
-                let g2 = gx * gx + gy * gy;
-                s1[k] += 0.25 * g2.sqrt();
-                s2[k] += if g2 == 0.0 {
-                    (2.0 * hxy - hxx - hyy) / (4.0 * std::f64::consts::PI)
-                } else {
-                    ((2.0 * gx * gy * hxy - gx * gx * hyy - gy * gy * hxx) / g2) / (2.0 * std::f64::consts::PI)
-                };
+            let p = c + 2;
+            let v = mid[p];
+            let gx = (mid[p + 1] - mid[p - 1]) / 2.0;
+            let gy = (dn1[p] - up1[p]) / 2.0;
+            let hxx = (mid[p + 2] + mid[p - 2] - 2.0 * v) / 4.0;
+            let hyy = (dn2[p] + up2[p] - 2.0 * v) / 4.0;
+            let hxy = (dn1[p + 1] + up1[p - 1] - dn1[p - 1] - up1[p + 1]) / 4.0;
+            let g2 = gx * gx + gy * gy;
+            i1[c] = 0.25 * g2.sqrt();
+            i2[c] = if g2 == 0.0 {
+                (2.0 * hxy - hxx - hyy) / (4.0 * PI)
+            } else {
+                ((2.0 * gx * gy * hxy - gx * gx * hyy - gy * gy * hxx) / g2) / (2.0 * PI)
+            };
+        }
+        for c in 0..n {
+            let v = mid[c + 2];
+            match bins.find(v) {
+                Some(k) => {
+                    // Midpoint k lies inside bin k: v passes k of them, or k + 1.
+                    above[k + usize::from(v >= mids[k])] += 1;
+                    s1[k] += i1[c];
+                    s2[k] += i2[c];
+                }
+                None if v < edges[0] => above[0] += 1,
+                None => above[nb] += 1,
             }
         }
     }
@@ -144,6 +230,8 @@ pub fn minkowski(m: &[f64], n: usize, thresholds: &[f64], sigma: f64) -> [Vec<f6
         cum += above[i + 1];
         v0[i] = cum as f64 / npix;
     }
+    let mut v1 = vec![0.0; nb];
+    let mut v2 = vec![0.0; nb];
     for k in 0..nb {
         let d = thresholds[k + 1] - thresholds[k];
         v1[k] = s1[k] / (npix * d);
@@ -152,32 +240,44 @@ pub fn minkowski(m: &[f64], n: usize, thresholds: &[f64], sigma: f64) -> [Vec<f6
     [v0, v1, v2]
 }
 
-/// Whether pixel (r, c) is a strict 8-neighbour maximum (periodic); the centre value
-/// is rounded to f32 first, as lenstools' C code stores it in a `float`.
-#[inline]
-pub fn is_peak(m: &[f64], n: usize, r: usize, c: usize) -> bool {
-    let centre = m[r * n + c] as f32 as f64;
-    let up = if r == 0 { n - 1 } else { r - 1 };
-    let down = if r + 1 == n { 0 } else { r + 1 };
-    let left = if c == 0 { n - 1 } else { c - 1 };
-    let right = if c + 1 == n { 0 } else { c + 1 };
-    for rr in [up, r, down] {
-        for cc in [left, c, right] {
-            if (rr != r || cc != c) && centre <= m[rr * n + cc] {
-                return false;
-            }
-        }
-    }
-    true
-}
-
-/// All peaks as (row, column, value), row-major order.
+/// Strict 8-neighbour maxima (periodic) as (row, column, value), row-major order.
+///
+/// A pixel beats all 8 neighbours iff it beats its left and right neighbours and the
+/// 3-wide maxima of the rows above and below. Each row is tested in a branch-free
+/// loop (random maps make every comparison unpredictable) and the rare peaks are
+/// collected afterwards. The centre is rounded to f32 first, as lenstools' C code
+/// stores it in a `float`.
 pub fn peaks(m: &[f64], n: usize) -> Vec<(usize, usize, f64)> {
+    let row_max = |r: usize, out: &mut [f64]| {
+        let row = &m[r * n..(r + 1) * n];
+        for c in 0..n {
+            let l = row[if c == 0 { n - 1 } else { c - 1 }];
+            let x = row[if c + 1 == n { 0 } else { c + 1 }];
+            out[c] = l.max(row[c]).max(x);
+        }
+    };
+    let mut above = vec![0.0; n];
+    let mut below = vec![0.0; n];
+    let mut padded = vec![0.0; n + 2];
+    let mut flags = vec![0u8; n];
     let mut out = Vec::new();
     for r in 0..n {
+        row_max((r + n - 1) % n, &mut above);
+        row_max((r + 1) % n, &mut below);
+        let row = &m[r * n..(r + 1) * n];
+        padded[0] = row[n - 1];
+        padded[1..n + 1].copy_from_slice(row);
+        padded[n + 1] = row[0];
         for c in 0..n {
-            if is_peak(m, n, r, c) {
-                out.push((r, c, m[r * n + c]));
+            let centre = padded[c + 1] as f32 as f64;
+            flags[c] = u8::from(centre > padded[c])
+                & u8::from(centre > padded[c + 2])
+                & u8::from(centre > above[c])
+                & u8::from(centre > below[c]);
+        }
+        for (c, &f) in flags.iter().enumerate() {
+            if f != 0 {
+                out.push((r, c, row[c]));
             }
         }
     }
@@ -187,15 +287,11 @@ pub fn peaks(m: &[f64], n: usize) -> Vec<(usize, usize, f64)> {
 /// Differential peak counts dN/dν: each peak in `[t_k σ, t_{k+1} σ)` adds 1/Δt_k.
 pub fn peak_counts(m: &[f64], n: usize, thresholds: &[f64], sigma: f64) -> Vec<f64> {
     let edges: Vec<f64> = thresholds.iter().map(|t| t * sigma).collect();
+    let bins = BinFinder::new(&edges);
     let mut counts = vec![0u64; thresholds.len() - 1];
-    for r in 0..n {
-        for c in 0..n {
-            let v = m[r * n + c];
-            if let Some(k) = half_open_bin(&edges, v) {
-                if is_peak(m, n, r, c) {
-                    counts[k] += 1;
-                }
-            }
+    for (_, _, v) in peaks(m, n) {
+        if let Some(k) = bins.find(v) {
+            counts[k] += 1;
         }
     }
     counts

@@ -17,7 +17,9 @@ use statrs::function::erf::erfc;
 
 fn smoothed_grf(n: usize, smooth_px: f64, seed: u64) -> Vec<f64> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut c: Vec<Complex64> = (0..n * n).map(|_| Complex64::new(StandardNormal.sample(&mut rng), 0.0)).collect();
+    let mut c: Vec<Complex64> = (0..n * n)
+        .map(|_| Complex64::new(StandardNormal.sample(&mut rng), 0.0))
+        .collect();
     let mut planner = FftPlanner::new();
     let fwd = planner.plan_fft_forward(n);
     let inv = planner.plan_fft_inverse(n);
@@ -37,10 +39,17 @@ fn smoothed_grf(n: usize, smooth_px: f64, seed: u64) -> Vec<f64> {
         }
     };
     pass(&mut c, &fwd);
-    let freq = |i: usize| if i <= n / 2 { i as f64 } else { i as f64 - n as f64 };
+    let freq = |i: usize| {
+        if i <= n / 2 {
+            i as f64
+        } else {
+            i as f64 - n as f64
+        }
+    };
     for i in 0..n {
         for j in 0..n {
-            let k2 = (2.0 * std::f64::consts::PI / n as f64).powi(2) * (freq(i).powi(2) + freq(j).powi(2));
+            let k2 = (2.0 * std::f64::consts::PI / n as f64).powi(2)
+                * (freq(i).powi(2) + freq(j).powi(2));
             c[i * n + j] *= (-0.5 * k2 * smooth_px * smooth_px).exp();
         }
     }
@@ -56,7 +65,13 @@ fn gaussian_field_minkowski_functionals_match_theory() {
     // Thresholds are placed about the ensemble's own mean: its offset from 0 is sample
     // variance of the largest modes and would shift every curve sideways.
     let mean = maps.iter().flatten().sum::<f64>() / npix;
-    let s0 = (maps.iter().flatten().map(|x| (x - mean).powi(2)).sum::<f64>() / npix).sqrt();
+    let s0 = (maps
+        .iter()
+        .flatten()
+        .map(|x| (x - mean).powi(2))
+        .sum::<f64>()
+        / npix)
+        .sqrt();
     let s1 = (maps
         .iter()
         .map(|m| {
@@ -68,7 +83,11 @@ fn gaussian_field_minkowski_functionals_match_theory() {
         .sqrt();
     let nu: Vec<f64> = (0..=25).map(|i| -2.5 + 0.2 * i as f64).collect();
     let t: Vec<f64> = nu.iter().map(|v| mean + v * s0).collect();
-    let mut v = [vec![0.0; nu.len() - 1], vec![0.0; nu.len() - 1], vec![0.0; nu.len() - 1]];
+    let mut v = [
+        vec![0.0; nu.len() - 1],
+        vec![0.0; nu.len() - 1],
+        vec![0.0; nu.len() - 1],
+    ];
     for m in &maps {
         let r = minkowski(m, n, &t, 1.0);
         for k in 0..3 {
@@ -83,12 +102,29 @@ fn gaussian_field_minkowski_functionals_match_theory() {
         let mid = 0.5 * (nu[i] + nu[i + 1]);
         let th0 = 0.5 * erfc(mid / 2f64.sqrt());
         // V1, V2 are bin averages of the δ-function: average the theory over the bin too.
-        let avg = |f: &dyn Fn(f64) -> f64| (0..=20).map(|k| f(nu[i] + (nu[i + 1] - nu[i]) * k as f64 / 20.0)).sum::<f64>() / 21.0;
+        let avg = |f: &dyn Fn(f64) -> f64| {
+            (0..=20)
+                .map(|k| f(nu[i] + (nu[i + 1] - nu[i]) * k as f64 / 20.0))
+                .sum::<f64>()
+                / 21.0
+        };
         let th1 = avg(&|x| amp1 * (-x * x / 2.0).exp());
         let th2 = avg(&|x| amp2 * x * (-x * x / 2.0).exp());
-        assert!((v[0][i] - th0).abs() < 0.01, "V0 at ν={mid}: {} vs {th0}", v[0][i]);
-        assert!((v[1][i] - th1).abs() < 0.02 * amp1, "V1 at ν={mid}: {} vs {th1}", v[1][i]);
+        assert!(
+            (v[0][i] - th0).abs() < 0.01,
+            "V0 at ν={mid}: {} vs {th0}",
+            v[0][i]
+        );
+        assert!(
+            (v[1][i] - th1).abs() < 0.02 * amp1,
+            "V1 at ν={mid}: {} vs {th1}",
+            v[1][i]
+        );
         let peak2 = amp2 * (-0.5f64).exp();
-        assert!((v[2][i] - th2).abs() < 0.03 * peak2, "V2 at ν={mid}: {} vs {th2}", v[2][i]);
+        assert!(
+            (v[2][i] - th2).abs() < 0.03 * peak2,
+            "V2 at ν={mid}: {} vs {th2}",
+            v[2][i]
+        );
     }
 }

@@ -9,24 +9,36 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 use simemu_map_stats::power::PowerSpectrum;
-use simemu_map_stats::topology::{gradient_hessian, minkowski, peak_counts, peaks, pixel_pdf, std_ddof0};
+use simemu_map_stats::topology::{
+    gradient_hessian, minkowski, peak_counts, peaks, pixel_pdf, std_ddof0,
+};
 
 fn fixture() -> (Vec<f64>, Value) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let (shape, map) = simemu_core::npy::read::<f64>(&dir.join("map_A.npy")).unwrap();
     assert_eq!(shape, vec![256, 256]);
     // Python's json writes NaN (in countModes, which we do not use) where JSON has none.
-    let text = std::fs::read_to_string(dir.join("lenstools_reference.json")).unwrap().replace("NaN", "null");
+    let text = std::fs::read_to_string(dir.join("lenstools_reference.json"))
+        .unwrap()
+        .replace("NaN", "null");
     let json: Value = serde_json::from_str(&text).unwrap();
     (map, json)
 }
 
 fn floats(v: &Value) -> Vec<f64> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap_or(f64::NAN))
+        .collect()
 }
 
 fn hex_floats(v: &Value) -> Vec<f64> {
-    v.as_array().unwrap().iter().map(|x| parse_hex(x.as_str().unwrap())).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| parse_hex(x.as_str().unwrap()))
+        .collect()
 }
 
 /// Parses Python's float.hex() output.
@@ -72,7 +84,10 @@ fn map_checks_and_sigma() {
     assert_eq!(map[150 * 256 + 90], checks["A[150,90]"].as_f64().unwrap());
     let sigma = std_ddof0(&map);
     let want = parse_hex(checks["std_ddof0_hex"].as_str().unwrap());
-    assert!((sigma - want).abs() <= 2.0 * f64::EPSILON * want, "σ {sigma:e} vs {want:e}");
+    assert!(
+        (sigma - want).abs() <= 2.0 * f64::EPSILON * want,
+        "σ {sigma:e} vs {want:e}"
+    );
 }
 
 #[test]
@@ -81,13 +96,34 @@ fn derivatives_are_bit_exact() {
     let d = &j["derivatives"];
     let [gx, gy, hxx, hyy, hxy] = gradient_hessian(&map, 256);
     let sumsq = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>();
-    for (name, v) in [("gx", &gx), ("gy", &gy), ("hxx", &hxx), ("hyy", &hyy), ("hxy", &hxy)] {
+    for (name, v) in [
+        ("gx", &gx),
+        ("gy", &gy),
+        ("hxx", &hxx),
+        ("hyy", &hyy),
+        ("hxy", &hxy),
+    ] {
         let want = d[format!("{name}_sumsq")].as_f64().unwrap();
-        assert!((sumsq(v) - want).abs() <= 1e-12 * want, "{name} sum of squares");
-        assert_eq!(d["at_row150_col90"][name].as_f64().unwrap(), v[150 * 256 + 90], "{name}[150,90]");
-        assert_eq!(d["at_row0_col255"][name].as_f64().unwrap(), v[255], "{name}[0,255]");
+        assert!(
+            (sumsq(v) - want).abs() <= 1e-12 * want,
+            "{name} sum of squares"
+        );
+        assert_eq!(
+            d["at_row150_col90"][name].as_f64().unwrap(),
+            v[150 * 256 + 90],
+            "{name}[150,90]"
+        );
+        assert_eq!(
+            d["at_row0_col255"][name].as_f64().unwrap(),
+            v[255],
+            "{name}[0,255]"
+        );
     }
-    let zero = gx.iter().zip(&gy).filter(|(a, b)| **a == 0.0 && **b == 0.0).count();
+    let zero = gx
+        .iter()
+        .zip(&gy)
+        .filter(|(a, b)| **a == 0.0 && **b == 0.0)
+        .count();
     assert_eq!(zero as u64, d["zero_gradient_pixels"].as_u64().unwrap());
 }
 
@@ -98,8 +134,17 @@ fn power_spectrum_both_bin_layouts() {
         let r = &j["powerSpectrum"][layout];
         let edges = hex_floats(&r["l_edges_hex"]);
         let ps = PowerSpectrum::new(256, 3.5, &edges);
-        let modes: Vec<usize> = r["modes_per_bin_rfft_halfplane"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
-        assert_eq!(ps.modes_per_bin(), modes.as_slice(), "{layout} modes per bin");
+        let modes: Vec<usize> = r["modes_per_bin_rfft_halfplane"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(
+            ps.modes_per_bin(),
+            modes.as_slice(),
+            "{layout} modes per bin"
+        );
         let want = hex_floats(&r["power_hex"]);
         let got = ps.compute(&map);
         let max = want.iter().cloned().fold(0.0, f64::max);
@@ -107,7 +152,13 @@ fn power_spectrum_both_bin_layouts() {
             let ok = (g - w).abs() <= 1e-12 * max || (g - w).abs() <= 1e-8 * w.abs();
             assert!(ok, "{layout} bin {i}: {g:e} vs {w:e}");
         }
-        assert_close("ell_mid", &simemu_core::bins::midpoints(&edges), &floats(&r["ell_mid"]), 1e-15, 0.0);
+        assert_close(
+            "ell_mid",
+            &simemu_core::bins::midpoints(&edges),
+            &floats(&r["ell_mid"]),
+            1e-15,
+            0.0,
+        );
     }
 }
 
@@ -117,7 +168,11 @@ fn minkowski_both_unit_conventions() {
     for conv in ["sigma_units_norm_true", "kappa_units_norm_false"] {
         let r = &j["minkowskiFunctionals"][conv];
         let t = hex_floats(&r["thresholds_hex"]);
-        let sigma = if r["norm"].as_bool().unwrap() { std_ddof0(&map) } else { 1.0 };
+        let sigma = if r["norm"].as_bool().unwrap() {
+            std_ddof0(&map)
+        } else {
+            1.0
+        };
         let [v0, v1, v2] = minkowski(&map, 256, &t, sigma);
         assert_eq!(v0, hex_floats(&r["V0_hex"]), "{conv} V0 is exact");
         let w1 = hex_floats(&r["V1_hex"]);
@@ -135,11 +190,29 @@ fn peak_counts_and_peak_list() {
     let r = &j["peakCount"];
     for conv in ["sigma_units_norm_true", "kappa_units_norm_false"] {
         let t = hex_floats(&r[conv]["thresholds_hex"]);
-        let sigma = if r[conv]["norm"].as_bool().unwrap() { std_ddof0(&map) } else { 1.0 };
+        let sigma = if r[conv]["norm"].as_bool().unwrap() {
+            std_ddof0(&map)
+        } else {
+            1.0
+        };
         let got = peak_counts(&map, 256, &t, sigma);
-        assert_close(&format!("{conv} peaks"), &got, &floats(&r[conv]["peak_counts_differential"]), 1e-12, 0.0);
-        let ints: Vec<f64> = got.iter().zip(t.windows(2)).map(|(g, w)| (g * (w[1] - w[0])).round()).collect();
-        assert_eq!(ints, floats(&r[conv]["peak_counts_integer"]), "{conv} integer counts");
+        assert_close(
+            &format!("{conv} peaks"),
+            &got,
+            &floats(&r[conv]["peak_counts_differential"]),
+            1e-12,
+            0.0,
+        );
+        let ints: Vec<f64> = got
+            .iter()
+            .zip(t.windows(2))
+            .map(|(g, w)| (g * (w[1] - w[0])).round())
+            .collect();
+        assert_eq!(
+            ints,
+            floats(&r[conv]["peak_counts_integer"]),
+            "{conv} integer counts"
+        );
     }
     let list = peaks(&map, 256);
     let want = r["all_peaks"]["peaks"].as_array().unwrap();
@@ -154,10 +227,19 @@ fn peak_counts_and_peak_list() {
 fn pixel_pdf_both_unit_conventions() {
     let (map, j) = fixture();
     let sigma = std_ddof0(&map);
-    for (conv, s) in [("sigma_units_norm_true", sigma), ("kappa_units_norm_false", 1.0)] {
+    for (conv, s) in [
+        ("sigma_units_norm_true", sigma),
+        ("kappa_units_norm_false", 1.0),
+    ] {
         let r = &j["pdf"][conv];
         let t = floats(&r["thresholds"]);
-        assert_close(&format!("{conv} pdf"), &pixel_pdf(&map, &t, s), &floats(&r["pdf"]), 1e-12, 0.0);
+        assert_close(
+            &format!("{conv} pdf"),
+            &pixel_pdf(&map, &t, s),
+            &floats(&r["pdf"]),
+            1e-12,
+            0.0,
+        );
     }
 }
 

@@ -55,8 +55,16 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 /// Times `f` (after one warm-up run) in a pool of `threads` threads.
-fn time_it(name: &str, threads: usize, items: usize, repeats: usize, f: &(dyn Fn() + Sync)) -> Result<BenchRow> {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+fn time_it(
+    name: &str,
+    threads: usize,
+    items: usize,
+    repeats: usize,
+    f: &(dyn Fn() + Sync),
+) -> Result<BenchRow> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
     pool.install(f);
     let mut runs: Vec<f64> = (0..repeats.max(1))
         .map(|_| {
@@ -78,7 +86,9 @@ fn time_it(name: &str, threads: usize, items: usize, repeats: usize, f: &(dyn Fn
 
 pub fn run(reg: &Registry, a: &BenchArgs) -> Result<()> {
     use rayon::prelude::*;
-    let all = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let all = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let thread_counts: Vec<usize> = if all > 1 { vec![1, all] } else { vec![1] };
     let mut rows = Vec::new();
     match &a.workload {
@@ -87,44 +97,77 @@ pub fn run(reg: &Registry, a: &BenchArgs) -> Result<()> {
             let params = simemu_core::params::resolve_params(sim.params(), &[])?;
             let prepared = sim.prepare(&params)?;
             for &t in &thread_counts {
-                rows.push(time_it("simulate convergence", t, *maps, a.repeats, &|| {
-                    (0..*maps).into_par_iter().for_each(|i| {
-                        std::hint::black_box(prepared.simulate(i as u64).expect("simulate"));
-                    })
-                })?);
+                rows.push(time_it(
+                    "simulate convergence",
+                    t,
+                    *maps,
+                    a.repeats,
+                    &|| {
+                        (0..*maps).into_par_iter().for_each(|i| {
+                            std::hint::black_box(prepared.simulate(i as u64).expect("simulate"));
+                        })
+                    },
+                )?);
             }
         }
         Workload::Stats { size, maps } => {
             let sim = reg.build_simulator("convergence", &serde_json::json!({"size": size}))?;
             let params = simemu_core::params::resolve_params(sim.params(), &[])?;
             let prepared = sim.prepare(&params)?;
-            let samples: Vec<Sample> = (0..*maps).map(|i| prepared.simulate(i as u64)).collect::<simemu_core::Result<_>>()?;
+            let samples: Vec<Sample> = (0..*maps)
+                .map(|i| prepared.simulate(i as u64))
+                .collect::<simemu_core::Result<_>>()?;
             let dir = tempdir_dataset(&samples, &sim.fields(), &params)?;
             let ds = simemu_core::Dataset::open(dir.path())?;
             // Bins as the lenstools benchmark twin uses them: 40 log ℓ bins, 30 thresholds.
             let sigma = (simemu_validate::measure::PooledValues::new(&ds, 0).variance()?).sqrt();
             let thresholds = format!("lin:{}:{}:30", -2.0 * sigma, 5.0 * sigma);
             let stats: Vec<(String, serde_json::Value)> = vec![
-                ("power-spectrum".into(), serde_json::json!({"ell_edges": "log:100:18700:40"})),
-                ("minkowski".into(), serde_json::json!({"thresholds": thresholds})),
-                ("peaks".into(), serde_json::json!({"thresholds": thresholds})),
-                ("pixel-pdf".into(), serde_json::json!({"thresholds": thresholds})),
+                (
+                    "power-spectrum".into(),
+                    serde_json::json!({"ell_edges": "log:100:18700:40"}),
+                ),
+                (
+                    "minkowski".into(),
+                    serde_json::json!({"thresholds": thresholds}),
+                ),
+                (
+                    "peaks".into(),
+                    serde_json::json!({"thresholds": thresholds}),
+                ),
+                (
+                    "pixel-pdf".into(),
+                    serde_json::json!({"thresholds": thresholds}),
+                ),
             ];
             for (name, opts) in stats {
-                let stat: Box<dyn Statistic> = simemu_validate::measure::build_statistic(reg, &name, &opts, &ds, 0, None)?;
+                let stat: Box<dyn Statistic> =
+                    simemu_validate::measure::build_statistic(reg, &name, &opts, &ds, 0, None)?;
                 for &t in &thread_counts {
-                    rows.push(time_it(&format!("stat {name}"), t, *maps, a.repeats, &|| {
-                        samples.par_iter().for_each(|s| {
-                            std::hint::black_box(stat.compute(s).expect("statistic"));
-                        })
-                    })?);
+                    rows.push(time_it(
+                        &format!("stat {name}"),
+                        t,
+                        *maps,
+                        a.repeats,
+                        &|| {
+                            samples.par_iter().for_each(|s| {
+                                std::hint::black_box(stat.compute(s).expect("statistic"));
+                            })
+                        },
+                    )?);
                 }
             }
         }
     }
-    println!("{:<28} {:>8} {:>8} {:>12} {:>12}", "workload", "threads", "items", "median s", "items/s");
+    println!(
+        "{:<28} {:>8} {:>8} {:>12} {:>12}",
+        "workload", "threads", "items", "median s", "items/s"
+    );
     for r in &rows {
-        println!("{:<28} {:>8} {:>8} {:>12.4} {:>12.1}", r.workload, r.threads, r.items, r.median_s, r.items_per_s);
+        println!(
+            "{:<28} {:>8} {:>8} {:>12.4} {:>12.1}",
+            r.workload, r.threads, r.items, r.median_s, r.items_per_s
+        );
     }
     if let Some(p) = &a.json {
         simemu_core::fsutil::write_json_atomic(
@@ -135,9 +178,16 @@ pub fn run(reg: &Registry, a: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-fn tempdir_dataset(samples: &[Sample], fields: &[simemu_core::FieldSpec], params: &[f64]) -> Result<TempDataset> {
+fn tempdir_dataset(
+    samples: &[Sample],
+    fields: &[simemu_core::FieldSpec],
+    params: &[f64],
+) -> Result<TempDataset> {
     let base = std::env::temp_dir().join(format!("simemu-bench-{}", std::process::id()));
-    let spec = simemu_core::DatasetSpec::new(fields.to_vec(), (0..params.len()).map(|i| format!("p{i}")).collect());
+    let spec = simemu_core::DatasetSpec::new(
+        fields.to_vec(),
+        (0..params.len()).map(|i| format!("p{i}")).collect(),
+    );
     let mut w = simemu_core::DatasetWriter::create(&base, spec, true)?;
     for s in samples {
         w.push(s, None)?;

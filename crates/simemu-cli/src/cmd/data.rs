@@ -34,8 +34,15 @@ pub fn info(a: &InfoArgs) -> Result<()> {
     }
     println!("{}: {} samples", ds.path().display(), ds.len());
     for f in ds.fields() {
-        let attrs = if f.attrs.is_empty() { String::new() } else { format!(" {}", serde_json::Value::Object(f.attrs.clone())) };
-        println!("  field {:<10} shape {:?} {:?}{attrs}", f.name, f.shape, f.dtype);
+        let attrs = if f.attrs.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", serde_json::Value::Object(f.attrs.clone()))
+        };
+        println!(
+            "  field {:<10} shape {:?} {:?}{attrs}",
+            f.name, f.shape, f.dtype
+        );
     }
     for (k, (lo, hi)) in &ranges {
         if lo == hi {
@@ -45,7 +52,12 @@ pub fn info(a: &InfoArgs) -> Result<()> {
         }
     }
     if let Some(p) = ds.manifest().part {
-        println!("  part: samples {}..{} of a run of {}", p.start, p.start + ds.len(), p.total);
+        println!(
+            "  part: samples {}..{} of a run of {}",
+            p.start,
+            p.start + ds.len(),
+            p.total
+        );
     }
     let src = &ds.manifest().source;
     if !src.is_empty() {
@@ -53,7 +65,9 @@ pub fn info(a: &InfoArgs) -> Result<()> {
             "  source: {} '{}' (simemu {})",
             src.get("kind").and_then(|v| v.as_str()).unwrap_or("?"),
             src.get("name").and_then(|v| v.as_str()).unwrap_or("?"),
-            src.get("simemu_version").and_then(|v| v.as_str()).unwrap_or("?")
+            src.get("simemu_version")
+                .and_then(|v| v.as_str())
+                .unwrap_or("?")
         );
         if let Some(c) = src.get("config") {
             println!("  config: {c}");
@@ -78,7 +92,11 @@ pub struct MergeArgs {
 }
 
 pub fn merge(a: &MergeArgs) -> Result<()> {
-    let stat_parts = a.parts.iter().filter(|p| p.extension().is_some_and(|e| e == "json")).count();
+    let stat_parts = a
+        .parts
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .count();
     if stat_parts == a.parts.len() {
         return super::stat::merge_parts(&a.parts, &a.out, a.force);
     }
@@ -91,6 +109,11 @@ pub fn merge(a: &MergeArgs) -> Result<()> {
         .map(|p| Dataset::open(p).with_context(|| format!("opening part {}", p.display())))
         .collect::<Result<Vec<_>>>()?;
     let m = simemu_core::dataset::merge(&parts, &a.out, a.shard_size, a.force)?;
-    tracing::info!("merged {} parts into {} ({} samples)", parts.len(), a.out.display(), m.count);
+    tracing::info!(
+        "merged {} parts into {} ({} samples)",
+        parts.len(),
+        a.out.display(),
+        m.count
+    );
     Ok(())
 }

@@ -30,18 +30,31 @@ pub fn run(reg: &Registry, a: &ListArgs) -> Result<()> {
         }
         for e in reg.simulators() {
             let built = (e.build)(&serde_json::Value::Null);
-            let params = built.as_ref().map(|s| s.params().to_vec()).unwrap_or_default();
+            let params = built
+                .as_ref()
+                .map(|s| s.params().to_vec())
+                .unwrap_or_default();
             if a.json {
                 list.push(serde_json::json!({"name": e.name, "description": e.description, "origin": e.origin.to_string(), "params": params, "options": e.options}));
                 continue;
             }
             println!("  {:<16} {}  [{}]", e.name, e.description, e.origin);
             for p in &params {
-                let units = if p.units.is_empty() { String::new() } else { format!(" {}", p.units) };
-                println!("      --param {:<10} [{}, {}]{units}, default {}: {}", p.name, p.min, p.max, p.default, p.description);
+                let units = if p.units.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", p.units)
+                };
+                println!(
+                    "      --param {:<10} [{}, {}]{units}, default {}: {}",
+                    p.name, p.min, p.max, p.default, p.description
+                );
             }
             for o in &e.options {
-                println!("      --option {:<9} default {}: {}", o.name, o.default, o.description);
+                println!(
+                    "      --option {:<9} default {}: {}",
+                    o.name, o.default, o.description
+                );
             }
         }
         json.insert("simulators".into(), list.into());
@@ -58,7 +71,10 @@ pub fn run(reg: &Registry, a: &ListArgs) -> Result<()> {
             }
             println!("  {:<16} {}  [{}]", e.name, e.description, e.origin);
             for o in &e.options {
-                println!("      {:<16} default {}: {}", o.name, o.default, o.description);
+                println!(
+                    "      {:<16} default {}: {}",
+                    o.name, o.default, o.description
+                );
             }
         }
         json.insert("generators".into(), list.into());
@@ -75,7 +91,10 @@ pub fn run(reg: &Registry, a: &ListArgs) -> Result<()> {
             }
             println!("  {:<16} {}  [{}]", e.name, e.description, e.origin);
             for o in &e.options {
-                println!("      {:<16} default {}: {}", o.name, o.default, o.description);
+                println!(
+                    "      {:<16} default {}: {}",
+                    o.name, o.default, o.description
+                );
             }
         }
         json.insert("statistics".into(), list.into());

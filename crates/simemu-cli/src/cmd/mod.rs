@@ -33,7 +33,8 @@ pub fn usage(msg: impl Into<String>) -> anyhow::Error {
 pub fn registry(cli: &Cli) -> Result<Registry> {
     let mut r = Registry::with_static_plugins()?;
     for p in &cli.plugins {
-        r.load_dynamic(p).with_context(|| format!("loading plugin {}", p.display()))?;
+        r.load_dynamic(p)
+            .with_context(|| format!("loading plugin {}", p.display()))?;
         tracing::debug!("loaded plugin {}", p.display());
     }
     Ok(r)
@@ -58,11 +59,14 @@ pub fn run(cli: Cli) -> Result<()> {
 
 /// Reads a TOML or JSON configuration file into JSON.
 pub fn read_config(path: &std::path::Path) -> Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     if path.extension().is_some_and(|e| e == "json") {
-        return serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", path.display()));
+        return serde_json::from_str(&text)
+            .with_context(|| format!("{}: invalid JSON", path.display()));
     }
-    let v: toml::Value = toml::from_str(&text).map_err(|e| usage(format!("{}: invalid TOML: {e}", path.display())))?;
+    let v: toml::Value = toml::from_str(&text)
+        .map_err(|e| usage(format!("{}: invalid TOML: {e}", path.display())))?;
     Ok(serde_json::to_value(v)?)
 }
 
@@ -73,7 +77,9 @@ pub fn merge_options(base: serde_json::Value, assignments: &[String]) -> Result<
         serde_json::Value::Object(m) => m,
         other => return Err(usage(format!("options must be a table, got {other}"))),
     };
-    if let serde_json::Value::Object(extra) = simemu_core::params::parse_option_assignments(assignments)? {
+    if let serde_json::Value::Object(extra) =
+        simemu_core::params::parse_option_assignments(assignments)?
+    {
         base.extend(extra);
     }
     Ok(serde_json::Value::Object(base))

@@ -53,11 +53,21 @@ fn parse_axis(s: &str, parts_wanted: usize) -> Result<(String, Vec<f64>)> {
     let (name, rest) = simemu_core::params::split_assignment(s)?;
     let parts: Vec<&str> = rest.split(':').collect();
     if parts.len() != parts_wanted {
-        return Err(usage(format!("'{s}' must be NAME={}", if parts_wanted == 3 { "LO:HI:N" } else { "LO:HI" })));
+        return Err(usage(format!(
+            "'{s}' must be NAME={}",
+            if parts_wanted == 3 {
+                "LO:HI:N"
+            } else {
+                "LO:HI"
+            }
+        )));
     }
     let nums = parts
         .iter()
-        .map(|p| p.parse::<f64>().map_err(|_| usage(format!("'{p}' in '{s}' is not a number"))))
+        .map(|p| {
+            p.parse::<f64>()
+                .map_err(|_| usage(format!("'{p}' in '{s}' is not a number")))
+        })
         .collect::<Result<Vec<f64>>>()?;
     Ok((name, nums))
 }
@@ -75,7 +85,11 @@ fn param_index(space: &[ParamSpec], name: &str) -> Result<usize> {
 
 /// The parameter vector of every sample: fixed values, then a grid or a Latin
 /// hypercube, each point repeated `count` times.
-pub fn design(space: &[ParamSpec], a: &SimulateArgs, run_seed: u64) -> Result<(Vec<Vec<f64>>, serde_json::Value)> {
+pub fn design(
+    space: &[ParamSpec],
+    a: &SimulateArgs,
+    run_seed: u64,
+) -> Result<(Vec<Vec<f64>>, serde_json::Value)> {
     if a.count == 0 {
         return Err(usage("--count must be at least 1"));
     }
@@ -112,9 +126,12 @@ pub fn design(space: &[ParamSpec], a: &SimulateArgs, run_seed: u64) -> Result<(V
     }
     if let Some(n) = a.latin_hypercube {
         if n == 0 || a.ranges.is_empty() {
-            return Err(usage("--latin-hypercube N needs N ≥ 1 and at least one --range NAME=LO:HI"));
+            return Err(usage(
+                "--latin-hypercube N needs N ≥ 1 and at least one --range NAME=LO:HI",
+            ));
         }
-        let mut rng = simemu_core::seed::rng(simemu_core::seed::derive_seed(run_seed, "latin-hypercube"));
+        let mut rng =
+            simemu_core::seed::rng(simemu_core::seed::derive_seed(run_seed, "latin-hypercube"));
         points = vec![base.clone(); n];
         for r in &a.ranges {
             let (name, v) = parse_axis(r, 2)?;
@@ -136,7 +153,10 @@ pub fn design(space: &[ParamSpec], a: &SimulateArgs, run_seed: u64) -> Result<(V
         simemu_core::params::check_params(space, p)?;
     }
     desc["count_per_point"] = a.count.into();
-    let all = points.iter().flat_map(|p| std::iter::repeat_n(p.clone(), a.count)).collect();
+    let all = points
+        .iter()
+        .flat_map(|p| std::iter::repeat_n(p.clone(), a.count))
+        .collect();
     Ok((all, desc))
 }
 
@@ -146,7 +166,9 @@ pub fn run(reg: &Registry, cli: &Cli, a: &SimulateArgs) -> Result<()> {
     let run_seed = cli.seed;
     let (design, desc) = design(sim.params(), a, run_seed)?;
     let shard = a.shard.as_deref().map(Shard::parse).transpose()?;
-    let total = shard.map(|s| s.range(design.len()).len()).unwrap_or(design.len());
+    let total = shard
+        .map(|s| s.range(design.len()).len())
+        .unwrap_or(design.len());
     let mut extra = serde_json::Map::new();
     extra.insert("design".into(), desc);
     let job = SimulationJob {
@@ -176,7 +198,13 @@ pub fn run(reg: &Registry, cli: &Cli, a: &SimulateArgs) -> Result<()> {
         }
     }
     let dt = t0.elapsed().as_secs_f64();
-    tracing::info!("wrote {} samples to {} in {:.2}s ({:.0}/s)", manifest.count, a.out.display(), dt, manifest.count as f64 / dt);
+    tracing::info!(
+        "wrote {} samples to {} in {:.2}s ({:.0}/s)",
+        manifest.count,
+        a.out.display(),
+        dt,
+        manifest.count as f64 / dt
+    );
     Ok(())
 }
 
@@ -192,7 +220,11 @@ pub struct TheoryArgs {
     #[arg(long)]
     pub json: bool,
     /// Simulator-defined queries, e.g. `--ell 100,1000,10000`.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "--QUERY VALUES")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "--QUERY VALUES"
+    )]
     pub queries: Vec<String>,
 }
 
@@ -200,16 +232,27 @@ fn parse_queries(items: &[String]) -> Result<BTreeMap<String, Vec<f64>>> {
     let mut out = BTreeMap::new();
     let mut it = items.iter();
     while let Some(k) = it.next() {
-        let key = k
-            .strip_prefix("--")
-            .ok_or_else(|| usage(format!("unexpected argument '{k}' (queries look like --ell 100,1000)")))?;
+        let key = k.strip_prefix("--").ok_or_else(|| {
+            usage(format!(
+                "unexpected argument '{k}' (queries look like --ell 100,1000)"
+            ))
+        })?;
         let (key, value) = match key.split_once('=') {
             Some((k, v)) => (k.to_string(), v.to_string()),
-            None => (key.to_string(), it.next().ok_or_else(|| usage(format!("--{key} needs values")))?.clone()),
+            None => (
+                key.to_string(),
+                it.next()
+                    .ok_or_else(|| usage(format!("--{key} needs values")))?
+                    .clone(),
+            ),
         };
         let vals = value
             .split(',')
-            .map(|v| v.trim().parse::<f64>().map_err(|_| usage(format!("--{key}: '{v}' is not a number"))))
+            .map(|v| {
+                v.trim()
+                    .parse::<f64>()
+                    .map_err(|_| usage(format!("--{key}: '{v}' is not a number")))
+            })
             .collect::<Result<Vec<f64>>>()?;
         out.insert(key.replace('-', "_"), vals);
     }
@@ -228,18 +271,38 @@ pub fn theory(reg: &Registry, a: &TheoryArgs) -> Result<()> {
     println!(
         "{} at {}",
         a.name,
-        names.iter().zip(&params).map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join(" ")
+        names
+            .iter()
+            .zip(&params)
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     if let Some(obj) = out.as_object() {
         // Arrays of equal length print as a table, scalars as lines.
         let arrays: Vec<(&String, Vec<f64>)> = obj
             .iter()
-            .filter_map(|(k, v)| v.as_array().map(|a| (k, a.iter().filter_map(|x| x.as_f64()).collect())))
+            .filter_map(|(k, v)| {
+                v.as_array()
+                    .map(|a| (k, a.iter().filter_map(|x| x.as_f64()).collect()))
+            })
             .collect();
         if !arrays.is_empty() {
-            println!("{}", arrays.iter().map(|(k, _)| format!("{k:>14}")).collect::<String>());
+            println!(
+                "{}",
+                arrays
+                    .iter()
+                    .map(|(k, _)| format!("{k:>14}"))
+                    .collect::<String>()
+            );
             for i in 0..arrays[0].1.len() {
-                println!("{}", arrays.iter().map(|(_, v)| format!("{:>14.6e}", v.get(i).copied().unwrap_or(f64::NAN))).collect::<String>());
+                println!(
+                    "{}",
+                    arrays
+                        .iter()
+                        .map(|(_, v)| format!("{:>14.6e}", v.get(i).copied().unwrap_or(f64::NAN)))
+                        .collect::<String>()
+                );
             }
         }
         for (k, v) in obj.iter().filter(|(_, v)| !v.is_array()) {

@@ -48,7 +48,9 @@ pub fn requests(reg: &Registry, names: &[String], o: &StatOptionArgs) -> Result<
     if let Some(a) = o.angle_deg {
         given.insert("angle_deg".into(), a.into());
     }
-    if let serde_json::Value::Object(m) = simemu_core::params::parse_option_assignments(&o.stat_options)? {
+    if let serde_json::Value::Object(m) =
+        simemu_core::params::parse_option_assignments(&o.stat_options)?
+    {
         given.extend(m);
     }
     let mut used = std::collections::HashSet::new();
@@ -95,15 +97,28 @@ pub struct StatFile {
 
 const SIDECAR_THRESHOLD: usize = 100_000;
 
-fn write_stat_file(path: &Path, m: &Measurement, input: &str, part: Option<simemu_core::dataset::PartEntry>) -> Result<()> {
+fn write_stat_file(
+    path: &Path,
+    m: &Measurement,
+    input: &str,
+    part: Option<simemu_core::dataset::PartEntry>,
+) -> Result<()> {
     let mut components = serde_json::Map::new();
-    let stem = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+    let stem = path
+        .file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
     for (name, values) in m.component_names.iter().zip(&m.values) {
         let n = values.len() * m.x.len();
         if n > SIDECAR_THRESHOLD {
             let file = format!("{stem}.{name}.npy");
             let flat: Vec<f64> = values.iter().flatten().cloned().collect();
-            simemu_core::npy::write(&path.with_file_name(&file), &[values.len(), m.x.len()], &flat)?;
+            simemu_core::npy::write(
+                &path.with_file_name(&file),
+                &[values.len(), m.x.len()],
+                &flat,
+            )?;
             components.insert(name.clone(), serde_json::json!({"npy": file}));
         } else {
             components.insert(name.clone(), serde_json::to_value(values)?);
@@ -124,8 +139,10 @@ fn write_stat_file(path: &Path, m: &Measurement, input: &str, part: Option<simem
 }
 
 fn read_stat_file(path: &Path) -> Result<(StatFile, Vec<Vec<Vec<f64>>>)> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let f: StatFile = serde_json::from_str(&text).with_context(|| format!("{}: not a simemu statistic file", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let f: StatFile = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a simemu statistic file", path.display()))?;
     let mut values = Vec::new();
     for (name, v) in &f.components {
         let rows: Vec<Vec<f64>> = match v.get("npy").and_then(|x| x.as_str()) {
@@ -136,7 +153,8 @@ fn read_stat_file(path: &Path) -> Result<(StatFile, Vec<Vec<Vec<f64>>>)> {
                 }
                 flat.chunks(shape[1]).map(|c| c.to_vec()).collect()
             }
-            None => serde_json::from_value(v.clone()).with_context(|| format!("{}: component {name}", path.display()))?,
+            None => serde_json::from_value(v.clone())
+                .with_context(|| format!("{}: component {name}", path.display()))?,
         };
         values.push(rows);
     }
@@ -145,21 +163,38 @@ fn read_stat_file(path: &Path) -> Result<(StatFile, Vec<Vec<Vec<f64>>>)> {
 
 pub fn merge_parts(parts: &[PathBuf], out: &Path, force: bool) -> Result<()> {
     if out.exists() && !force {
-        anyhow::bail!("{} already exists (use --force to replace it)", out.display());
+        anyhow::bail!(
+            "{} already exists (use --force to replace it)",
+            out.display()
+        );
     }
-    let mut loaded = parts.iter().map(|p| read_stat_file(p).map(|r| (p, r))).collect::<Result<Vec<_>>>()?;
+    let mut loaded = parts
+        .iter()
+        .map(|p| read_stat_file(p).map(|r| (p, r)))
+        .collect::<Result<Vec<_>>>()?;
     loaded.sort_by_key(|(_, (f, _))| f.part.map(|p| p.start).unwrap_or(0));
     let first = &loaded[0].1 .0;
     let total = first.part.map(|p| p.total);
     let mut next = 0;
     let mut values: Vec<Vec<Vec<f64>>> = vec![Vec::new(); first.components.len()];
     for (p, (f, v)) in &loaded {
-        if f.statistic != first.statistic || f.options != first.options || f.x != first.x || f.input != first.input {
-            anyhow::bail!("{}: a different statistic, options or input than {}", p.display(), loaded[0].0.display());
+        if f.statistic != first.statistic
+            || f.options != first.options
+            || f.x != first.x
+            || f.input != first.input
+        {
+            anyhow::bail!(
+                "{}: a different statistic, options or input than {}",
+                p.display(),
+                loaded[0].0.display()
+            );
         }
         let start = f.part.map(|q| q.start).unwrap_or(next);
         if start != next || f.part.map(|q| q.total) != total {
-            anyhow::bail!("{}: part starts at sample {start}, expected {next}", p.display());
+            anyhow::bail!(
+                "{}: part starts at sample {start}, expected {next}",
+                p.display()
+            );
         }
         next += f.count;
         for (acc, rows) in values.iter_mut().zip(v) {
@@ -180,7 +215,11 @@ pub fn merge_parts(parts: &[PathBuf], out: &Path, force: bool) -> Result<()> {
         values,
     };
     write_stat_file(out, &m, &first.input, None)?;
-    tracing::info!("merged {} parts into {} ({next} samples)", loaded.len(), out.display());
+    tracing::info!(
+        "merged {} parts into {} ({next} samples)",
+        loaded.len(),
+        out.display()
+    );
     Ok(())
 }
 
@@ -196,12 +235,25 @@ pub fn run(reg: &Registry, a: &StatArgs) -> Result<()> {
     };
     let req = requests(reg, std::slice::from_ref(&a.name), &a.options)?.remove(0);
     let field = field_index(&ds, a.options.field.as_deref())?;
-    let rfield = field_index(&reference, Some(&reference.fields()[field.min(reference.fields().len() - 1)].name))?;
-    let stat = build_statistic(reg, &req.name, &req.options, &reference, rfield, Some(&ds.fields()[field]))?;
+    let rfield = field_index(
+        &reference,
+        Some(&reference.fields()[field.min(reference.fields().len() - 1)].name),
+    )?;
+    let stat = build_statistic(
+        reg,
+        &req.name,
+        &req.options,
+        &reference,
+        rfield,
+        Some(&ds.fields()[field]),
+    )?;
     let shard = a.shard.as_deref().map(Shard::parse).transpose()?;
     let range = shard.map(|s| s.range(ds.len())).unwrap_or(0..ds.len());
     let pb = ui::bar(range.len() as u64, &a.name);
-    let m = measure_dataset(&[stat.as_ref()], &ds, range.clone(), &|n| pb.set_position(n as u64))?.remove(0);
+    let m = measure_dataset(&[stat.as_ref()], &ds, range.clone(), &|n| {
+        pb.set_position(n as u64)
+    })?
+    .remove(0);
     pb.finish_and_clear();
     match &a.json {
         Some(path) => {
@@ -218,7 +270,11 @@ pub fn run(reg: &Registry, a: &StatArgs) -> Result<()> {
 }
 
 fn print_table(m: &Measurement) {
-    println!("{} on {} samples (mean ± std per bin)", m.statistic, m.count());
+    println!(
+        "{} on {} samples (mean ± std per bin)",
+        m.statistic,
+        m.count()
+    );
     print!("{:>14}", m.x_name);
     for c in &m.component_names {
         print!("{:>30}", c);

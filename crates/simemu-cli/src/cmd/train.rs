@@ -76,11 +76,19 @@ pub fn train(reg: &Registry, cli: &Cli, a: &TrainArgs) -> Result<()> {
     if a.resume {
         let prev: RunFile = read_run_file(&run_file)?;
         if prev.generator != a.name {
-            return Err(usage(format!("{} holds a '{}' run, not '{}'", a.out.display(), prev.generator, a.name)));
+            return Err(usage(format!(
+                "{} holds a '{}' run, not '{}'",
+                a.out.display(),
+                prev.generator,
+                a.name
+            )));
         }
     } else if a.out.exists() {
         if !a.force {
-            return Err(usage(format!("{} already exists (use --resume to continue it or --force to replace it)", a.out.display())));
+            return Err(usage(format!(
+                "{} already exists (use --resume to continue it or --force to replace it)",
+                a.out.display()
+            )));
         }
         std::fs::remove_dir_all(&a.out).with_context(|| format!("removing {}", a.out.display()))?;
     }
@@ -111,12 +119,22 @@ pub fn train(reg: &Registry, cli: &Cli, a: &TrainArgs) -> Result<()> {
     run.train = serde_json::to_value(&summary)?;
     run.train["wall_seconds"] = t0.elapsed().as_secs_f64().into();
     simemu_core::fsutil::write_json_atomic(&run_file, &run)?;
-    tracing::info!("trained '{}' ({} steps) into {}", a.name, summary.steps, a.out.display());
+    tracing::info!(
+        "trained '{}' ({} steps) into {}",
+        a.name,
+        summary.steps,
+        a.out.display()
+    );
     Ok(())
 }
 
 fn read_run_file(path: &Path) -> Result<RunFile> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{} is not a simemu run directory", path.parent().unwrap_or(path).display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "{} is not a simemu run directory",
+            path.parent().unwrap_or(path).display()
+        )
+    })?;
     serde_json::from_str(&text).with_context(|| format!("{}: corrupt run file", path.display()))
 }
 
@@ -128,7 +146,11 @@ pub fn find_run(checkpoint: &Path) -> Result<RunFile> {
             return read_run_file(&f);
         }
     }
-    Err(simemu_core::Error::bad_file(checkpoint, format!("no {RUN_FILE} here or above: not a simemu run directory")).into())
+    Err(simemu_core::Error::bad_file(
+        checkpoint,
+        format!("no {RUN_FILE} here or above: not a simemu run directory"),
+    )
+    .into())
 }
 
 #[derive(Args)]
@@ -161,20 +183,33 @@ pub fn generate(reg: &Registry, cli: &Cli, a: &GenerateArgs) -> Result<()> {
     }
     let run = find_run(&a.checkpoint)?;
     let entry = reg.generator(&run.generator)?;
-    let generator = (entry.load)(&a.checkpoint, &run.config, reg).with_context(|| format!("loading {}", a.checkpoint.display()))?;
+    let generator = (entry.load)(&a.checkpoint, &run.config, reg)
+        .with_context(|| format!("loading {}", a.checkpoint.display()))?;
     let space = generator.params();
     let given = parse_param_assignments(&a.params)?;
     let params = if given.is_empty() {
         Vec::new()
     } else if space.is_empty() {
-        return Err(usage(format!("generator '{}' is unconditional: it takes no --param", run.generator)));
+        return Err(usage(format!(
+            "generator '{}' is unconditional: it takes no --param",
+            run.generator
+        )));
     } else {
         resolve_params(&space, &given)?
     };
     let fields = generator.fields();
     let mut source = source_record("generator", &run.generator, run.config.clone());
-    source.insert("checkpoint".into(), a.checkpoint.display().to_string().into());
-    source.insert("label".into(), a.label.clone().unwrap_or_else(|| run.generator.clone()).into());
+    source.insert(
+        "checkpoint".into(),
+        a.checkpoint.display().to_string().into(),
+    );
+    source.insert(
+        "label".into(),
+        a.label
+            .clone()
+            .unwrap_or_else(|| run.generator.clone())
+            .into(),
+    );
     let mut spec = DatasetSpec::new(fields, space.iter().map(|p| p.name.clone()).collect());
     spec.run_seed = Some(cli.seed);
     spec.source = source;
@@ -184,12 +219,18 @@ pub fn generate(reg: &Registry, cli: &Cli, a: &GenerateArgs) -> Result<()> {
     let mut writer: Option<DatasetWriter> = None;
     for start in (0..a.count).step_by(a.batch) {
         let n = a.batch.min(a.count - start);
-        let seeds: Vec<u64> = (start..start + n).map(|i| sample_seed(cli.seed, i as u64)).collect();
+        let seeds: Vec<u64> = (start..start + n)
+            .map(|i| sample_seed(cli.seed, i as u64))
+            .collect();
         let t = Instant::now();
         let samples = generator.generate(&params, &seeds)?;
         gen_seconds += t.elapsed().as_secs_f64();
         if samples.len() != n {
-            anyhow::bail!("generator '{}' returned {} samples for {n} seeds", run.generator, samples.len());
+            anyhow::bail!(
+                "generator '{}' returned {} samples for {n} seeds",
+                run.generator,
+                samples.len()
+            );
         }
         let w = match &mut writer {
             Some(w) => w,
@@ -209,7 +250,10 @@ pub fn generate(reg: &Registry, cli: &Cli, a: &GenerateArgs) -> Result<()> {
     }
     pb.finish_and_clear();
     let mut w = writer.expect("count >= 1");
-    w.source_mut().insert("seconds_per_sample".into(), (gen_seconds / a.count as f64).into());
+    w.source_mut().insert(
+        "seconds_per_sample".into(),
+        (gen_seconds / a.count as f64).into(),
+    );
     w.finish()?;
     tracing::info!(
         "generated {} samples into {} in {:.2}s ({:.2e} s/sample)",

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use simemu_core::{Dataset, Registry};
-use simemu_validate::report::{leaderboard_markdown, leaderboard_row, write_report_dir, Leaderboard, SetInfo};
+use simemu_validate::report::{
+    leaderboard_markdown, leaderboard_row, write_report_dir, Leaderboard, SetInfo,
+};
 use simemu_validate::{Harness, StatRequest};
 
 use super::usage;
@@ -66,7 +68,8 @@ struct StatsFile {
 pub fn stat_requests(reg: &Registry, s: &StatSelection) -> Result<Vec<StatRequest>> {
     if let Some(path) = &s.config {
         let v = super::read_config(path)?;
-        let f: StatsFile = serde_json::from_value(v).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+        let f: StatsFile =
+            serde_json::from_value(v).map_err(|e| usage(format!("{}: {e}", path.display())))?;
         return f
             .statistic
             .into_iter()
@@ -74,7 +77,12 @@ pub fn stat_requests(reg: &Registry, s: &StatSelection) -> Result<Vec<StatReques
                 let name = m
                     .remove("name")
                     .and_then(|n| n.as_str().map(|s| s.to_string()))
-                    .ok_or_else(|| usage(format!("{}: every [[statistic]] needs a name", path.display())))?;
+                    .ok_or_else(|| {
+                        usage(format!(
+                            "{}: every [[statistic]] needs a name",
+                            path.display()
+                        ))
+                    })?;
                 reg.statistic(&name)?;
                 Ok(StatRequest {
                     name,
@@ -84,7 +92,10 @@ pub fn stat_requests(reg: &Registry, s: &StatSelection) -> Result<Vec<StatReques
             .collect();
     }
     let names: Vec<String> = if s.stats.is_empty() {
-        simemu_validate::default_stats().into_iter().map(|r| r.name).collect()
+        simemu_validate::default_stats()
+            .into_iter()
+            .map(|r| r.name)
+            .collect()
     } else {
         s.stats.clone()
     };
@@ -92,10 +103,13 @@ pub fn stat_requests(reg: &Registry, s: &StatSelection) -> Result<Vec<StatReques
 }
 
 fn progress() -> impl Fn(&str, usize, usize) + Sync {
-    let bars = std::sync::Mutex::new(std::collections::HashMap::<String, indicatif::ProgressBar>::new());
+    let bars =
+        std::sync::Mutex::new(std::collections::HashMap::<String, indicatif::ProgressBar>::new());
     move |what: &str, done: usize, total: usize| {
         let mut b = bars.lock().unwrap();
-        let pb = b.entry(what.to_string()).or_insert_with(|| ui::bar(total as u64, what));
+        let pb = b
+            .entry(what.to_string())
+            .or_insert_with(|| ui::bar(total as u64, what));
         pb.set_position(done as u64);
         if done >= total {
             pb.finish_and_clear();
@@ -107,7 +121,10 @@ fn print_summary(report: &simemu_validate::Report) {
     if ui::quiet() {
         return;
     }
-    println!("{:<16} {:>6} {:>10} {:>8} {:>10} {:>14}", "statistic", "bins", "pass", "verdict", "worst p", "max|rel diff|");
+    println!(
+        "{:<16} {:>6} {:>10} {:>8} {:>10} {:>14}",
+        "statistic", "bins", "pass", "verdict", "worst p", "max|rel diff|"
+    );
     for s in &report.summary {
         println!(
             "{:<16} {:>6} {:>9.1}% {:>8} {:>10.2e} {:>14}",
@@ -116,10 +133,15 @@ fn print_summary(report: &simemu_validate::Report) {
             100.0 * s.pass_fraction,
             s.verdict,
             s.worst_p,
-            s.max_abs_rel_diff.map(|v| format!("{:.1}%", 100.0 * v)).unwrap_or_else(|| "—".into())
+            s.max_abs_rel_diff
+                .map(|v| format!("{:.1}%", 100.0 * v))
+                .unwrap_or_else(|| "—".into())
         );
     }
-    println!("pooled KS on '{}': D = {:.3e}, p = {:.3e}", report.pooled_ks.field, report.pooled_ks.ks_d, report.pooled_ks.ks_p);
+    println!(
+        "pooled KS on '{}': D = {:.3e}, p = {:.3e}",
+        report.pooled_ks.field, report.pooled_ks.ks_d, report.pooled_ks.ks_p
+    );
     for w in &report.warnings {
         println!("warning: {w}");
     }
@@ -130,13 +152,28 @@ pub fn validate(reg: &Registry, a: &ValidateArgs) -> Result<()> {
     let candidate = Dataset::open(&a.candidate)?;
     reference.check_compatible(&candidate)?;
     if a.out.exists() && !a.force {
-        return Err(usage(format!("{} already exists (use --force to replace it)", a.out.display())));
+        return Err(usage(format!(
+            "{} already exists (use --force to replace it)",
+            a.out.display()
+        )));
     }
     let requests = stat_requests(reg, &a.selection)?;
     let p = progress();
-    let harness = Harness::new(reg, &reference, a.selection.options.field.as_deref(), &requests, &p)?;
+    let harness = Harness::new(
+        reg,
+        &reference,
+        a.selection.options.field.as_deref(),
+        &requests,
+        &p,
+    )?;
     let (report, cand) = harness.validate(&candidate, &p)?;
-    let md = write_report_dir(&a.out, &report, (&reference, harness.reference_measurements()), (&candidate, &cand), a.force)?;
+    let md = write_report_dir(
+        &a.out,
+        &report,
+        (&reference, harness.reference_measurements()),
+        (&candidate, &cand),
+        a.force,
+    )?;
     print_summary(&report);
     println!("report: {}", md.display());
     Ok(())
@@ -153,17 +190,36 @@ pub fn compare(reg: &Registry, a: &CompareArgs) -> Result<()> {
         reference.check_compatible(c)?;
     }
     if a.out.exists() && !a.force {
-        return Err(usage(format!("{} already exists (use --force to replace it)", a.out.display())));
+        return Err(usage(format!(
+            "{} already exists (use --force to replace it)",
+            a.out.display()
+        )));
     }
     let requests = stat_requests(reg, &a.selection)?;
     let p = progress();
-    let harness = Harness::new(reg, &reference, a.selection.options.field.as_deref(), &requests, &p)?;
+    let harness = Harness::new(
+        reg,
+        &reference,
+        a.selection.options.field.as_deref(),
+        &requests,
+        &p,
+    )?;
     let dir = simemu_core::fsutil::TempDir::new(&a.out)?;
     let mut rows = Vec::new();
     for (k, c) in candidates.iter().enumerate() {
         let (report, cand) = harness.validate(c, &p)?;
-        let name = format!("{:02}-{}", k, sanitize(&simemu_validate::report::candidate_name(c)));
-        write_report_dir(&dir.path().join(&name), &report, (&reference, harness.reference_measurements()), (c, &cand), false)?;
+        let name = format!(
+            "{:02}-{}",
+            k,
+            sanitize(&simemu_validate::report::candidate_name(c))
+        );
+        write_report_dir(
+            &dir.path().join(&name),
+            &report,
+            (&reference, harness.reference_measurements()),
+            (c, &cand),
+            false,
+        )?;
         rows.push(leaderboard_row(&report, c, &format!("{name}/report.md")));
     }
     let lb = Leaderboard {
@@ -184,5 +240,13 @@ pub fn compare(reg: &Registry, a: &CompareArgs) -> Result<()> {
 }
 
 fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
