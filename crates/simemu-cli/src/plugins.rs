@@ -4,6 +4,7 @@
 
 use simemu_baselines as _;
 use simemu_convergence as _;
+use simemu_dcgan as _;
 use simemu_map_stats as _;
 
 #[cfg(test)]
@@ -19,7 +20,7 @@ mod tests {
         );
         assert_eq!(
             names(r.generators().map(|e| e.name.as_str()).collect()),
-            "gaussian-field,simulator"
+            "dcgan,gaussian-field,simulator"
         );
         assert_eq!(
             names(r.statistics().map(|e| e.name.as_str()).collect()),

@@ -1,0 +1,165 @@
+//! The `dcgan` configuration: CosmoGAN's hyper-parameters as defaults, everything
+//! configurable so that CPU-sized models exist.
+
+use serde::{Deserialize, Serialize};
+use simemu_core::{Error, Result};
+
+use crate::transform::TransformKind;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DcganConfig {
+    /// Output side in pixels (64, 128, 256, …; must be divisible by 2^layers).
+    #[serde(default = "d_size")]
+    pub size: usize,
+    /// Transposed convolutions in G (and convolutions in D); the seed map is size/2^layers.
+    #[serde(default = "d_layers")]
+    pub layers: usize,
+    /// Base width: G's last hidden layer and D's first layer have this many channels.
+    #[serde(default = "d_width")]
+    pub width: usize,
+    /// Latent dimension of z.
+    #[serde(default = "d_latent")]
+    pub latent: usize,
+    /// Data transform between physical values and the network's range.
+    #[serde(default)]
+    pub transform: TransformKind,
+    /// Parameters the generator is conditioned on; `None`: the ones that vary in the
+    /// training data (none for a single parameter point: unconditional).
+    #[serde(default)]
+    pub condition: Option<Vec<String>>,
+    #[serde(default = "d_batch")]
+    pub batch: usize,
+    #[serde(default = "d_lr")]
+    pub lr_g: f64,
+    #[serde(default = "d_lr")]
+    pub lr_d: f64,
+    #[serde(default = "d_beta1")]
+    pub beta1: f64,
+    #[serde(default = "d_beta2")]
+    pub beta2: f64,
+    /// Probability of swapping the real/fake labels of a whole D batch.
+    #[serde(default = "d_flip")]
+    pub label_flip: f64,
+    /// Training steps when neither --steps nor --epochs is given.
+    #[serde(default = "d_steps")]
+    pub steps: u64,
+    /// Save a checkpoint every this many steps.
+    #[serde(default = "d_ckpt")]
+    pub checkpoint_every: u64,
+    /// Keep this many recent checkpoints (plus the best).
+    #[serde(default = "d_keep")]
+    pub keep_last: usize,
+    /// Samples held out of training to select the best checkpoint (0: none).
+    #[serde(default = "d_holdout")]
+    pub holdout: usize,
+    /// Statistics (plugin names) scored against the held-out slice at each checkpoint.
+    #[serde(default = "d_eval_stats")]
+    pub eval_stats: Vec<String>,
+    /// Samples generated for each checkpoint's score.
+    #[serde(default = "d_eval_count")]
+    pub eval_count: usize,
+    /// A loss above this (or NaN/Inf) rolls back to the last checkpoint.
+    #[serde(default = "d_max_loss")]
+    pub max_loss: f64,
+}
+
+fn d_size() -> usize {
+    64
+}
+fn d_layers() -> usize {
+    4
+}
+fn d_width() -> usize {
+    16
+}
+fn d_latent() -> usize {
+    64
+}
+fn d_batch() -> usize {
+    64
+}
+fn d_lr() -> f64 {
+    2e-4
+}
+fn d_beta1() -> f64 {
+    0.5
+}
+fn d_beta2() -> f64 {
+    0.999
+}
+fn d_flip() -> f64 {
+    0.01
+}
+fn d_steps() -> u64 {
+    2000
+}
+fn d_ckpt() -> u64 {
+    250
+}
+fn d_keep() -> usize {
+    3
+}
+fn d_holdout() -> usize {
+    128
+}
+fn d_eval_stats() -> Vec<String> {
+    vec!["power-spectrum".into(), "pixel-pdf".into()]
+}
+fn d_eval_count() -> usize {
+    128
+}
+fn d_max_loss() -> f64 {
+    1e4
+}
+
+impl Default for DcganConfig {
+    fn default() -> Self {
+        serde_json::from_value(serde_json::json!({})).expect("defaults")
+    }
+}
+
+impl DcganConfig {
+    pub fn from_options(o: &serde_json::Value) -> Result<Self> {
+        let c: DcganConfig = simemu_core::params::options_from_json("dcgan", o)?;
+        let bad = |m: String| Err(Error::Option(format!("dcgan: {m}")));
+        if c.layers == 0 || c.layers > 8 {
+            return bad(format!("layers = {} must be between 1 and 8", c.layers));
+        }
+        if c.size == 0 || c.size % (1 << c.layers) != 0 || c.size >> c.layers == 0 {
+            return bad(format!(
+                "size = {} must be a multiple of 2^layers = {}",
+                c.size,
+                1 << c.layers
+            ));
+        }
+        if c.width == 0 || c.latent == 0 || c.batch < 2 {
+            return bad("width and latent must be positive and batch at least 2".into());
+        }
+        for (name, v) in [("lr_g", c.lr_g), ("lr_d", c.lr_d)] {
+            if !(v.is_finite() && v > 0.0) {
+                return bad(format!("{name} = {v} must be positive"));
+            }
+        }
+        if !(0.0..1.0).contains(&c.beta1)
+            || !(0.0..1.0).contains(&c.beta2)
+            || !(0.0..=0.5).contains(&c.label_flip)
+        {
+            return bad("beta1, beta2 must lie in [0, 1) and label_flip in [0, 0.5]".into());
+        }
+        if c.checkpoint_every == 0 || c.keep_last == 0 {
+            return bad("checkpoint_every and keep_last must be at least 1".into());
+        }
+        Ok(c)
+    }
+
+    /// Side of the seed map G starts from.
+    pub fn seed_size(&self) -> usize {
+        self.size >> self.layers
+    }
+
+    /// Channels of G's seed map: width·2^(layers−1).
+    pub fn top_channels(&self) -> usize {
+        self.width << (self.layers - 1)
+    }
+}

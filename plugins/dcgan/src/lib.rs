@@ -1,0 +1,280 @@
+//! # simemu-dcgan
+//!
+//! The `dcgan` generator: CosmoGAN's DCGAN (Mustafa et al. 2019) in candle, with
+//! the conditional form G(σ, z) the seed names as the next step. See
+//! `../shared/reference/cosmogan.md` for the architecture and hyper-parameters; the
+//! defaults here are CosmoGAN's except the size (64² on CPU), the base width and the
+//! data transform (an affine map onto the tanh range; `identity` is CosmoGAN's).
+//!
+//! Training writes periodic checkpoints (safetensors weights, Adam moments and a
+//! JSON state) into the run directory, scores each on a held-out slice with the
+//! registered statistics to pick the best one, rolls back on a diverging loss, and
+//! resumes bit-identically (`simemu train dcgan --resume`).
+
+pub mod config;
+pub mod model;
+pub mod train;
+pub mod transform;
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use serde::{Deserialize, Serialize};
+use simemu_core::{
+    Array, Dataset, Error, Field, FieldSpec, Generator, OptionSpec, ParamSpec, Registry, Result,
+    Sample, TrainOptions, TrainSummary,
+};
+use simemu_nn::ce;
+
+pub use config::DcganConfig;
+use model::{DiscriminatorNet, GeneratorNet};
+use transform::Transform;
+
+pub const NAME: &str = "dcgan";
+
+/// A parameter the model is conditioned on, with the training range used to scale
+/// it to [−1, 1].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Condition {
+    pub name: String,
+    /// Column in the training dataset's parameters.
+    pub column: usize,
+    pub lo: f64,
+    pub hi: f64,
+}
+
+impl Condition {
+    pub fn scale(&self, v: f64) -> f64 {
+        if self.hi > self.lo {
+            2.0 * (v - self.lo) / (self.hi - self.lo) - 1.0
+        } else {
+            0.0
+        }
+    }
+}
+
+/// What a checkpoint records besides the weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    pub field: FieldSpec,
+    pub transform: Transform,
+    pub conditions: Vec<Condition>,
+    pub training_samples: usize,
+}
+
+/// Networks and their variables.
+pub struct Nets {
+    pub g_vars: VarMap,
+    pub d_vars: VarMap,
+    pub g: GeneratorNet,
+    pub d: DiscriminatorNet,
+}
+
+impl Nets {
+    pub fn new(config: &DcganConfig, n_cond: usize, device: &Device) -> Result<Self> {
+        let g_vars = VarMap::new();
+        let d_vars = VarMap::new();
+        let g = GeneratorNet::new(
+            config,
+            n_cond,
+            VarBuilder::from_varmap(&g_vars, DType::F32, device).pp("g"),
+        )
+        .map_err(ce("building G"))?;
+        let d = DiscriminatorNet::new(
+            config,
+            n_cond,
+            VarBuilder::from_varmap(&d_vars, DType::F32, device).pp("d"),
+        )
+        .map_err(ce("building D"))?;
+        Ok(Nets {
+            g_vars,
+            d_vars,
+            g,
+            d,
+        })
+    }
+}
+
+pub struct Dcgan {
+    pub config: DcganConfig,
+    pub device: Device,
+    pub trained: Option<(Nets, Meta)>,
+}
+
+impl Dcgan {
+    pub fn new(config: DcganConfig) -> Self {
+        Dcgan {
+            config,
+            device: Device::Cpu,
+            trained: None,
+        }
+    }
+
+    fn ready(&self) -> Result<&(Nets, Meta)> {
+        self.trained
+            .as_ref()
+            .ok_or_else(|| Error::Other("dcgan: not trained or loaded".into()))
+    }
+
+    /// Latent vectors for `seeds` (one ChaCha stream per seed), each with its scaled
+    /// conditions appended: (B, latent + n_cond).
+    pub fn latents_rows(&self, seeds: &[u64], conds: &[Vec<f64>]) -> Result<Tensor> {
+        use rand_distr::{Distribution, StandardNormal};
+        let k = conds.first().map(|c| c.len()).unwrap_or(0);
+        let mut v = Vec::with_capacity(seeds.len() * (self.config.latent + k));
+        for (&s, cond) in seeds.iter().zip(conds) {
+            let mut rng = simemu_core::seed::rng(simemu_core::seed::derive_seed(s, "dcgan-z"));
+            v.extend((0..self.config.latent).map(|_| -> f32 { StandardNormal.sample(&mut rng) }));
+            v.extend(cond.iter().map(|&c| c as f32));
+        }
+        Tensor::from_vec(v, (seeds.len(), self.config.latent + k), &self.device)
+            .map_err(ce("latents"))
+    }
+
+    /// Physical-unit maps from G in evaluation mode, one per seed, each at its own
+    /// scaled conditions.
+    pub fn sample_maps_rows(&self, seeds: &[u64], conds: &[Vec<f64>]) -> Result<Vec<Vec<f32>>> {
+        let (nets, meta) = self.ready()?;
+        let z = self.latents_rows(seeds, conds)?;
+        let out = nets.g.forward(&z, false).map_err(ce("generating"))?;
+        let flat: Vec<f32> = out
+            .flatten_all()
+            .and_then(|t| t.to_vec1())
+            .map_err(ce("generating"))?;
+        let per = self.config.size * self.config.size;
+        Ok(flat
+            .chunks(per)
+            .map(|c| {
+                c.iter()
+                    .map(|&s| meta.transform.inverse(s as f64) as f32)
+                    .collect()
+            })
+            .collect())
+    }
+}
+
+impl Generator for Dcgan {
+    fn name(&self) -> &str {
+        NAME
+    }
+    fn config(&self) -> serde_json::Value {
+        serde_json::to_value(&self.config).expect("serialisable")
+    }
+    fn fields(&self) -> Vec<FieldSpec> {
+        self.trained
+            .as_ref()
+            .map(|(_, m)| vec![m.field.clone()])
+            .unwrap_or_default()
+    }
+    fn params(&self) -> Vec<ParamSpec> {
+        self.trained
+            .as_ref()
+            .map(|(_, m)| {
+                m.conditions
+                    .iter()
+                    .map(|c| {
+                        ParamSpec::new(
+                            &c.name,
+                            "",
+                            c.lo,
+                            c.hi,
+                            0.5 * (c.lo + c.hi),
+                            "condition (trained range)",
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    fn train(
+        &mut self,
+        data: &Dataset,
+        options: &TrainOptions,
+        registry: &Registry,
+    ) -> Result<TrainSummary> {
+        train::train(self, data, options, registry)
+    }
+    fn save(&self, dir: &Path) -> Result<()> {
+        train::save_final(self, dir)
+    }
+    fn generate(&self, params: &[f64], seeds: &[u64]) -> Result<Vec<Sample>> {
+        let (_, meta) = self.ready()?;
+        if !meta.conditions.is_empty() && params.is_empty() {
+            let names: Vec<&str> = meta.conditions.iter().map(|c| c.name.as_str()).collect();
+            return Err(Error::Parameter(format!(
+                "dcgan is conditioned on {}: give --param for each",
+                names.join(", ")
+            )));
+        }
+        if params.len() != meta.conditions.len() {
+            return Err(Error::Parameter(format!(
+                "dcgan takes {} parameters, got {}",
+                meta.conditions.len(),
+                params.len()
+            )));
+        }
+        let scaled: Vec<f64> = meta
+            .conditions
+            .iter()
+            .zip(params)
+            .map(|(c, &v)| c.scale(v))
+            .collect();
+        let maps = self.sample_maps_rows(seeds, &vec![scaled; seeds.len()])?;
+        let shape = meta.field.shape.clone();
+        maps.into_iter()
+            .map(|m| {
+                Ok(Sample::single(
+                    Field::new(meta.field.name.clone(), shape.clone(), Array::F32(m))?,
+                    params.to_vec(),
+                ))
+            })
+            .collect()
+    }
+}
+
+fn options() -> Vec<OptionSpec> {
+    let d = serde_json::to_value(DcganConfig::default()).expect("serialisable");
+    let describe = |k: &str| match k {
+        "size" => "output side in pixels (multiple of 2^layers)",
+        "layers" => "transposed convolutions in G / convolutions in D",
+        "width" => "base width (CosmoGAN: 64)",
+        "latent" => "latent dimension of z",
+        "transform" => {
+            "{kind = \"affine\"} | {kind = \"identity\"} | {kind = \"shifted\", lambda, a}"
+        }
+        "condition" => "parameters to condition on (default: those that vary in the data)",
+        "batch" => "batch size",
+        "lr_g" | "lr_d" => "Adam learning rate",
+        "beta1" | "beta2" => "Adam β",
+        "label_flip" => "probability of swapping a whole D batch's labels",
+        "steps" => "training steps without --steps/--epochs",
+        "checkpoint_every" => "steps between checkpoints",
+        "keep_last" => "recent checkpoints kept (plus the best)",
+        "holdout" => "training samples held out to score checkpoints",
+        "eval_stats" => "statistics scored against the held-out slice",
+        "eval_count" => "maps generated to score a checkpoint",
+        "max_loss" => "a loss above this (or NaN) rolls back to the last checkpoint",
+        _ => "",
+    };
+    d.as_object()
+        .expect("object")
+        .iter()
+        .map(|(k, v)| OptionSpec::new(k, v.clone(), describe(k)))
+        .collect()
+}
+
+/// Registers `dcgan`.
+pub fn register(r: &mut Registry) -> Result<()> {
+    r.add_generator(
+        NAME,
+        "CosmoGAN DCGAN: G(σ, z) with transposed convolutions, trained adversarially (candle)",
+        options(),
+        |o, _| Ok(Box::new(Dcgan::new(DcganConfig::from_options(o)?)) as Box<dyn Generator>),
+        |path, o, _| {
+            Ok(Box::new(train::load(path, DcganConfig::from_options(o)?)?) as Box<dyn Generator>)
+        },
+    )
+}
+
+simemu_core::inventory::submit! { simemu_core::StaticPlugin { name: "dcgan", register } }

@@ -1,0 +1,706 @@
+//! Training, checkpoints and checkpoint selection.
+//!
+//! Run directory layout:
+//!
+//! ```text
+//! RUN_DIR/generator.json            written by simemu (plugin name, config)
+//! RUN_DIR/checkpoints/step-00000250/{generator,discriminator,optim_g,optim_d}.safetensors, state.json
+//! RUN_DIR/checkpoints/best.json     {"step": ..., "score": ...}: the checkpoint `generate` uses
+//! RUN_DIR/training.csv              step, losses, D outputs, checkpoint scores
+//! ```
+//!
+//! Every random number of step s comes from a stream seeded with (run seed, s,
+//! rollback count), so a run resumed from any checkpoint continues bit-identically.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use candle_core::Tensor;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use simemu_core::fsutil::{write_atomic, write_json_atomic, TempDir};
+use simemu_core::seed::{derive_seed, sample_seed};
+use simemu_core::{
+    Array, Dataset, Error, Field, Registry, Result, Sample, StatContext, TrainOptions, TrainSummary,
+};
+use simemu_nn::{assign, bce_with_logits, ce, load_tensors, reinit_normal, save_tensors, Adam};
+
+use crate::model::{named_vars, trainable};
+use crate::transform::Transform;
+use crate::{Condition, Dcgan, DcganConfig, Meta, Nets};
+
+/// What `state.json` of a checkpoint holds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CheckpointState {
+    pub format: String,
+    pub step: u64,
+    pub rollbacks: u64,
+    pub config: DcganConfig,
+    pub meta: Meta,
+    pub score: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Best {
+    step: u64,
+    score: f64,
+}
+
+const CSV_HEADER: &str = "step,loss_d,loss_g,d_real,d_fake,score";
+const MAX_ROLLBACKS: u64 = 5;
+
+fn step_dir(run: &Path, step: u64) -> PathBuf {
+    run.join("checkpoints").join(format!("step-{step:08}"))
+}
+
+/// Steps of the checkpoints present, ascending.
+fn checkpoint_steps(run: &Path) -> Vec<u64> {
+    let mut v: Vec<u64> = std::fs::read_dir(run.join("checkpoints"))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix("step-"))
+                .and_then(|n| n.parse().ok())
+        })
+        .filter(|s| step_dir(run, *s).join("state.json").exists())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Training data: the field's values (transformed) per sample, read on demand.
+struct TrainingData<'a> {
+    ds: &'a Dataset,
+    field: usize,
+    transform: Transform,
+    conditions: Vec<Condition>,
+    /// Whole transformed field when it fits comfortably in memory.
+    cache: Option<Vec<f32>>,
+    per: usize,
+}
+
+impl TrainingData<'_> {
+    fn batch(&self, idx: &[usize]) -> Result<(Vec<f32>, Vec<f32>)> {
+        let mut x = Vec::with_capacity(idx.len() * self.per);
+        for &i in idx {
+            match &self.cache {
+                Some(c) => x.extend_from_slice(&c[i * self.per..(i + 1) * self.per]),
+                None => {
+                    let v = self.ds.read_field_range(self.field, i, 1)?.to_f64();
+                    x.extend(v.iter().map(|&y| self.transform.forward(y) as f32));
+                }
+            }
+        }
+        let mut c = Vec::with_capacity(idx.len() * self.conditions.len());
+        for &i in idx {
+            let p = self.ds.params_of(i);
+            c.extend(self.conditions.iter().map(|k| k.scale(p[k.column]) as f32));
+        }
+        Ok((x, c))
+    }
+}
+
+/// The conditions: configured names, or the parameters that vary in the data.
+fn conditions(config: &DcganConfig, ds: &Dataset) -> Result<Vec<Condition>> {
+    let ranges = simemu_core::dataset::param_ranges(ds);
+    let names: Vec<String> = match &config.condition {
+        Some(n) => n.clone(),
+        None => ds
+            .param_names()
+            .iter()
+            .filter(|n| ranges[*n].0 < ranges[*n].1)
+            .cloned()
+            .collect(),
+    };
+    names
+        .iter()
+        .map(|n| {
+            let column = ds
+                .param_names()
+                .iter()
+                .position(|p| p == n)
+                .ok_or_else(|| {
+                    Error::Option(format!(
+                        "dcgan: condition '{n}' is not a parameter of the data ({:?})",
+                        ds.param_names()
+                    ))
+                })?;
+            let (lo, hi) = ranges[n];
+            Ok(Condition {
+                name: n.clone(),
+                column,
+                lo,
+                hi,
+            })
+        })
+        .collect()
+}
+
+fn prepare_data<'a>(config: &DcganConfig, ds: &'a Dataset) -> Result<(TrainingData<'a>, Meta)> {
+    if ds.fields().len() != 1 {
+        return Err(Error::Data(
+            "dcgan trains on datasets with exactly one field".into(),
+        ));
+    }
+    let spec = ds.fields()[0].clone();
+    if spec.shape != [config.size, config.size] {
+        return Err(Error::Data(format!(
+            "dcgan is configured for {0}×{0} maps but the data hold {1:?} (set the 'size' option)",
+            config.size, spec.shape
+        )));
+    }
+    let per = config.size * config.size;
+    let holdout = config.holdout.min(ds.len() / 5);
+    let n_train = ds.len() - holdout;
+    if n_train < 2 {
+        return Err(Error::Data(
+            "dcgan needs at least 2 training samples".into(),
+        ));
+    }
+    // Fit the transform: exact extremes, the median from a strided subsample.
+    let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+    let mut sub = Vec::new();
+    let stride = ((n_train * per) / 1_000_000).max(1);
+    let mut k = 0usize;
+    let in_memory = n_train * per * 4 <= 1 << 30;
+    let mut raw = Vec::with_capacity(if in_memory { ds.len() * per } else { 0 });
+    for start in (0..ds.len()).step_by(256) {
+        let n = 256.min(ds.len() - start);
+        let v = match ds.read_field_range(0, start, n)? {
+            Array::F32(v) => v,
+            Array::F64(v) => v.iter().map(|&x| x as f32).collect(),
+        };
+        for (j, &x) in v.iter().enumerate() {
+            if start + j / per < n_train {
+                lo = lo.min(x);
+                hi = hi.max(x);
+                if k % stride == 0 {
+                    sub.push(x);
+                }
+                k += 1;
+            }
+        }
+        if in_memory {
+            raw.extend_from_slice(&v);
+        }
+    }
+    sub.push(lo);
+    sub.push(hi);
+    sub.sort_by(|a, b| a.total_cmp(b));
+    let transform = Transform::fit(&config.transform, &sub)?;
+    let cache = in_memory.then(|| {
+        raw.iter()
+            .map(|&x| transform.forward(x as f64) as f32)
+            .collect()
+    });
+    let conds = conditions(config, ds)?;
+    let meta = Meta {
+        field: spec,
+        transform: transform.clone(),
+        conditions: conds.clone(),
+        training_samples: n_train,
+    };
+    Ok((
+        TrainingData {
+            ds,
+            field: 0,
+            transform,
+            conditions: conds,
+            cache,
+            per,
+        },
+        meta,
+    ))
+}
+
+struct Trainer<'a> {
+    gan: &'a mut Dcgan,
+    opt_g: Adam,
+    opt_d: Adam,
+}
+
+impl Trainer<'_> {
+    fn save(&self, run: &Path, step: u64, rollbacks: u64, score: Option<f64>) -> Result<()> {
+        let (nets, meta) = self.gan.trained.as_ref().expect("trained");
+        let final_dir = step_dir(run, step);
+        let dir = TempDir::new(&final_dir)?;
+        let tensors = |vars: &[(String, candle_core::Var)]| -> HashMap<String, Tensor> {
+            vars.iter()
+                .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
+                .collect()
+        };
+        save_tensors(
+            &dir.path().join("generator.safetensors"),
+            &tensors(&named_vars(&nets.g_vars)),
+        )?;
+        save_tensors(
+            &dir.path().join("discriminator.safetensors"),
+            &tensors(&named_vars(&nets.d_vars)),
+        )?;
+        save_tensors(
+            &dir.path().join("optim_g.safetensors"),
+            &self.opt_g.state().map_err(ce("optimizer state"))?,
+        )?;
+        save_tensors(
+            &dir.path().join("optim_d.safetensors"),
+            &self.opt_d.state().map_err(ce("optimizer state"))?,
+        )?;
+        let state = CheckpointState {
+            format: "simemu-dcgan-checkpoint".into(),
+            step,
+            rollbacks,
+            config: self.gan.config.clone(),
+            meta: meta.clone(),
+            score,
+        };
+        write_json_atomic(&dir.path().join("state.json"), &state)?;
+        dir.persist(true)
+    }
+
+    fn restore(&mut self, run: &Path, step: u64) -> Result<CheckpointState> {
+        let dir = step_dir(run, step);
+        let state = read_state(&dir)?;
+        let (nets, _) = self.gan.trained.as_ref().expect("built");
+        assign(
+            &named_vars(&nets.g_vars),
+            &load_tensors(&dir.join("generator.safetensors"))?,
+            "generator",
+        )?;
+        assign(
+            &named_vars(&nets.d_vars),
+            &load_tensors(&dir.join("discriminator.safetensors"))?,
+            "discriminator",
+        )?;
+        self.opt_g
+            .load_state(&load_tensors(&dir.join("optim_g.safetensors"))?)?;
+        self.opt_d
+            .load_state(&load_tensors(&dir.join("optim_d.safetensors"))?)?;
+        Ok(state)
+    }
+}
+
+fn read_state(dir: &Path) -> Result<CheckpointState> {
+    let p = dir.join("state.json");
+    let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::bad_file(&p, format!("corrupt checkpoint state: {e}")))
+}
+
+/// Checkpoint score: mean over the bins of the statistics of |Δ mean| / σ_ref between
+/// generated maps and the held-out slice (lower is better).
+/// (mean, standard deviation) per bin.
+type BinMoments = Vec<(f64, f64)>;
+
+struct Scorer {
+    /// Each statistic with the held-out (mean, std) of every bin.
+    stats: Vec<(Box<dyn simemu_core::Statistic>, BinMoments)>,
+    seeds: Vec<u64>,
+    cond_rows: Vec<Vec<f64>>,
+}
+
+impl Scorer {
+    fn new(
+        gan: &Dcgan,
+        ds: &Dataset,
+        holdout: std::ops::Range<usize>,
+        registry: &Registry,
+        seed: u64,
+    ) -> Result<Option<Scorer>> {
+        if holdout.is_empty() || gan.config.eval_stats.is_empty() {
+            return Ok(None);
+        }
+        let samples = ds.read_samples(holdout.start, holdout.len())?;
+        let mut pooled: Vec<f64> = samples
+            .iter()
+            .flat_map(|s| s.fields[0].data.to_f64())
+            .collect();
+        pooled.sort_by(|a, b| a.total_cmp(b));
+        let q = |p: &[f64]| {
+            Ok(p.iter()
+                .map(|&x| simemu_core::bins::quantile_sorted(&pooled, x))
+                .collect())
+        };
+        let mean = pooled.iter().sum::<f64>() / pooled.len() as f64;
+        let var = pooled.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / pooled.len() as f64;
+        let v = || Ok(var);
+        let ctx = StatContext {
+            field: ds.fields()[0].clone(),
+            quantiles: &q,
+            pooled_variance: &v,
+        };
+        let mut stats = Vec::new();
+        for name in &gan.config.eval_stats {
+            let entry = registry.statistic(name)?;
+            let stat = (entry.build)(&serde_json::Value::Null, &ctx)?;
+            let per: Vec<Vec<f64>> = samples
+                .iter()
+                .map(|s| stat.compute(s).map(|c| c.concat()))
+                .collect::<Result<_>>()?;
+            let nb = per[0].len();
+            let n = per.len() as f64;
+            let moments = (0..nb)
+                .map(|b| {
+                    let m = per.iter().map(|r| r[b]).sum::<f64>() / n;
+                    let s = (per.iter().map(|r| (r[b] - m).powi(2)).sum::<f64>()
+                        / (n - 1.0).max(1.0))
+                    .sqrt();
+                    (m, s)
+                })
+                .collect();
+            stats.push((stat, moments));
+        }
+        let count = gan.config.eval_count.max(2);
+        let eval_seed = derive_seed(seed, "dcgan-eval");
+        let seeds: Vec<u64> = (0..count as u64)
+            .map(|i| sample_seed(eval_seed, i))
+            .collect();
+        // Conditional models are scored at the held-out samples' own parameters.
+        let meta = &gan.trained.as_ref().expect("built").1;
+        let cond_rows = (0..count)
+            .map(|i| {
+                let p = ds.params_of(holdout.start + i % holdout.len());
+                meta.conditions
+                    .iter()
+                    .map(|c| c.scale(p[c.column]))
+                    .collect()
+            })
+            .collect();
+        Ok(Some(Scorer {
+            stats,
+            seeds,
+            cond_rows,
+        }))
+    }
+
+    fn score(&self, gan: &Dcgan) -> Result<f64> {
+        let meta = &gan.trained.as_ref().expect("built").1;
+        let mut maps = Vec::new();
+        for (chunk, conds) in self.seeds.chunks(64).zip(self.cond_rows.chunks(64)) {
+            maps.extend(gan.sample_maps_rows(chunk, conds)?);
+        }
+        let mut total = 0.0;
+        let mut bins = 0usize;
+        for (stat, moments) in &self.stats {
+            let per: Vec<Vec<f64>> = maps
+                .iter()
+                .map(|m| {
+                    let f = Field::new(
+                        meta.field.name.clone(),
+                        meta.field.shape.clone(),
+                        Array::F32(m.clone()),
+                    )?;
+                    stat.compute(&Sample::single(f, vec![])).map(|c| c.concat())
+                })
+                .collect::<Result<_>>()?;
+            let n = per.len() as f64;
+            for (b, &(m, s)) in moments.iter().enumerate() {
+                let g = per.iter().map(|r| r[b]).sum::<f64>() / n;
+                if s > 0.0 {
+                    total += (g - m).abs() / s;
+                    bins += 1;
+                }
+            }
+        }
+        Ok(if bins == 0 {
+            f64::INFINITY
+        } else {
+            total / bins as f64
+        })
+    }
+}
+
+/// Trains (or resumes) a DCGAN; returns when the target step is reached.
+pub fn train(
+    gan: &mut Dcgan,
+    ds: &Dataset,
+    options: &TrainOptions,
+    registry: &Registry,
+) -> Result<TrainSummary> {
+    let t0 = std::time::Instant::now();
+    let config = gan.config.clone();
+    let run = options.run_dir.clone();
+    let (data, meta) = prepare_data(&config, ds)?;
+    let n_train = meta.training_samples;
+    let n_cond = meta.conditions.len();
+    let nets = Nets::new(&config, n_cond, &gan.device)?;
+    let g_vars = named_vars(&nets.g_vars);
+    let d_vars = named_vars(&nets.d_vars);
+    reinit_normal(&g_vars, derive_seed(options.seed, "dcgan-init-g"), 0.02)
+        .map_err(ce("init G"))?;
+    reinit_normal(&d_vars, derive_seed(options.seed, "dcgan-init-d"), 0.02)
+        .map_err(ce("init D"))?;
+    let opt_g = Adam::new(
+        trainable(&g_vars),
+        config.lr_g,
+        config.beta1,
+        config.beta2,
+        1e-8,
+    )
+    .map_err(ce("Adam"))?;
+    let opt_d = Adam::new(
+        trainable(&d_vars),
+        config.lr_d,
+        config.beta1,
+        config.beta2,
+        1e-8,
+    )
+    .map_err(ce("Adam"))?;
+    gan.trained = Some((nets, meta.clone()));
+    let mut tr = Trainer { gan, opt_g, opt_d };
+
+    let steps_per_epoch = (n_train / config.batch).max(1) as u64;
+    let target = options
+        .steps
+        .or(options.epochs.map(|e| e * steps_per_epoch))
+        .unwrap_or(config.steps);
+    let mut step = 0u64;
+    let mut rollbacks = 0u64;
+    let mut rows: Vec<String> = Vec::new();
+    let csv_path = run.join("training.csv");
+    if options.resume {
+        if let Some(&last) = checkpoint_steps(&run).last() {
+            let state = tr.restore(&run, last)?;
+            if state.meta != meta {
+                return Err(Error::Data(format!(
+                    "{}: the checkpoint was trained on different data (field, transform or conditions differ)",
+                    run.display()
+                )));
+            }
+            step = state.step;
+            rollbacks = state.rollbacks;
+            if let Ok(text) = std::fs::read_to_string(&csv_path) {
+                rows = text
+                    .lines()
+                    .skip(1)
+                    .filter(|l| {
+                        l.split(',')
+                            .next()
+                            .and_then(|s| s.parse::<u64>().ok())
+                            .is_some_and(|s| s <= step)
+                    })
+                    .map(|l| l.to_string())
+                    .collect();
+            }
+        }
+    }
+    let holdout = n_train..ds.len();
+    let scorer = Scorer::new(tr.gan, ds, holdout, registry, options.seed)?;
+    let mut best: Option<Best> = std::fs::read_to_string(run.join("checkpoints/best.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .filter(|b: &Best| options.resume && b.step <= step);
+
+    let bar = if options.progress && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let pb = indicatif::ProgressBar::new(target);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "dcgan {bar:30} {pos}/{len} {msg} ({per_sec}, ETA {eta})",
+            )
+            .expect("template")
+            .progress_chars("=> "),
+        );
+        pb.set_position(step);
+        pb
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let train_seed = derive_seed(options.seed, "dcgan-steps");
+    let (h, w) = (config.size, config.size);
+    let b = config.batch;
+    while step < target {
+        let s = step + 1;
+        let mut rng = simemu_core::seed::rng(sample_seed(
+            train_seed ^ rollbacks.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            s,
+        ));
+        let idx: Vec<usize> = (0..b).map(|_| rng.random_range(0..n_train)).collect();
+        let (x, c) = data.batch(&idx)?;
+        let dev = tr.gan.device.clone();
+        let real = Tensor::from_vec(x, (b, 1, h, w), &dev).map_err(ce("batch"))?;
+        let cond = (n_cond > 0)
+            .then(|| Tensor::from_vec(c.clone(), (b, n_cond), &dev))
+            .transpose()
+            .map_err(ce("batch"))?;
+        let zseeds: Vec<u64> = (0..b).map(|_| rng.random()).collect();
+        let cond_rows: Vec<Vec<f64>> = (0..b)
+            .map(|k| {
+                c[k * n_cond..(k + 1) * n_cond]
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect()
+            })
+            .collect();
+        let z = tr.gan.latents_rows(&zseeds, &cond_rows)?;
+        let flip = rng.random::<f64>() < config.label_flip;
+        let (t_real, t_fake) = if flip { (0.0, 1.0) } else { (1.0, 0.0) };
+        let (nets, _) = tr.gan.trained.as_ref().expect("built");
+        let outcome = (|| -> candle_core::Result<(f64, f64, f64, f64, Tensor, Tensor)> {
+            let fake = nets.g.forward(&z, true)?;
+            let d_real = nets.d.forward(&real, cond.as_ref(), true)?;
+            let d_fake = nets.d.forward(&fake.detach(), cond.as_ref(), true)?;
+            let loss_d = (bce_with_logits(&d_real, t_real)? + bce_with_logits(&d_fake, t_fake)?)?;
+            let d_gen = nets.d.forward(&fake, cond.as_ref(), true)?;
+            let loss_g = bce_with_logits(&d_gen, 1.0)?;
+            let pr = candle_nn::ops::sigmoid(&d_real)?
+                .mean_all()?
+                .to_scalar::<f32>()? as f64;
+            let pf = candle_nn::ops::sigmoid(&d_fake)?
+                .mean_all()?
+                .to_scalar::<f32>()? as f64;
+            let ld = loss_d.to_scalar::<f32>()? as f64;
+            let lg = loss_g.to_scalar::<f32>()? as f64;
+            Ok((ld, lg, pr, pf, loss_d, loss_g))
+        })()
+        .map_err(ce("training step"))?;
+        let (ld, lg, pr, pf, loss_d, loss_g) = outcome;
+        if !(ld.is_finite() && lg.is_finite())
+            || ld.abs() > config.max_loss
+            || lg.abs() > config.max_loss
+        {
+            let last = checkpoint_steps(&run).into_iter().rfind(|&c| c <= step);
+            let Some(last) = last else {
+                return Err(Error::Other(format!(
+                    "dcgan diverged at step {s} (loss_d {ld}, loss_g {lg}) before the first checkpoint; lower the learning rates"
+                )));
+            };
+            rollbacks += 1;
+            if rollbacks > MAX_ROLLBACKS {
+                return Err(Error::Other(format!(
+                    "dcgan diverged {rollbacks} times; last at step {s} (loss_d {ld}, loss_g {lg})"
+                )));
+            }
+            bar.println(format!(
+                "step {s}: loss_d {ld:.3e}, loss_g {lg:.3e}: rolling back to step {last}"
+            ));
+            tr.restore(&run, last)?;
+            step = last;
+            rows.retain(|r| {
+                r.split(',')
+                    .next()
+                    .and_then(|x| x.parse::<u64>().ok())
+                    .is_some_and(|x| x <= last)
+            });
+            continue;
+        }
+        // D first (on the detached fake), then G through D.
+        tr.opt_d.backward_step(&loss_d).map_err(ce("D update"))?;
+        tr.opt_g.backward_step(&loss_g).map_err(ce("G update"))?;
+        step = s;
+        let mut score = None;
+        if step % config.checkpoint_every == 0 || step == target {
+            if let Some(sc) = &scorer {
+                score = Some(sc.score(tr.gan)?);
+            }
+            tr.save(&run, step, rollbacks, score)?;
+            if let Some(sv) = score {
+                if best.as_ref().is_none_or(|b| sv < b.score) {
+                    best = Some(Best { step, score: sv });
+                    write_json_atomic(&run.join("checkpoints/best.json"), best.as_ref().unwrap())?;
+                }
+            }
+            prune(&run, config.keep_last, best.as_ref().map(|b| b.step))?;
+        }
+        rows.push(format!(
+            "{step},{ld},{lg},{pr},{pf},{}",
+            score.map(|v| v.to_string()).unwrap_or_default()
+        ));
+        if score.is_some() {
+            write_csv(&csv_path, &rows)?;
+        }
+        bar.set_position(step);
+        bar.set_message(format!("loss_d {ld:.3} loss_g {lg:.3}"));
+    }
+    bar.finish_and_clear();
+    write_csv(&csv_path, &rows)?;
+    Ok(TrainSummary {
+        steps: step,
+        seconds: t0.elapsed().as_secs_f64(),
+        details: serde_json::json!({
+            "rollbacks": rollbacks,
+            "best": best.map(|b| serde_json::json!({"step": b.step, "score": b.score})),
+            "parameters_g": crate::model::parameter_count(&named_vars(&tr.gan.trained.as_ref().unwrap().0.g_vars)),
+            "parameters_d": crate::model::parameter_count(&named_vars(&tr.gan.trained.as_ref().unwrap().0.d_vars)),
+        }),
+    })
+}
+
+fn write_csv(path: &Path, rows: &[String]) -> Result<()> {
+    let mut s = String::from(CSV_HEADER);
+    s.push('\n');
+    for r in rows {
+        let _ = writeln!(s, "{r}");
+    }
+    write_atomic(path, s.as_bytes())
+}
+
+/// Deletes all but the last `keep` checkpoints and the best one.
+fn prune(run: &Path, keep: usize, best: Option<u64>) -> Result<()> {
+    let steps = checkpoint_steps(run);
+    let n = steps.len();
+    for (i, s) in steps.into_iter().enumerate() {
+        if i + keep < n && Some(s) != best {
+            let d = step_dir(run, s);
+            std::fs::remove_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// `save` after training: the loop already wrote the final checkpoint; this makes
+/// sure one exists for the current state (a generator trained elsewhere).
+pub fn save_final(gan: &Dcgan, dir: &Path) -> Result<()> {
+    if checkpoint_steps(dir).is_empty() {
+        return Err(Error::Other(format!(
+            "dcgan: no checkpoint was written in {}",
+            dir.display()
+        )));
+    }
+    let _ = gan;
+    Ok(())
+}
+
+/// Loads a generator from a run directory (its best checkpoint, else its latest) or
+/// from one checkpoint directory.
+pub fn load(path: &Path, config: DcganConfig) -> Result<Dcgan> {
+    let dir = if path.join("state.json").exists() {
+        path.to_path_buf()
+    } else {
+        let best: Option<Best> = std::fs::read_to_string(path.join("checkpoints/best.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        let step = match best {
+            Some(b) if step_dir(path, b.step).join("state.json").exists() => b.step,
+            _ => *checkpoint_steps(path).last().ok_or_else(|| {
+                Error::bad_file(
+                    path,
+                    "no dcgan checkpoint here (checkpoints/step-*/state.json)",
+                )
+            })?,
+        };
+        step_dir(path, step)
+    };
+    let state = read_state(&dir)?;
+    let config = if state.config != config {
+        state.config.clone()
+    } else {
+        config
+    };
+    let mut gan = Dcgan::new(config);
+    let nets = Nets::new(&gan.config, state.meta.conditions.len(), &gan.device)?;
+    assign(
+        &named_vars(&nets.g_vars),
+        &load_tensors(&dir.join("generator.safetensors"))?,
+        "generator",
+    )?;
+    assign(
+        &named_vars(&nets.d_vars),
+        &load_tensors(&dir.join("discriminator.safetensors"))?,
+        "discriminator",
+    )?;
+    gan.trained = Some((nets, state.meta));
+    Ok(gan)
+}

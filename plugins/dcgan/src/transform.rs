@@ -1,0 +1,107 @@
+//! Transforms between physical values and the network's (tanh) range, fitted per
+//! dataset and stored with the checkpoint so that generation returns physical values.
+
+use serde::{Deserialize, Serialize};
+use simemu_core::{Error, Result};
+
+/// The configured choice.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum TransformKind {
+    /// Values fed as they are (CosmoGAN).
+    Identity,
+    /// Affine map of the training range [min, max] onto [−0.9, 0.9].
+    #[default]
+    Affine,
+    /// Rodríguez et al.'s s(x) = 2(x+λ)/(x+λ+a) − 1 applied to x + λ (> 0 for
+    /// shifted log-normal maps); `None` values are fitted: λ = −min + 1% of the
+    /// range, a = the median of x + λ.
+    Shifted { lambda: Option<f64>, a: Option<f64> },
+}
+
+/// A fitted transform.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Transform {
+    Identity,
+    Affine { offset: f64, scale: f64 },
+    Shifted { lambda: f64, a: f64 },
+}
+
+impl Transform {
+    /// Fits the transform to sorted training values.
+    pub fn fit(kind: &TransformKind, sorted: &[f32]) -> Result<Transform> {
+        let (lo, hi) = (sorted[0] as f64, sorted[sorted.len() - 1] as f64);
+        match kind {
+            TransformKind::Identity => Ok(Transform::Identity),
+            TransformKind::Affine => {
+                let scale = if hi > lo { 1.8 / (hi - lo) } else { 1.0 };
+                Ok(Transform::Affine {
+                    offset: 0.5 * (lo + hi),
+                    scale,
+                })
+            }
+            TransformKind::Shifted { lambda, a } => {
+                let lambda = lambda.unwrap_or(-lo + 0.01 * (hi - lo));
+                if lo + lambda <= 0.0 {
+                    return Err(Error::Option(format!(
+                        "dcgan: shifted transform needs x + λ > 0, but min x = {lo} and λ = {lambda}"
+                    )));
+                }
+                let median = sorted[sorted.len() / 2] as f64 + lambda;
+                let a = a.unwrap_or(median);
+                if a <= 0.0 {
+                    return Err(Error::Option(format!(
+                        "dcgan: shifted transform needs a > 0, got {a}"
+                    )));
+                }
+                Ok(Transform::Shifted { lambda, a })
+            }
+        }
+    }
+
+    #[inline]
+    pub fn forward(&self, x: f64) -> f64 {
+        match *self {
+            Transform::Identity => x,
+            Transform::Affine { offset, scale } => (x - offset) * scale,
+            Transform::Shifted { lambda, a } => 2.0 * (x + lambda) / (x + lambda + a) - 1.0,
+        }
+    }
+
+    #[inline]
+    pub fn inverse(&self, s: f64) -> f64 {
+        match *self {
+            Transform::Identity => s,
+            Transform::Affine { offset, scale } => s / scale + offset,
+            // s = 2y/(y+a) − 1 ⇔ y = a(1+s)/(1−s); tanh keeps |s| < 1.
+            Transform::Shifted { lambda, a } => a * (1.0 + s) / (1.0 - s).max(1e-7) - lambda,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transforms_invert() {
+        let data: Vec<f32> = (0..100).map(|i| -0.02 + 0.001 * i as f32).collect();
+        for kind in [
+            TransformKind::Identity,
+            TransformKind::Affine,
+            TransformKind::Shifted {
+                lambda: None,
+                a: None,
+            },
+        ] {
+            let t = Transform::fit(&kind, &data).unwrap();
+            for &x in &[-0.02, 0.0, 0.03, 0.07] {
+                let back = t.inverse(t.forward(x));
+                assert!((back - x).abs() < 1e-12, "{t:?}: {x} -> {back}");
+            }
+        }
+        let t = Transform::fit(&TransformKind::Affine, &data).unwrap();
+        assert!((t.forward(-0.02) + 0.9).abs() < 1e-5 && (t.forward(0.079) - 0.9).abs() < 1e-5);
+    }
+}
