@@ -404,3 +404,74 @@ pub fn draw_all(
     ));
     Ok(out)
 }
+
+/// Plots every numeric column of a CSV file against its first column (one panel per
+/// column; empty cells are skipped), e.g. a generator's `training.csv`.
+pub fn plot_csv(csv: &Path, png: &Path, title: &str) -> Result<()> {
+    ensure_font()?;
+    let text = std::fs::read_to_string(csv).map_err(|e| Error::io(csv, e))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    if header.len() < 2 {
+        return Err(Error::bad_file(
+            csv,
+            "needs a header with at least two columns",
+        ));
+    }
+    let rows: Vec<Vec<Option<f64>>> = lines
+        .map(|l| l.split(',').map(|c| c.trim().parse::<f64>().ok()).collect())
+        .collect();
+    let cols = header.len() - 1;
+    let root = BitMapBackend::new(png, (900, 180 * cols as u32 + 40)).into_drawing_area();
+    root.fill(&WHITE).map_err(pe)?;
+    let (top, body) = root.split_vertically(40);
+    top.draw(&Text::new(title.to_string(), (20, 10), (FONT, 20)))
+        .map_err(pe)?;
+    for (k, area) in body.split_evenly((cols, 1)).iter().enumerate() {
+        let pts: Vec<(f64, f64)> = rows
+            .iter()
+            .filter_map(|r| Some((r.first().copied()??, r.get(k + 1).copied()??)))
+            .filter(|p| p.1.is_finite())
+            .collect();
+        if pts.is_empty() {
+            continue;
+        }
+        let (x0, x1) = padded(
+            pts.iter().map(|p| p.0).fold(f64::INFINITY, f64::min),
+            pts.iter().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max),
+        );
+        let (y0, y1) = padded(
+            pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min),
+            pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max),
+        );
+        let mut chart = ChartBuilder::on(area)
+            .margin(8)
+            .x_label_area_size(25)
+            .y_label_area_size(70)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(pe)?;
+        chart
+            .configure_mesh()
+            .x_desc(header[0])
+            .y_desc(header[k + 1])
+            .x_label_formatter(&|v| axis_label(*v, false))
+            .y_label_formatter(&|v| axis_label(*v, false))
+            .label_style((FONT, 12))
+            .draw()
+            .map_err(pe)?;
+        if pts.len() > 60 {
+            chart
+                .draw_series(LineSeries::new(pts, REF_COLOR.stroke_width(1)))
+                .map_err(pe)?;
+        } else {
+            chart
+                .draw_series(LineSeries::new(pts.clone(), CAND_COLOR.stroke_width(2)))
+                .map_err(pe)?;
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, CAND_COLOR.filled())))
+                .map_err(pe)?;
+        }
+    }
+    root.present().map_err(pe)?;
+    Ok(())
+}

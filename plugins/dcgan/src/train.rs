@@ -615,6 +615,11 @@ pub fn train(
         bar.set_message(format!("loss_d {ld:.3} loss_g {lg:.3}"));
     }
     bar.finish_and_clear();
+    if !step_dir(&run, step).join("state.json").exists() {
+        // E.g. `--steps 0`: the initialised model, a baseline for comparisons.
+        let score = scorer.as_ref().map(|sc| sc.score(tr.gan)).transpose()?;
+        tr.save(&run, step, rollbacks, score)?;
+    }
     write_csv(&csv_path, &rows)?;
     Ok(TrainSummary {
         steps: step,

@@ -119,6 +119,16 @@ pub fn train(reg: &Registry, cli: &Cli, a: &TrainArgs) -> Result<()> {
     run.train = serde_json::to_value(&summary)?;
     run.train["wall_seconds"] = t0.elapsed().as_secs_f64().into();
     simemu_core::fsutil::write_json_atomic(&run_file, &run)?;
+    // Run-directory convention: a plugin's `training.csv` (step, then numeric
+    // columns) is plotted for people to look at.
+    let csv = a.out.join("training.csv");
+    if csv.exists() {
+        simemu_validate::plots::plot_csv(
+            &csv,
+            &a.out.join("training.png"),
+            &format!("{} training", a.name),
+        )?;
+    }
     tracing::info!(
         "trained '{}' ({} steps) into {}",
         a.name,
