@@ -265,22 +265,27 @@ impl Trainer<'_> {
         let dir = step_dir(run, step);
         let state = read_state(&dir)?;
         let (nets, _) = self.gan.trained.as_ref().expect("built");
-        assign(
-            &named_vars(&nets.g_vars),
-            &load_tensors(&dir.join("generator.safetensors"))?,
-            "generator",
-        )?;
-        assign(
-            &named_vars(&nets.d_vars),
-            &load_tensors(&dir.join("discriminator.safetensors"))?,
-            "discriminator",
-        )?;
+        load_weights(nets, &dir)?;
         self.opt_g
             .load_state(&load_tensors(&dir.join("optim_g.safetensors"))?)?;
         self.opt_d
             .load_state(&load_tensors(&dir.join("optim_d.safetensors"))?)?;
         Ok(state)
     }
+}
+
+/// Loads a checkpoint's G and D weights into existing networks.
+fn load_weights(nets: &Nets, dir: &Path) -> Result<()> {
+    assign(
+        &named_vars(&nets.g_vars),
+        &load_tensors(&dir.join("generator.safetensors"))?,
+        "generator",
+    )?;
+    assign(
+        &named_vars(&nets.d_vars),
+        &load_tensors(&dir.join("discriminator.safetensors"))?,
+        "discriminator",
+    )
 }
 
 fn read_state(dir: &Path) -> Result<CheckpointState> {
@@ -696,16 +701,7 @@ pub fn load(path: &Path, config: DcganConfig) -> Result<Dcgan> {
     };
     let mut gan = Dcgan::new(config);
     let nets = Nets::new(&gan.config, state.meta.conditions.len(), &gan.device)?;
-    assign(
-        &named_vars(&nets.g_vars),
-        &load_tensors(&dir.join("generator.safetensors"))?,
-        "generator",
-    )?;
-    assign(
-        &named_vars(&nets.d_vars),
-        &load_tensors(&dir.join("discriminator.safetensors"))?,
-        "discriminator",
-    )?;
+    load_weights(&nets, &dir)?;
     gan.trained = Some((nets, state.meta));
     Ok(gan)
 }

@@ -10,8 +10,8 @@
 
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
-use rustfft::num_complex::Complex64;
-use rustfft::FftPlanner;
+use simemu_grid::fft2;
+use simemu_grid::num_complex::Complex64;
 use simemu_map_stats::topology::{gradient_hessian, minkowski};
 use statrs::function::erf::erfc;
 
@@ -20,25 +20,7 @@ fn smoothed_grf(n: usize, smooth_px: f64, seed: u64) -> Vec<f64> {
     let mut c: Vec<Complex64> = (0..n * n)
         .map(|_| Complex64::new(StandardNormal.sample(&mut rng), 0.0))
         .collect();
-    let mut planner = FftPlanner::new();
-    let fwd = planner.plan_fft_forward(n);
-    let inv = planner.plan_fft_inverse(n);
-    let pass = |c: &mut Vec<Complex64>, f: &std::sync::Arc<dyn rustfft::Fft<f64>>| {
-        for row in c.chunks_mut(n) {
-            f.process(row);
-        }
-        let mut col = vec![Complex64::new(0.0, 0.0); n];
-        for j in 0..n {
-            for i in 0..n {
-                col[i] = c[i * n + j];
-            }
-            f.process(&mut col);
-            for i in 0..n {
-                c[i * n + j] = col[i];
-            }
-        }
-    };
-    pass(&mut c, &fwd);
+    fft2(&mut c, n, false);
     let freq = |i: usize| {
         if i <= n / 2 {
             i as f64
@@ -53,7 +35,7 @@ fn smoothed_grf(n: usize, smooth_px: f64, seed: u64) -> Vec<f64> {
             c[i * n + j] *= (-0.5 * k2 * smooth_px * smooth_px).exp();
         }
     }
-    pass(&mut c, &inv);
+    fft2(&mut c, n, true);
     c.iter().map(|z| z.re / (n * n) as f64).collect()
 }
 

@@ -59,46 +59,62 @@ pub fn run(reg: &Registry, a: &ListArgs) -> Result<()> {
         }
         json.insert("simulators".into(), list.into());
     }
-    if want(Kind::Generators) {
-        let mut list = Vec::new();
-        if !a.json {
-            println!("generators:");
+    let plain = |kind: Kind,
+                 title: &str,
+                 entries: Vec<(&str, &str, String, &Vec<simemu_core::OptionSpec>)>,
+                 json: &mut serde_json::Map<String, serde_json::Value>| {
+        if !want(kind) {
+            return;
         }
-        for e in reg.generators() {
+        if !a.json {
+            println!("{title}:");
+        }
+        let mut list = Vec::new();
+        for (name, description, origin, options) in entries {
             if a.json {
-                list.push(serde_json::json!({"name": e.name, "description": e.description, "origin": e.origin.to_string(), "options": e.options}));
+                list.push(serde_json::json!({"name": name, "description": description, "origin": origin, "options": options}));
                 continue;
             }
-            println!("  {:<16} {}  [{}]", e.name, e.description, e.origin);
-            for o in &e.options {
+            println!("  {name:<16} {description}  [{origin}]");
+            for o in options {
                 println!(
                     "      {:<16} default {}: {}",
                     o.name, o.default, o.description
                 );
             }
         }
-        json.insert("generators".into(), list.into());
-    }
-    if want(Kind::Statistics) {
-        let mut list = Vec::new();
-        if !a.json {
-            println!("statistics:");
-        }
-        for e in reg.statistics() {
-            if a.json {
-                list.push(serde_json::json!({"name": e.name, "description": e.description, "origin": e.origin.to_string(), "options": e.options}));
-                continue;
-            }
-            println!("  {:<16} {}  [{}]", e.name, e.description, e.origin);
-            for o in &e.options {
-                println!(
-                    "      {:<16} default {}: {}",
-                    o.name, o.default, o.description
-                );
-            }
-        }
-        json.insert("statistics".into(), list.into());
-    }
+        json.insert(title.into(), list.into());
+    };
+    plain(
+        Kind::Generators,
+        "generators",
+        reg.generators()
+            .map(|e| {
+                (
+                    e.name.as_str(),
+                    e.description.as_str(),
+                    e.origin.to_string(),
+                    &e.options,
+                )
+            })
+            .collect(),
+        &mut json,
+    );
+    plain(
+        Kind::Statistics,
+        "statistics",
+        reg.statistics()
+            .map(|e| {
+                (
+                    e.name.as_str(),
+                    e.description.as_str(),
+                    e.origin.to_string(),
+                    &e.options,
+                )
+            })
+            .collect(),
+        &mut json,
+    );
     if a.json {
         println!("{}", serde_json::to_string_pretty(&json)?);
     }

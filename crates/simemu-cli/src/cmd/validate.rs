@@ -147,25 +147,54 @@ fn print_summary(report: &simemu_validate::Report) {
     }
 }
 
-pub fn validate(reg: &Registry, a: &ValidateArgs) -> Result<()> {
-    let reference = Dataset::open(&a.reference)?;
-    let candidate = Dataset::open(&a.candidate)?;
-    reference.check_compatible(&candidate)?;
-    if a.out.exists() && !a.force {
+/// Opens the reference and the candidates, checks they are comparable and that the
+/// output may be written, and builds the harness (measuring the reference).
+fn open_sets<'r>(
+    reg: &Registry,
+    reference: &'r Dataset,
+    candidates: &[PathBuf],
+    selection: &StatSelection,
+    out: &std::path::Path,
+    force: bool,
+    p: &(dyn Fn(&str, usize, usize) + Sync),
+) -> Result<(Vec<Dataset>, Harness<'r>)> {
+    let sets = candidates
+        .iter()
+        .map(|c| Dataset::open(c).with_context(|| format!("opening candidate {}", c.display())))
+        .collect::<Result<Vec<_>>>()?;
+    for c in &sets {
+        reference.check_compatible(c)?;
+    }
+    if out.exists() && !force {
         return Err(usage(format!(
             "{} already exists (use --force to replace it)",
-            a.out.display()
+            out.display()
         )));
     }
-    let requests = stat_requests(reg, &a.selection)?;
-    let p = progress();
+    let requests = stat_requests(reg, selection)?;
     let harness = Harness::new(
         reg,
-        &reference,
-        a.selection.options.field.as_deref(),
+        reference,
+        selection.options.field.as_deref(),
         &requests,
+        p,
+    )?;
+    Ok((sets, harness))
+}
+
+pub fn validate(reg: &Registry, a: &ValidateArgs) -> Result<()> {
+    let reference = Dataset::open(&a.reference)?;
+    let p = progress();
+    let (mut sets, harness) = open_sets(
+        reg,
+        &reference,
+        std::slice::from_ref(&a.candidate),
+        &a.selection,
+        &a.out,
+        a.force,
         &p,
     )?;
+    let candidate = sets.remove(0);
     let (report, cand) = harness.validate(&candidate, &p)?;
     let md = write_report_dir(
         &a.out,
@@ -181,27 +210,14 @@ pub fn validate(reg: &Registry, a: &ValidateArgs) -> Result<()> {
 
 pub fn compare(reg: &Registry, a: &CompareArgs) -> Result<()> {
     let reference = Dataset::open(&a.reference)?;
-    let candidates = a
-        .candidates
-        .iter()
-        .map(|c| Dataset::open(c).with_context(|| format!("opening candidate {}", c.display())))
-        .collect::<Result<Vec<_>>>()?;
-    for c in &candidates {
-        reference.check_compatible(c)?;
-    }
-    if a.out.exists() && !a.force {
-        return Err(usage(format!(
-            "{} already exists (use --force to replace it)",
-            a.out.display()
-        )));
-    }
-    let requests = stat_requests(reg, &a.selection)?;
     let p = progress();
-    let harness = Harness::new(
+    let (candidates, harness) = open_sets(
         reg,
         &reference,
-        a.selection.options.field.as_deref(),
-        &requests,
+        &a.candidates,
+        &a.selection,
+        &a.out,
+        a.force,
         &p,
     )?;
     let dir = simemu_core::fsutil::TempDir::new(&a.out)?;
