@@ -270,3 +270,151 @@ fn theory_reports_cl_and_pixel_moments() {
     );
     assert!(v["pixel_skewness"].as_f64().unwrap() > 0.5);
 }
+
+#[test]
+fn validate_refuses_sets_that_cannot_be_compared() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    simulate(d, "ref", &[]);
+    ok(
+        d,
+        &[
+            "--seed",
+            "5",
+            "simulate",
+            "convergence",
+            "--option",
+            "size=32",
+            "--option",
+            "angle_deg=5",
+            "--count",
+            "10",
+            "--out",
+            "wide",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "--seed",
+            "5",
+            "simulate",
+            "convergence",
+            "--option",
+            "size=64",
+            "--count",
+            "10",
+            "--out",
+            "big",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "--seed",
+            "5",
+            "simulate",
+            "convergence",
+            "--option",
+            "size=32",
+            "--count",
+            "1",
+            "--out",
+            "one",
+        ],
+    );
+    let err = fails(
+        d,
+        &[
+            "validate",
+            "--reference",
+            "ref",
+            "--candidate",
+            "wide",
+            "--out",
+            "r",
+        ],
+        1,
+    );
+    assert!(err.contains("angle_deg"), "{err}");
+    let err = fails(
+        d,
+        &[
+            "validate",
+            "--reference",
+            "ref",
+            "--candidate",
+            "big",
+            "--out",
+            "r",
+        ],
+        1,
+    );
+    assert!(err.contains("shape"), "{err}");
+    let err = fails(
+        d,
+        &[
+            "validate",
+            "--reference",
+            "ref",
+            "--candidate",
+            "one",
+            "--out",
+            "r",
+        ],
+        1,
+    );
+    assert!(err.contains("at least 2"), "{err}");
+    let err = fails(
+        d,
+        &[
+            "validate",
+            "--reference",
+            "ref",
+            "--candidate",
+            "ref",
+            "--stats",
+            "power-spectrum",
+            "--thresholds",
+            "lin:0:1:3",
+            "--out",
+            "r",
+        ],
+        2,
+    );
+    assert!(err.contains("thresholds"), "{err}");
+    assert!(!d.join("r").exists());
+    // Few samples: the report says the test has little power.
+    ok(
+        d,
+        &[
+            "--seed",
+            "6",
+            "simulate",
+            "convergence",
+            "--option",
+            "size=32",
+            "--count",
+            "10",
+            "--out",
+            "few",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "-q",
+            "validate",
+            "--reference",
+            "ref",
+            "--candidate",
+            "few",
+            "--stats",
+            "pixel-pdf",
+            "--out",
+            "small",
+        ],
+    );
+    let report = std::fs::read_to_string(d.join("small/report.json")).unwrap();
+    assert!(report.contains("little power"), "{report}");
+}
