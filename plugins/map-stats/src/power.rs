@@ -39,7 +39,8 @@ thread_local! {
 /// bin of every mode and the FFT plans precomputed.
 pub struct PowerSpectrum {
     n: usize,
-    /// Bin of each rfft mode (row-major N × (N/2+1)), or `u32::MAX` outside all bins.
+    /// Bin of each rfft mode, column-major (mode (i, j) at j·N + i) like the column
+    /// pass, or `u32::MAX` outside all bins.
     bin_of_mode: Vec<u32>,
     modes_per_bin: Vec<usize>,
     norm: f64,
@@ -67,7 +68,7 @@ impl PowerSpectrum {
                 // Right-closed: bin k iff e_k < ℓ <= e_{k+1}.
                 let k = edges.partition_point(|&e| e < ell);
                 if k >= 1 && k <= nb {
-                    bin_of_mode[i * half + j] = (k - 1) as u32;
+                    bin_of_mode[j * n + i] = (k - 1) as u32;
                     modes_per_bin[k - 1] += 1;
                 }
             }
@@ -120,13 +121,12 @@ impl PowerSpectrum {
         }
         let nb = self.modes_per_bin.len();
         let mut sums = vec![0.0; nb];
-        for (j, col) in cols.chunks_mut(n).enumerate() {
-            self.col_fft.process_with_scratch(col, cscratch);
-            for (i, z) in col.iter().enumerate() {
-                let b = self.bin_of_mode[i * half + j];
-                if b != u32::MAX {
-                    sums[b as usize] += z.re * z.re + z.im * z.im;
-                }
+        // All columns in one call (rustfft batches them), then one pass over the
+        // modes in the same column-major order as the bin table.
+        self.col_fft.process_with_scratch(cols, cscratch);
+        for (z, &b) in cols.iter().zip(&self.bin_of_mode) {
+            if b != u32::MAX {
+                sums[b as usize] += z.re * z.re + z.im * z.im;
             }
         }
         sums.iter()

@@ -248,22 +248,21 @@ pub fn minkowski(m: &[f64], n: usize, thresholds: &[f64], sigma: f64) -> [Vec<f6
 /// collected afterwards. The centre is rounded to f32 first, as lenstools' C code
 /// stores it in a `float`.
 pub fn peaks(m: &[f64], n: usize) -> Vec<(usize, usize, f64)> {
-    let row_max = |r: usize, out: &mut [f64]| {
-        let row = &m[r * n..(r + 1) * n];
-        for c in 0..n {
-            let l = row[if c == 0 { n - 1 } else { c - 1 }];
-            let x = row[if c + 1 == n { 0 } else { c + 1 }];
-            out[c] = l.max(row[c]).max(x);
+    // 3-wide row maxima of every row, once.
+    let mut hmax = vec![0.0f64; n * n];
+    for (row, out) in m.chunks_exact(n).zip(hmax.chunks_exact_mut(n)) {
+        out[0] = row[n - 1].max(row[0]).max(row[1]);
+        for c in 1..n - 1 {
+            out[c] = row[c - 1].max(row[c]).max(row[c + 1]);
         }
-    };
-    let mut above = vec![0.0; n];
-    let mut below = vec![0.0; n];
+        out[n - 1] = row[n - 2].max(row[n - 1]).max(row[0]);
+    }
     let mut padded = vec![0.0; n + 2];
     let mut flags = vec![0u8; n];
     let mut out = Vec::new();
     for r in 0..n {
-        row_max((r + n - 1) % n, &mut above);
-        row_max((r + 1) % n, &mut below);
+        let above = &hmax[((r + n - 1) % n) * n..][..n];
+        let below = &hmax[((r + 1) % n) * n..][..n];
         let row = &m[r * n..(r + 1) * n];
         padded[0] = row[n - 1];
         padded[1..n + 1].copy_from_slice(row);
