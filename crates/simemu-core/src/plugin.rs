@@ -463,3 +463,74 @@ impl Registry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DType, FieldSpec};
+
+    struct Exploding;
+
+    impl Simulator for Exploding {
+        fn name(&self) -> &str {
+            "exploding"
+        }
+        fn params(&self) -> &[ParamSpec] {
+            &[]
+        }
+        fn fields(&self) -> Vec<FieldSpec> {
+            vec![FieldSpec::new("x", vec![1], DType::F32)]
+        }
+        fn config(&self) -> serde_json::Value {
+            serde_json::Value::Null
+        }
+        fn prepare(&self, _: &[f64]) -> Result<Box<dyn PreparedSimulator>> {
+            panic!("boom in prepare")
+        }
+    }
+
+    fn register_exploding(r: &mut Registry) -> Result<()> {
+        r.add_simulator("exploding", "panics", vec![], |_| {
+            Ok(Box::new(Exploding) as Box<dyn Simulator>)
+        })
+    }
+
+    fn register_panicking(_: &mut Registry) -> Result<()> {
+        panic!("boom in register")
+    }
+
+    #[test]
+    fn panics_inside_a_plugin_become_errors() {
+        let mut host = Registry::new();
+        let mut error: Option<String> = None;
+        let code = unsafe {
+            run_registration(
+                "bad",
+                register_exploding,
+                &mut host as *mut Registry as *mut c_void,
+                &mut error as *mut Option<String> as *mut c_void,
+            )
+        };
+        assert_eq!(code, REGISTER_OK);
+        let sim = host
+            .build_simulator("exploding", &serde_json::Value::Null)
+            .unwrap();
+        match sim.prepare(&[]) {
+            Err(Error::PluginPanic { plugin, message }) => assert_eq!(
+                (plugin.as_str(), message.as_str()),
+                ("bad", "boom in prepare")
+            ),
+            other => panic!("expected a plugin panic error, got {:?}", other.err()),
+        }
+        let code = unsafe {
+            run_registration(
+                "worse",
+                register_panicking,
+                &mut host as *mut Registry as *mut c_void,
+                &mut error as *mut Option<String> as *mut c_void,
+            )
+        };
+        assert_eq!(code, REGISTER_PANIC);
+        assert_eq!(error.as_deref(), Some("boom in register"));
+    }
+}

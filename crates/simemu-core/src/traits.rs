@@ -109,6 +109,43 @@ pub struct TrainSummary {
 /// name and config); `load` receives the run directory or one of its checkpoint
 /// directories and must restore a generator that generates exactly what the saved
 /// one did.
+///
+/// ```
+/// use std::path::Path;
+/// use simemu_core::*;
+///
+/// /// Emits the training set's mean sample plus seeded white noise of its spread.
+/// struct MeanPlusNoise { mean: Vec<f64>, sd: f64, field: Option<FieldSpec> }
+///
+/// impl Generator for MeanPlusNoise {
+///     fn name(&self) -> &str { "mean-plus-noise" }
+///     fn config(&self) -> serde_json::Value { serde_json::json!({}) }
+///     fn fields(&self) -> Vec<FieldSpec> { self.field.clone().into_iter().collect() }
+///     fn params(&self) -> Vec<ParamSpec> { vec![] } // unconditional
+///     fn train(&mut self, data: &Dataset, _: &TrainOptions, _: &Registry) -> Result<TrainSummary> {
+///         let all = data.read_samples(0, data.len())?;
+///         let n = all.len() as f64;
+///         let k = all[0].fields[0].data.len();
+///         self.mean = (0..k).map(|i| all.iter().map(|s| s.fields[0].data.to_f64()[i]).sum::<f64>() / n).collect();
+///         let var = all.iter().flat_map(|s| s.fields[0].data.to_f64().into_iter().zip(&self.mean).map(|(x, m)| (x - m).powi(2)).collect::<Vec<_>>()).sum::<f64>();
+///         self.sd = (var / (n * k as f64)).sqrt();
+///         self.field = Some(FieldSpec { dtype: DType::F64, ..data.fields()[0].clone() });
+///         Ok(TrainSummary { steps: 1, ..Default::default() })
+///     }
+///     fn save(&self, dir: &Path) -> Result<()> {
+///         fsutil::write_json_atomic(&dir.join("mean.json"), &(&self.mean, self.sd))
+///     }
+///     fn generate(&self, _params: &[f64], seeds: &[u64]) -> Result<Vec<Sample>> {
+///         use rand::Rng;
+///         let f = self.field.as_ref().expect("trained");
+///         seeds.iter().map(|&s| {
+///             let mut rng = seed::rng(s);
+///             let v = self.mean.iter().map(|m| m + self.sd * (rng.random::<f64>() - 0.5) * 12f64.sqrt()).collect();
+///             Ok(Sample::single(Field::new(f.name.clone(), f.shape.clone(), Array::F64(v))?, vec![]))
+///         }).collect()
+///     }
+/// }
+/// ```
 pub trait Generator: Send {
     fn name(&self) -> &str;
     /// The configuration this generator was built from (written to `generator.json`).
@@ -139,6 +176,33 @@ pub type StatValues = Vec<Vec<f64>>;
 
 /// A summary statistic of one sample: named components over an x-axis
 /// (`power` over `ell`; `V0`,`V1`,`V2` over `threshold`).
+///
+/// ```
+/// use simemu_core::{Array, Field, Result, Sample, StatValues, Statistic};
+///
+/// /// Fraction of values above each threshold.
+/// struct Exceedance { thresholds: Vec<f64> }
+///
+/// impl Statistic for Exceedance {
+///     fn name(&self) -> &str { "exceedance" }
+///     fn x_name(&self) -> &str { "threshold" }
+///     fn x(&self) -> &[f64] { &self.thresholds }
+///     fn components(&self) -> Vec<String> { vec!["fraction".into()] }
+///     fn options(&self) -> serde_json::Value { serde_json::json!({"thresholds": self.thresholds}) }
+///     fn compute(&self, sample: &Sample) -> Result<StatValues> {
+///         let v = sample.fields[0].data.to_f64();
+///         let frac = self.thresholds.iter()
+///             .map(|t| v.iter().filter(|&&x| x > *t).count() as f64 / v.len() as f64)
+///             .collect();
+///         Ok(vec![frac])
+///     }
+/// }
+///
+/// let s = Sample::single(Field::new("x", vec![4], Array::F64(vec![0.0, 1.0, 2.0, 3.0]))?, vec![]);
+/// let stat = Exceedance { thresholds: vec![0.5, 2.5] };
+/// assert_eq!(stat.compute(&s)?, vec![vec![0.75, 0.25]]);
+/// # Ok::<(), simemu_core::Error>(())
+/// ```
 pub trait Statistic: Send + Sync {
     fn name(&self) -> &str;
     fn x_name(&self) -> &str;
