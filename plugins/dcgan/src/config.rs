@@ -126,7 +126,7 @@ impl DcganConfig {
         if c.layers == 0 || c.layers > 8 {
             return bad(format!("layers = {} must be between 1 and 8", c.layers));
         }
-        if c.size == 0 || c.size % (1 << c.layers) != 0 || c.size >> c.layers == 0 {
+        if c.size == 0 || !c.size.is_multiple_of(1 << c.layers) || c.size >> c.layers == 0 {
             return bad(format!(
                 "size = {} must be a multiple of 2^layers = {}",
                 c.size,

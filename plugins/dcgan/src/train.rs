@@ -178,7 +178,7 @@ fn prepare_data<'a>(config: &DcganConfig, ds: &'a Dataset) -> Result<(TrainingDa
             if start + j / per < n_train {
                 lo = lo.min(x);
                 hi = hi.max(x);
-                if k % stride == 0 {
+                if k.is_multiple_of(stride) {
                     sub.push(x);
                 }
                 k += 1;
@@ -596,7 +596,7 @@ pub fn train(
         tr.opt_g.backward_step(&loss_g).map_err(ce("G update"))?;
         step = s;
         let mut score = None;
-        if step % config.checkpoint_every == 0 || step == target {
+        if step.is_multiple_of(config.checkpoint_every) || step == target {
             if let Some(sc) = &scorer {
                 score = Some(sc.score(tr.gan)?);
             }
