@@ -68,8 +68,8 @@ thread_local! {
     static MAP: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` on the map of a sample as f64, refusing NaN/Inf.
-fn with_map<T>(sample: &Sample, field: &str, n: usize, f: impl FnOnce(&[f64]) -> T) -> Result<T> {
+/// The map field of a sample (the named one, or the only one), checked to be N×N.
+fn map_field<'s>(sample: &'s Sample, field: &str, n: usize) -> Result<&'s simemu_core::Field> {
     let fd = match sample.field(field) {
         Ok(fd) => fd,
         Err(_) if sample.fields.len() == 1 => &sample.fields[0],
@@ -81,14 +81,41 @@ fn with_map<T>(sample: &Sample, field: &str, n: usize, f: impl FnOnce(&[f64]) ->
             fd.shape
         )));
     }
+    Ok(fd)
+}
+
+/// Refuses NaN/Inf, naming the first bad pixel.
+fn check_finite(data: &simemu_core::Array, n: usize) -> Result<()> {
+    match data.first_non_finite() {
+        Some(i) => Err(Error::Data(format!(
+            "non-finite pixel at row {}, column {}",
+            i / n,
+            i % n
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Runs `f` on the map of a sample as f64, refusing NaN/Inf.
+fn with_map<T>(sample: &Sample, field: &str, n: usize, f: impl FnOnce(&[f64]) -> T) -> Result<T> {
+    let fd = map_field(sample, field, n)?;
     MAP.with(|buf| {
         let mut m = buf.borrow_mut();
         m.clear();
+        // Convert and check finiteness in one vectorisable pass; locate the culprit
+        // only when there is one.
+        let mut bad = false;
         match &fd.data {
-            simemu_core::Array::F32(v) => m.extend(v.iter().map(|&x| x as f64)),
-            simemu_core::Array::F64(v) => m.extend_from_slice(v),
+            simemu_core::Array::F32(v) => m.extend(v.iter().map(|&x| {
+                bad |= !x.is_finite();
+                x as f64
+            })),
+            simemu_core::Array::F64(v) => m.extend(v.iter().map(|&x| {
+                bad |= !x.is_finite();
+                x
+            })),
         }
-        if let Some(i) = m.iter().position(|x| !x.is_finite()) {
+        if let Some(i) = bad.then(|| m.iter().position(|x| !x.is_finite())).flatten() {
             return Err(Error::Data(format!(
                 "non-finite pixel at row {}, column {}",
                 i / n,
@@ -268,9 +295,12 @@ impl Statistic for PowerStat {
         })
     }
     fn compute(&self, sample: &Sample) -> Result<StatValues> {
-        with_map(sample, &self.field, self.n, |m| {
-            vec![self.estimator.compute(m)]
-        })
+        let f = map_field(sample, &self.field, self.n)?;
+        check_finite(&f.data, self.n)?;
+        Ok(vec![match &f.data {
+            simemu_core::Array::F32(v) => self.estimator.compute_rows(v),
+            simemu_core::Array::F64(v) => self.estimator.compute_rows(v),
+        }])
     }
 }
 

@@ -92,6 +92,12 @@ impl PowerSpectrum {
 
     /// The binned power spectrum of `map` (row-major N×N).
     pub fn compute(&self, map: &[f64]) -> Vec<f64> {
+        self.compute_rows(map)
+    }
+
+    /// The binned power spectrum of a row-major N×N map of f32 or f64 values, read
+    /// row by row straight into the transform's input (no f64 copy of the map).
+    pub fn compute_rows<T: Copy + Into<f64>>(&self, map: &[T]) -> Vec<f64> {
         BUFFERS.with(|b| {
             let mut all = b.borrow_mut();
             let buf = all.entry(self.n).or_insert_with(|| Buffers::new(self));
@@ -99,7 +105,7 @@ impl PowerSpectrum {
         })
     }
 
-    fn compute_with(&self, map: &[f64], buf: &mut Buffers) -> Vec<f64> {
+    fn compute_with<T: Copy + Into<f64>>(&self, map: &[T], buf: &mut Buffers) -> Vec<f64> {
         let n = self.n;
         let half = n / 2 + 1;
         let Buffers {
@@ -111,7 +117,9 @@ impl PowerSpectrum {
         } = buf;
         // Rows: real-to-complex along axis 1, written column-major for the column pass.
         for i in 0..n {
-            row_in.copy_from_slice(&map[i * n..(i + 1) * n]);
+            for (d, &x) in row_in.iter_mut().zip(&map[i * n..(i + 1) * n]) {
+                *d = x.into();
+            }
             self.row_r2c
                 .process_with_scratch(row_in, row_out, scratch)
                 .expect("buffer sizes match the plan");
