@@ -323,48 +323,26 @@ fn validate_refuses_sets_that_cannot_be_compared() {
             "one",
         ],
     );
-    let err = fails(
-        d,
-        &[
-            "validate",
-            "--reference",
-            "ref",
-            "--candidate",
-            "wide",
-            "--out",
-            "r",
-        ],
-        1,
-    );
-    assert!(err.contains("angle_deg"), "{err}");
-    let err = fails(
-        d,
-        &[
-            "validate",
-            "--reference",
-            "ref",
-            "--candidate",
-            "big",
-            "--out",
-            "r",
-        ],
-        1,
-    );
-    assert!(err.contains("shape"), "{err}");
-    let err = fails(
-        d,
-        &[
-            "validate",
-            "--reference",
-            "ref",
-            "--candidate",
-            "one",
-            "--out",
-            "r",
-        ],
-        1,
-    );
-    assert!(err.contains("at least 2"), "{err}");
+    for (candidate, needle) in [
+        ("wide", "angle_deg"),
+        ("big", "shape"),
+        ("one", "at least 2"),
+    ] {
+        let err = fails(
+            d,
+            &[
+                "validate",
+                "--reference",
+                "ref",
+                "--candidate",
+                candidate,
+                "--out",
+                "r",
+            ],
+            1,
+        );
+        assert!(err.contains(needle), "{candidate}: {err}");
+    }
     let err = fails(
         d,
         &[
