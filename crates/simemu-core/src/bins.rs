@@ -145,16 +145,17 @@ pub fn midpoints(edges: &[f64]) -> Vec<f64> {
 }
 
 /// Quantile with linear interpolation between order statistics (numpy's default).
-pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
+pub fn quantile_sorted<T: Copy + Into<f64>>(sorted: &[T], q: f64) -> f64 {
     let n = sorted.len();
     if n == 1 {
-        return sorted[0];
+        return sorted[0].into();
     }
     let pos = q * (n - 1) as f64;
     let lo = pos.floor() as usize;
     let hi = (lo + 1).min(n - 1);
     let frac = pos - lo as f64;
-    sorted[lo] + (sorted[hi] - sorted[lo]) * frac
+    let (a, b): (f64, f64) = (sorted[lo].into(), sorted[hi].into());
+    a + (b - a) * frac
 }
 
 #[cfg(test)]

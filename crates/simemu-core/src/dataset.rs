@@ -128,7 +128,6 @@ pub const SEED_DERIVATION: &str = "simemu::seed::sample_seed(run_seed, global_in
 /// previous dataset there untouched.
 pub struct DatasetWriter {
     dir: TempDir,
-    final_path: PathBuf,
     spec: DatasetSpec,
     buffers: Vec<Array>,
     buffered: usize,
@@ -172,7 +171,6 @@ impl DatasetWriter {
             .collect();
         Ok(DatasetWriter {
             dir: TempDir::new(path)?,
-            final_path: path.to_path_buf(),
             spec,
             buffers,
             buffered: 0,
@@ -301,7 +299,6 @@ impl DatasetWriter {
         };
         crate::fsutil::write_json_atomic(&self.dir.path().join("manifest.json"), &manifest)?;
         self.dir.persist(self.overwrite)?;
-        let _ = &self.final_path;
         Ok(manifest)
     }
 }

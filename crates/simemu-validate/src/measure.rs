@@ -50,16 +50,9 @@ impl<'a> PooledValues<'a> {
     /// Quantiles with numpy's default linear interpolation.
     pub fn quantiles(&self, probs: &[f64]) -> Result<Vec<f64>> {
         let s = self.sorted()?;
-        let n = s.len();
         Ok(probs
             .iter()
-            .map(|&q| {
-                let pos = q * (n - 1) as f64;
-                let lo = pos.floor() as usize;
-                let hi = (lo + 1).min(n - 1);
-                let f = pos - lo as f64;
-                s[lo] as f64 + (s[hi] as f64 - s[lo] as f64) * f
-            })
+            .map(|&q| simemu_core::bins::quantile_sorted(s, q))
             .collect())
     }
 

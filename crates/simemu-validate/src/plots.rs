@@ -99,12 +99,7 @@ fn band_plot(
     let (rm, rs) = stats(r);
     let (cm, cs) = stats(c);
     let logx = use_log(r.x.iter().cloned(), 1.0);
-    let logy = use_log(rm.iter().chain(cm.iter()).cloned(), 1.0)
-        && rm
-            .iter()
-            .zip(&rs)
-            .chain(cm.iter().zip(&cs))
-            .all(|(m, _)| *m > 0.0);
+    let logy = use_log(rm.iter().chain(cm.iter()).cloned(), 1.0);
     let tx = |v: f64| if logx { v.log10() } else { v };
     let ty = |v: f64| if logy { v.max(1e-300).log10() } else { v };
     let xs: Vec<f64> = r.x.iter().map(|&v| tx(v)).collect();

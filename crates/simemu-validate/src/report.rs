@@ -153,10 +153,7 @@ impl<'a> Harness<'a> {
             .zip(&cand)
             .map(|(r, c)| compare_measurements(r, c))
             .collect();
-        let cand_field = field_index(
-            candidate,
-            Some(&candidate.fields()[self.field.min(candidate.fields().len() - 1)].name),
-        )?;
+        let cand_field = self.field.min(candidate.fields().len() - 1);
         let cand_pooled = PooledValues::new(candidate, cand_field);
         let field_name = self.reference.fields()[self.field].name.clone();
         let pooled = pooled_ks(

@@ -196,7 +196,7 @@ impl Generator for Dcgan {
         train::train(self, data, options, registry)
     }
     fn save(&self, dir: &Path) -> Result<()> {
-        train::save_final(self, dir)
+        train::save_final(dir)
     }
     fn generate(&self, params: &[f64], seeds: &[u64]) -> Result<Vec<Sample>> {
         let (_, meta) = self.ready()?;

@@ -37,18 +37,6 @@ pub fn pairwise_sum(a: &[f64]) -> f64 {
     pairwise_sum(&a[..half]) + pairwise_sum(&a[half..])
 }
 
-/// Index `k` of the half-open bin `[e_k, e_{k+1})` holding `x`, if any.
-#[inline]
-pub fn half_open_bin(edges: &[f64], x: f64) -> Option<usize> {
-    // Number of edges <= x, minus one.
-    let k = edges.partition_point(|&e| e <= x);
-    if k == 0 || k == edges.len() {
-        None
-    } else {
-        Some(k - 1)
-    }
-}
-
 /// Finds the half-open bin of values quickly: for uniform edges a division gives
 /// the bin up to round-off, then comparisons with the actual edges make it exact.
 pub struct BinFinder<'a> {
@@ -67,7 +55,7 @@ impl<'a> BinFinder<'a> {
         }
     }
 
-    /// Index `k` with `e_k <= x < e_{k+1}`, if any (identical to [`half_open_bin`]).
+    /// Index `k` with `e_k <= x < e_{k+1}`, if any.
     #[inline]
     pub fn find(&self, x: f64) -> Option<usize> {
         let e = self.edges;

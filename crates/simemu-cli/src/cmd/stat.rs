@@ -235,10 +235,7 @@ pub fn run(reg: &Registry, a: &StatArgs) -> Result<()> {
     };
     let req = requests(reg, std::slice::from_ref(&a.name), &a.options)?.remove(0);
     let field = field_index(&ds, a.options.field.as_deref())?;
-    let rfield = field_index(
-        &reference,
-        Some(&reference.fields()[field.min(reference.fields().len() - 1)].name),
-    )?;
+    let rfield = field.min(reference.fields().len() - 1);
     let stat = build_statistic(
         reg,
         &req.name,
