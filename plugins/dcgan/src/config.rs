@@ -21,6 +21,10 @@ pub struct DcganConfig {
     /// Latent dimension of z.
     #[serde(default = "d_latent")]
     pub latent: usize,
+    /// Biases on the convolutions that BatchNorm follows. CosmoGAN has them; they
+    /// are redundant with BatchNorm's shift, and the PyTorch benchmark twin omits them.
+    #[serde(default = "d_true")]
+    pub bias_before_batchnorm: bool,
     /// Data transform between physical values and the network's range.
     #[serde(default)]
     pub transform: TransformKind,
@@ -78,6 +82,9 @@ fn d_latent() -> usize {
 }
 fn d_batch() -> usize {
     64
+}
+fn d_true() -> bool {
+    true
 }
 fn d_lr() -> f64 {
     2e-4

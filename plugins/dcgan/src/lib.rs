@@ -11,6 +11,7 @@
 //! registered statistics to pick the best one, rolls back on a diverging loss, and
 //! resumes bit-identically (`simemu train dcgan --resume`).
 
+pub mod bench;
 pub mod config;
 pub mod model;
 pub mod train;

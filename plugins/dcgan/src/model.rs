@@ -4,29 +4,34 @@
 //! first, then a linear layer to one logit. Conditions σ enter G concatenated to z
 //! and D as extra constant input channels.
 
-use candle_core::{Module, ModuleT, Tensor, Var};
+use candle_core::{Module, Tensor, Var};
 use candle_nn::{
-    BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig,
-    Linear, VarBuilder, VarMap,
+    Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Linear, VarBuilder, VarMap,
 };
+use simemu_nn::{bias_activation, Activation, BatchNorm2d};
 
 use crate::config::DcganConfig;
 
-fn bn_config() -> BatchNormConfig {
-    // TF decay 0.9 = momentum 0.1; eps 1e-5 (CosmoGAN).
-    BatchNormConfig {
-        eps: 1e-5,
-        remove_mean: true,
-        affine: true,
-        momentum: 0.1,
-    }
+/// Every layer is a 5×5 convolution of stride 2 padded so that it halves (D) or
+/// doubles (G) the side exactly.
+const KERNEL: usize = 5;
+const STRIDE: usize = 2;
+const PADDING: usize = 2;
+const OUTPUT_PADDING: usize = 1;
+
+/// LeakyReLU slope of D (CosmoGAN: max(x, 0.2x)).
+const LEAKY_SLOPE: f32 = 0.2;
+
+/// BatchNorm as CosmoGAN: TF decay 0.9 = momentum 0.1, eps 1e-5.
+fn batch_norm(channels: usize, vb: VarBuilder) -> candle_core::Result<BatchNorm2d> {
+    BatchNorm2d::new(channels, 1e-5, 0.1, vb)
 }
 
 pub struct GeneratorNet {
     lin: Linear,
-    bn0: BatchNorm,
+    bn0: BatchNorm2d,
     convs: Vec<ConvTranspose2d>,
-    bns: Vec<BatchNorm>,
+    bns: Vec<BatchNorm2d>,
     top: usize,
     seed: usize,
 }
@@ -35,31 +40,27 @@ impl GeneratorNet {
     pub fn new(c: &DcganConfig, n_cond: usize, vb: VarBuilder) -> candle_core::Result<Self> {
         let (top, seed) = (c.top_channels(), c.seed_size());
         let lin = candle_nn::linear(c.latent + n_cond, top * seed * seed, vb.pp("lin"))?;
-        let bn0 = candle_nn::batch_norm(top, bn_config(), vb.pp("bn0"))?;
+        let bn0 = batch_norm(top, vb.pp("bn0"))?;
         let cfg = ConvTranspose2dConfig {
-            padding: 2,
-            output_padding: 1,
-            stride: 2,
+            padding: PADDING,
+            output_padding: OUTPUT_PADDING,
+            stride: STRIDE,
             dilation: 1,
         };
         let mut convs = Vec::new();
         let mut bns = Vec::new();
         let mut ch = top;
         for l in 0..c.layers {
-            let out = if l + 1 == c.layers { 1 } else { ch / 2 };
-            convs.push(candle_nn::conv_transpose2d(
-                ch,
-                out,
-                5,
-                cfg,
-                vb.pp(format!("convt{l}")),
-            )?);
+            let last = l + 1 == c.layers;
+            let out = if last { 1 } else { ch / 2 };
+            let make = if last || c.bias_before_batchnorm {
+                candle_nn::conv_transpose2d
+            } else {
+                candle_nn::conv_transpose2d_no_bias
+            };
+            convs.push(make(ch, out, KERNEL, cfg, vb.pp(format!("convt{l}")))?);
             if l + 1 < c.layers {
-                bns.push(candle_nn::batch_norm(
-                    out,
-                    bn_config(),
-                    vb.pp(format!("bn{}", l + 1)),
-                )?);
+                bns.push(batch_norm(out, vb.pp(format!("bn{}", l + 1)))?);
             }
             ch = out;
         }
@@ -80,12 +81,12 @@ impl GeneratorNet {
             .lin
             .forward(zc)?
             .reshape((b, self.top, self.seed, self.seed))?;
-        x = self.bn0.forward_t(&x, train)?.relu()?;
+        x = self.bn0.forward(&x, train, Activation::Relu)?;
         for (l, conv) in self.convs.iter().enumerate() {
-            x = conv.forward(&x)?;
+            x = simemu_nn::conv_transpose2d(&x, conv.weight(), STRIDE, PADDING, OUTPUT_PADDING)?;
             x = match self.bns.get(l) {
-                Some(bn) => bn.forward_t(&x, train)?.relu()?,
-                None => x.tanh()?,
+                Some(bn) => bn.forward(&with_bias(x, conv.bias())?, train, Activation::Relu)?,
+                None => bias_activation(&x, conv.bias(), Activation::Tanh)?,
             };
         }
         Ok(x)
@@ -94,15 +95,15 @@ impl GeneratorNet {
 
 pub struct DiscriminatorNet {
     convs: Vec<Conv2d>,
-    bns: Vec<BatchNorm>,
+    bns: Vec<BatchNorm2d>,
     lin: Linear,
 }
 
 impl DiscriminatorNet {
     pub fn new(c: &DcganConfig, n_cond: usize, vb: VarBuilder) -> candle_core::Result<Self> {
         let cfg = Conv2dConfig {
-            padding: 2,
-            stride: 2,
+            padding: PADDING,
+            stride: STRIDE,
             dilation: 1,
             groups: 1,
             cudnn_fwd_algo: None,
@@ -112,19 +113,14 @@ impl DiscriminatorNet {
         let mut ch = 1 + n_cond;
         for l in 0..c.layers {
             let out = c.width << l;
-            convs.push(candle_nn::conv2d(
-                ch,
-                out,
-                5,
-                cfg,
-                vb.pp(format!("conv{l}")),
-            )?);
+            let make = if l == 0 || c.bias_before_batchnorm {
+                candle_nn::conv2d
+            } else {
+                candle_nn::conv2d_no_bias
+            };
+            convs.push(make(ch, out, KERNEL, cfg, vb.pp(format!("conv{l}")))?);
             if l > 0 {
-                bns.push(candle_nn::batch_norm(
-                    out,
-                    bn_config(),
-                    vb.pp(format!("bn{l}")),
-                )?);
+                bns.push(batch_norm(out, vb.pp(format!("bn{l}")))?);
             }
             ch = out;
         }
@@ -134,12 +130,14 @@ impl DiscriminatorNet {
     }
 
     /// Logits (B,) of images (B, 1, H, W) with conditions `cond` (B, n_cond) broadcast
-    /// as constant channels.
+    /// as constant channels. With `frozen`, the convolution weights are detached so
+    /// that backpropagation (for G's update) computes no gradient for them.
     pub fn forward(
         &self,
         x: &Tensor,
         cond: Option<&Tensor>,
         train: bool,
+        frozen: bool,
     ) -> candle_core::Result<Tensor> {
         let (b, _, h, w) = x.dims4()?;
         let mut x = match cond {
@@ -151,14 +149,27 @@ impl DiscriminatorNet {
             None => x.clone(),
         };
         for (l, conv) in self.convs.iter().enumerate() {
-            x = conv.forward(&x)?;
-            if l > 0 {
-                x = self.bns[l - 1].forward_t(&x, train)?;
-            }
-            // LeakyReLU(0.2) as CosmoGAN defines it: max(x, 0.2x).
-            x = x.maximum(&(&x * 0.2)?)?;
+            let weight = if frozen {
+                conv.weight().detach()
+            } else {
+                conv.weight().clone()
+            };
+            x = simemu_nn::conv2d(&x, &weight, STRIDE, PADDING)?;
+            let leaky = Activation::LeakyRelu(LEAKY_SLOPE);
+            x = match l.checked_sub(1) {
+                Some(k) => self.bns[k].forward(&with_bias(x, conv.bias())?, train, leaky)?,
+                None => bias_activation(&x, conv.bias(), leaky)?,
+            };
         }
         self.lin.forward(&x.flatten_from(1)?)?.squeeze(1)
+    }
+}
+
+/// Adds a per-channel bias to an NCHW tensor.
+fn with_bias(x: Tensor, bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
+    match bias {
+        Some(_) => bias_activation(&x, bias, Activation::Identity),
+        None => Ok(x),
     }
 }
 

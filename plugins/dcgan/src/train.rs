@@ -274,6 +274,94 @@ impl Trainer<'_> {
     }
 }
 
+/// Networks drawn from N(0, 0.02) by `seed` and their fresh Adam optimizers
+/// (G's, D's).
+pub fn initialise(
+    config: &DcganConfig,
+    n_cond: usize,
+    device: &candle_core::Device,
+    seed: u64,
+) -> Result<(Nets, Adam, Adam)> {
+    let nets = Nets::new(config, n_cond, device)?;
+    let g_vars = named_vars(&nets.g_vars);
+    let d_vars = named_vars(&nets.d_vars);
+    reinit_normal(&g_vars, derive_seed(seed, "dcgan-init-g"), 0.02).map_err(ce("init G"))?;
+    reinit_normal(&d_vars, derive_seed(seed, "dcgan-init-d"), 0.02).map_err(ce("init D"))?;
+    let adam = |vars: &[(String, candle_core::Var)], lr: f64| {
+        Adam::new(trainable(vars), lr, config.beta1, config.beta2, 1e-8).map_err(ce("Adam"))
+    };
+    let opt_g = adam(&g_vars, config.lr_g)?;
+    let opt_d = adam(&d_vars, config.lr_d)?;
+    Ok((nets, opt_g, opt_d))
+}
+
+/// What one [`gan_step`] did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum StepOutcome {
+    /// Both networks were updated; the losses and D's mean output on real and fake.
+    Updated {
+        loss_d: f64,
+        loss_g: f64,
+        p_real: f64,
+        p_fake: f64,
+    },
+    /// A loss was non-finite or above the limit (`loss_g` is NaN when D's loss
+    /// already was); D may have been updated, so the caller rolls back.
+    Diverged { loss_d: f64, loss_g: f64 },
+}
+
+/// One GAN iteration as CosmoGAN (and the PyTorch benchmark twin) runs it: G(z);
+/// a D update on the real batch and the detached fake batch (two BatchNorm
+/// batches); then a G update through the updated D. Only the gradients each update
+/// uses are computed: none for the data or the detached fake, none for D's
+/// convolution weights in the G update.
+pub fn gan_step(
+    nets: &Nets,
+    (opt_d, opt_g): (&mut Adam, &mut Adam),
+    real: &Tensor,
+    z: &Tensor,
+    cond: Option<&Tensor>,
+    (target_real, target_fake): (f32, f32),
+    max_loss: f64,
+) -> Result<StepOutcome> {
+    let bad = |l: f64| !l.is_finite() || l.abs() > max_loss;
+    let mut run = || -> candle_core::Result<StepOutcome> {
+        let fake = nets.g.forward(z, true)?;
+        let d_real = nets.d.forward(real, cond, true, false)?;
+        let d_fake = nets.d.forward(&fake.detach(), cond, true, false)?;
+        let loss_d =
+            (bce_with_logits(&d_real, target_real)? + bce_with_logits(&d_fake, target_fake)?)?;
+        let ld = loss_d.to_scalar::<f32>()? as f64;
+        if bad(ld) {
+            return Ok(StepOutcome::Diverged {
+                loss_d: ld,
+                loss_g: f64::NAN,
+            });
+        }
+        let mean_p = |t: &Tensor| -> candle_core::Result<f64> {
+            Ok(candle_nn::ops::sigmoid(t)?.mean_all()?.to_scalar::<f32>()? as f64)
+        };
+        let (p_real, p_fake) = (mean_p(&d_real)?, mean_p(&d_fake)?);
+        opt_d.backward_step(&loss_d)?;
+        let loss_g = bce_with_logits(&nets.d.forward(&fake, cond, true, true)?, 1.0)?;
+        let lg = loss_g.to_scalar::<f32>()? as f64;
+        if bad(lg) {
+            return Ok(StepOutcome::Diverged {
+                loss_d: ld,
+                loss_g: lg,
+            });
+        }
+        opt_g.backward_step(&loss_g)?;
+        Ok(StepOutcome::Updated {
+            loss_d: ld,
+            loss_g: lg,
+            p_real,
+            p_fake,
+        })
+    };
+    run().map_err(ce("training step"))
+}
+
 /// Loads a checkpoint's G and D weights into existing networks.
 fn load_weights(nets: &Nets, dir: &Path) -> Result<()> {
     assign(
@@ -431,29 +519,7 @@ pub fn train(
     let (data, meta) = prepare_data(&config, ds)?;
     let n_train = meta.training_samples;
     let n_cond = meta.conditions.len();
-    let nets = Nets::new(&config, n_cond, &gan.device)?;
-    let g_vars = named_vars(&nets.g_vars);
-    let d_vars = named_vars(&nets.d_vars);
-    reinit_normal(&g_vars, derive_seed(options.seed, "dcgan-init-g"), 0.02)
-        .map_err(ce("init G"))?;
-    reinit_normal(&d_vars, derive_seed(options.seed, "dcgan-init-d"), 0.02)
-        .map_err(ce("init D"))?;
-    let opt_g = Adam::new(
-        trainable(&g_vars),
-        config.lr_g,
-        config.beta1,
-        config.beta2,
-        1e-8,
-    )
-    .map_err(ce("Adam"))?;
-    let opt_d = Adam::new(
-        trainable(&d_vars),
-        config.lr_d,
-        config.beta1,
-        config.beta2,
-        1e-8,
-    )
-    .map_err(ce("Adam"))?;
+    let (nets, opt_g, opt_d) = initialise(&config, n_cond, &gan.device, options.seed)?;
     gan.trained = Some((nets, meta.clone()));
     let mut tr = Trainer { gan, opt_g, opt_d };
 
@@ -543,29 +609,25 @@ pub fn train(
         let flip = rng.random::<f64>() < config.label_flip;
         let (t_real, t_fake) = if flip { (0.0, 1.0) } else { (1.0, 0.0) };
         let (nets, _) = tr.gan.trained.as_ref().expect("built");
-        let outcome = (|| -> candle_core::Result<(f64, f64, f64, f64, Tensor, Tensor)> {
-            let fake = nets.g.forward(&z, true)?;
-            let d_real = nets.d.forward(&real, cond.as_ref(), true)?;
-            let d_fake = nets.d.forward(&fake.detach(), cond.as_ref(), true)?;
-            let loss_d = (bce_with_logits(&d_real, t_real)? + bce_with_logits(&d_fake, t_fake)?)?;
-            let d_gen = nets.d.forward(&fake, cond.as_ref(), true)?;
-            let loss_g = bce_with_logits(&d_gen, 1.0)?;
-            let pr = candle_nn::ops::sigmoid(&d_real)?
-                .mean_all()?
-                .to_scalar::<f32>()? as f64;
-            let pf = candle_nn::ops::sigmoid(&d_fake)?
-                .mean_all()?
-                .to_scalar::<f32>()? as f64;
-            let ld = loss_d.to_scalar::<f32>()? as f64;
-            let lg = loss_g.to_scalar::<f32>()? as f64;
-            Ok((ld, lg, pr, pf, loss_d, loss_g))
-        })()
-        .map_err(ce("training step"))?;
-        let (ld, lg, pr, pf, loss_d, loss_g) = outcome;
-        if !(ld.is_finite() && lg.is_finite())
-            || ld.abs() > config.max_loss
-            || lg.abs() > config.max_loss
-        {
+        let outcome = gan_step(
+            nets,
+            (&mut tr.opt_d, &mut tr.opt_g),
+            &real,
+            &z,
+            cond.as_ref(),
+            (t_real, t_fake),
+            config.max_loss,
+        )?;
+        let (ld, lg, pr, pf) = match outcome {
+            StepOutcome::Updated {
+                loss_d,
+                loss_g,
+                p_real,
+                p_fake,
+            } => (loss_d, loss_g, p_real, p_fake),
+            StepOutcome::Diverged { loss_d, loss_g } => (loss_d, loss_g, f64::NAN, f64::NAN),
+        };
+        if let StepOutcome::Diverged { .. } = outcome {
             let last = checkpoint_steps(&run).into_iter().rfind(|&c| c <= step);
             let Some(last) = last else {
                 return Err(Error::Other(format!(
@@ -591,9 +653,6 @@ pub fn train(
             });
             continue;
         }
-        // D first (on the detached fake), then G through D.
-        tr.opt_d.backward_step(&loss_d).map_err(ce("D update"))?;
-        tr.opt_g.backward_step(&loss_g).map_err(ce("G update"))?;
         step = s;
         let mut score = None;
         if step.is_multiple_of(config.checkpoint_every) || step == target {

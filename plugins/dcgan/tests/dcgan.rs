@@ -85,7 +85,11 @@ fn gradients_reach_every_layer() {
             .unwrap();
     let fake = nets.g.forward(&z, true).unwrap();
     assert_eq!(fake.dims(), &[4, 1, 16, 16]);
-    let loss = bce_with_logits(&nets.d.forward(&fake, Some(&cond), true).unwrap(), 1.0).unwrap();
+    let loss = bce_with_logits(
+        &nets.d.forward(&fake, Some(&cond), true, false).unwrap(),
+        1.0,
+    )
+    .unwrap();
     let grads = loss.backward().unwrap();
     for (name, var) in trainable(&named_vars(&nets.g_vars))
         .iter()
@@ -98,6 +102,28 @@ fn gradients_reach_every_layer() {
         assert!(
             norm > 0.0 && norm.is_finite(),
             "{name}: gradient norm {norm}"
+        );
+    }
+    // G's update through a frozen D: every G layer still learns, D's convolution
+    // weights get no gradient computed at all.
+    let loss = bce_with_logits(
+        &nets.d.forward(&fake, Some(&cond), true, true).unwrap(),
+        1.0,
+    )
+    .unwrap();
+    let grads = loss.backward().unwrap();
+    for (name, var) in trainable(&named_vars(&nets.g_vars)) {
+        assert!(
+            grads.get(var.as_tensor()).is_some(),
+            "no gradient for {name}"
+        );
+    }
+    for (name, var) in trainable(&named_vars(&nets.d_vars)) {
+        let is_conv_weight = name.contains("conv") && name.ends_with("weight");
+        assert_eq!(
+            grads.get(var.as_tensor()).is_none(),
+            is_conv_weight,
+            "frozen D: {name}"
         );
     }
 }

@@ -37,7 +37,30 @@ pub enum Workload {
         #[arg(long, default_value_t = 128)]
         maps: usize,
     },
+    /// One DCGAN training iteration (G forward, D update, G update; batch 64) in the
+    /// benchmark layout: `torch_bench.py train WIDTH SIZE/16 4 2 REPEATS`.
+    TrainStep {
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        #[arg(long, default_value_t = 16)]
+        width: usize,
+    },
+    /// Generation of 64 maps (G forward, evaluation mode) in the benchmark layout:
+    /// `torch_bench.py gen WIDTH SIZE/16 4 2 REPEATS`.
+    Generate {
+        /// `cosmogan`: CosmoGAN's 256², width 64 (`torch_bench.py gen 64 16 4`);
+        /// overrides --size and --width.
+        #[arg(long, value_parser = ["cosmogan"])]
+        arch: Option<String>,
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        #[arg(long, default_value_t = 16)]
+        width: usize,
+    },
 }
+
+/// Warm-up runs before timing (as `torch_bench.py`: the first runs allocate).
+const WARM_UP: usize = 2;
 
 #[derive(Serialize)]
 struct BenchRow {
@@ -47,6 +70,21 @@ struct BenchRow {
     median_s: f64,
     items_per_s: f64,
     runs_s: Vec<f64>,
+    /// Peak resident memory of the process during the timed runs (Linux only).
+    peak_rss_mb: Option<f64>,
+}
+
+/// Resets the kernel's resident-set high-water mark (Linux ≥ 4.0).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The resident-set high-water mark in MiB (VmHWM), where the kernel reports it.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -54,26 +92,28 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// Times `f` (after one warm-up run) in a pool of `threads` threads.
+/// Times `f` (after [`WARM_UP`] runs) in a pool of `threads` threads.
 fn time_it(
     name: &str,
     threads: usize,
     items: usize,
     repeats: usize,
-    f: &(dyn Fn() + Sync),
+    f: &mut (dyn FnMut() -> Result<()> + Send),
 ) -> Result<BenchRow> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()?;
-    pool.install(f);
-    let mut runs: Vec<f64> = (0..repeats.max(1))
-        .map(|_| {
-            let t = Instant::now();
-            pool.install(f);
-            t.elapsed().as_secs_f64()
-        })
-        .collect();
-    let m = median(&mut runs);
+    for _ in 0..WARM_UP {
+        pool.install(&mut *f)?;
+    }
+    reset_peak_rss();
+    let mut runs = Vec::with_capacity(repeats.max(1));
+    for _ in 0..repeats.max(1) {
+        let t = Instant::now();
+        pool.install(&mut *f)?;
+        runs.push(t.elapsed().as_secs_f64());
+    }
+    let m = median(&mut runs.clone());
     Ok(BenchRow {
         workload: name.into(),
         threads,
@@ -81,6 +121,7 @@ fn time_it(
         median_s: m,
         items_per_s: items as f64 / m,
         runs_s: runs,
+        peak_rss_mb: peak_rss_mb(),
     })
 }
 
@@ -102,9 +143,10 @@ pub fn run(reg: &Registry, a: &BenchArgs) -> Result<()> {
                     t,
                     *maps,
                     a.repeats,
-                    &|| {
-                        (0..*maps).into_par_iter().for_each(|i| {
-                            std::hint::black_box(prepared.simulate(i as u64).expect("simulate"));
+                    &mut || {
+                        (0..*maps).into_par_iter().try_for_each(|i| {
+                            std::hint::black_box(prepared.simulate(i as u64)?);
+                            Ok(())
                         })
                     },
                 )?);
@@ -149,24 +191,58 @@ pub fn run(reg: &Registry, a: &BenchArgs) -> Result<()> {
                         t,
                         *maps,
                         a.repeats,
-                        &|| {
-                            samples.par_iter().for_each(|s| {
-                                std::hint::black_box(stat.compute(s).expect("statistic"));
+                        &mut || {
+                            samples.par_iter().try_for_each(|s| {
+                                std::hint::black_box(stat.compute(s)?);
+                                Ok(())
                             })
                         },
                     )?);
                 }
             }
         }
+        Workload::TrainStep { size, width } => {
+            let mut step = simemu_dcgan::bench::TrainStep::new(*size, *width)?;
+            let (pg, pd) = step.parameters();
+            eprintln!(
+                "train-step: {size}², width {width}, batch {}, G {pg} + D {pd} parameters",
+                step.config().batch
+            );
+            rows.push(time_it(
+                &format!("train-step {size}² w{width}"),
+                all,
+                step.config().batch,
+                a.repeats,
+                &mut || step.run().map(|_| ()).map_err(Into::into),
+            )?);
+        }
+        Workload::Generate { arch, size, width } => {
+            let (size, width) = match arch.as_deref() {
+                Some("cosmogan") => (256, 64),
+                _ => (*size, *width),
+            };
+            let mut gen = simemu_dcgan::bench::Generate::new(size, width)?;
+            rows.push(time_it(
+                &format!("generate {size}² w{width}"),
+                all,
+                gen.config().batch,
+                a.repeats,
+                &mut || gen.run().map(|_| ()).map_err(Into::into),
+            )?);
+        }
     }
     println!(
-        "{:<28} {:>8} {:>8} {:>12} {:>12}",
-        "workload", "threads", "items", "median s", "items/s"
+        "{:<28} {:>8} {:>8} {:>12} {:>12} {:>12}",
+        "workload", "threads", "items", "median s", "items/s", "peak RSS MB"
     );
     for r in &rows {
+        let rss = r
+            .peak_rss_mb
+            .map(|m| format!("{m:.0}"))
+            .unwrap_or_else(|| "-".into());
         println!(
-            "{:<28} {:>8} {:>8} {:>12.4} {:>12.1}",
-            r.workload, r.threads, r.items, r.median_s, r.items_per_s
+            "{:<28} {:>8} {:>8} {:>12.4} {:>12.1} {:>12}",
+            r.workload, r.threads, r.items, r.median_s, r.items_per_s, rss
         );
     }
     if let Some(p) = &a.json {

@@ -1,0 +1,158 @@
+#!/usr/bin/env python
+"""PyTorch twin of `simemu bench train-step` and `simemu bench generate`.
+
+The same networks, the same step, the same batch (64), the same thread count, so
+the two can be run side by side on one machine:
+
+    python benches/reference/torch_bench.py train --width 16 --size 64   # simemu bench train-step --width 16
+    python benches/reference/torch_bench.py train --width 64 --size 64   # simemu bench train-step --width 64
+    python benches/reference/torch_bench.py gen --width 64 --size 256    # simemu bench generate --arch cosmogan
+
+Layout (simemu's `dcgan::bench`): z (64) -> linear -> (8W, S/16, S/16) -> BN, ReLU ->
+four 5x5 stride-2 transposed convolutions halving the channels (BN, ReLU; the last
+to one channel with a bias, then tanh). D mirrors it: 5x5 stride-2 convolutions
+with W*2^l channels (bias only on the first, BN on the others), LeakyReLU(0.2),
+linear -> one logit. Init N(0, 0.02). One timed step = G(z), a D update on the
+real batch and the detached fake (two BN batches), a G update through the updated
+D, Adam(2e-4, 0.5, 0.999). Median of --repeats runs after 2 warm-up runs;
+`--json FILE` writes the median under `median_s`; peak RSS is read from VmHWM
+after resetting it (Linux) before the timed runs.
+"""
+import argparse, json, os, statistics, time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+LATENT, BATCH, LAYERS, WARM_UP = 64, 64, 4, 2
+
+
+class Generator(nn.Module):
+    def __init__(self, width, size):
+        super().__init__()
+        self.top, self.seed = width << (LAYERS - 1), size >> LAYERS
+        self.lin = nn.Linear(LATENT, self.top * self.seed ** 2)
+        self.bn0 = nn.BatchNorm2d(self.top, eps=1e-5, momentum=0.1)
+        layers, ch = [], self.top
+        for l in range(LAYERS):
+            last = l == LAYERS - 1
+            out = 1 if last else ch // 2
+            layers.append(nn.ConvTranspose2d(ch, out, 5, 2, 2, output_padding=1, bias=last))
+            layers += [nn.Tanh()] if last else [nn.BatchNorm2d(out, eps=1e-5, momentum=0.1), nn.ReLU()]
+            ch = out
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z):
+        x = self.lin(z).view(-1, self.top, self.seed, self.seed)
+        return self.net(F.relu(self.bn0(x)))
+
+
+class Discriminator(nn.Module):
+    def __init__(self, width, size):
+        super().__init__()
+        layers, ch = [], 1
+        for l in range(LAYERS):
+            out = width << l
+            layers.append(nn.Conv2d(ch, out, 5, 2, 2, bias=(l == 0)))
+            if l > 0:
+                layers.append(nn.BatchNorm2d(out, eps=1e-5, momentum=0.1))
+            layers.append(nn.LeakyReLU(0.2))
+            ch = out
+        self.net = nn.Sequential(*layers)
+        self.lin = nn.Linear(ch * (size >> LAYERS) ** 2, 1)
+
+    def forward(self, x):
+        return self.lin(self.net(x).flatten(1)).squeeze(1)
+
+
+def init(m):
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+
+def reset_peak_rss():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_rss_mb():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def timed(fn, repeats):
+    for _ in range(WARM_UP):
+        fn()
+    reset_peak_rss()
+    runs = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - t)
+    return runs
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("workload", choices=["train", "gen"])
+    ap.add_argument("--width", type=int, default=16)
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(1234)
+    g = Generator(a.width, a.size)
+    g.apply(init)
+    if a.workload == "train":
+        d = Discriminator(a.width, a.size)
+        d.apply(init)
+        opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999), eps=1e-8)
+        opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999), eps=1e-8)
+        bce = nn.BCEWithLogitsLoss()
+        real = torch.randn(BATCH, 1, a.size, a.size).tanh()
+        ones, zeros = torch.ones(BATCH), torch.zeros(BATCH)
+
+        def step():
+            fake = g(torch.randn(BATCH, LATENT))
+            opt_d.zero_grad(set_to_none=True)
+            (bce(d(real), ones) + bce(d(fake.detach()), zeros)).backward()
+            opt_d.step()
+            opt_g.zero_grad(set_to_none=True)
+            bce(d(fake), ones).backward()
+            opt_g.step()
+
+        name, fn = f"train-step {a.size}² w{a.width}", step
+    else:
+        g.eval()
+
+        @torch.no_grad()
+        def gen():
+            g(torch.randn(BATCH, LATENT)).sum().item()
+
+        name, fn = f"generate {a.size}² w{a.width}", gen
+    runs = timed(fn, a.repeats)
+    row = {"workload": name, "threads": a.threads, "items": BATCH,
+           "median_s": statistics.median(runs), "runs_s": runs, "peak_rss_mb": peak_rss_mb(),
+           "torch": torch.__version__}
+    print(f"{name:<28} threads {a.threads}  median {row['median_s']:.4f} s  "
+          f"peak RSS {row['peak_rss_mb'] or float('nan'):.0f} MB")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"results": [row]}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

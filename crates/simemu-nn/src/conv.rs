@@ -1,0 +1,902 @@
+//! Fast CPU convolutions for generator networks: `conv2d` and `conv_transpose2d`
+//! with both backward passes, as candle custom ops.
+//!
+//! candle's CPU `conv_transpose2d` is a direct loop parallel only over output
+//! channels, its `conv2d` input gradient runs through that loop, and its backward
+//! pass computes gradients for data that needs none. These kernels lower every pass
+//! to im2col/col2im plus one `gemm` per sample, parallel over the batch.
+//!
+//! One observation keeps the code small. Call the larger side of a convolution the
+//! *image* and the smaller the *grid*, and let the weight be a matrix
+//! `W: (grid channels, image channels·k²)` — that is the layout of both candle's
+//! `conv2d` kernel `(c_out, c_in, k, k)` and its `conv_transpose2d` kernel
+//! `(c_in, c_out, k, k)`. Then three kernels serve all six passes:
+//!
+//! | pass | kernel |
+//! |---|---|
+//! | conv2d forward, convT input gradient | [`Kernel::Forward`]: `grid = W · im2col(image)` |
+//! | convT forward, conv2d input gradient | [`Kernel::Adjoint`]: `image = col2im(Wᵀ · grid)` |
+//! | both weight gradients | [`Kernel::WeightGrad`]: `∂W = Σ_b grid · im2col(image)ᵀ` |
+//!
+//! Results are deterministic: each sample's product is computed by one thread, and
+//! weight gradients are summed over fixed chunks of the batch in a fixed order, so
+//! the bytes do not depend on the number of threads.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Samples per partial weight-gradient sum (fixed so results do not depend on the
+/// thread count).
+const WEIGHT_GRAD_CHUNK: usize = 8;
+
+/// Square kernel, stride and symmetric zero padding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl Geometry {
+    /// Side of the grid a convolution produces from an image side, if any.
+    pub fn grid_side(&self, image: usize) -> Option<usize> {
+        if self.stride == 0 {
+            return None;
+        }
+        (image + 2 * self.padding)
+            .checked_sub(self.kernel)
+            .map(|v| v / self.stride + 1)
+    }
+
+    /// `[lo, hi)` of grid positions whose tap `tap` falls inside an image of side
+    /// `image`: `0 ≤ g·stride + tap − padding < image`.
+    fn valid(&self, grid: usize, image: usize, tap: usize) -> (usize, usize) {
+        let s = self.stride as isize;
+        let off = tap as isize - self.padding as isize;
+        let lo = if off >= 0 { 0 } else { (-off + s - 1) / s };
+        let hi = if image as isize - off <= 0 {
+            0
+        } else {
+            ((image as isize - off + s - 1) / s).min(grid as isize)
+        };
+        (lo as usize, (hi.max(lo)) as usize)
+    }
+}
+
+/// One image and its grid, per sample.
+#[derive(Clone, Copy, Debug)]
+struct Dims {
+    batch: usize,
+    image_c: usize,
+    ih: usize,
+    iw: usize,
+    grid_c: usize,
+    gh: usize,
+    gw: usize,
+}
+
+impl Dims {
+    fn image_len(&self) -> usize {
+        self.image_c * self.ih * self.iw
+    }
+    fn grid_len(&self) -> usize {
+        self.grid_c * self.gh * self.gw
+    }
+    fn grid_px(&self) -> usize {
+        self.gh * self.gw
+    }
+    /// Rows of the im2col matrix: image channels × k².
+    fn patch(&self, g: Geometry) -> usize {
+        self.image_c * g.kernel * g.kernel
+    }
+}
+
+/// An image plane split by column phase: `phased[ph][y][j] = plane[y][j·s + ph]`.
+/// A strided tap `plane[y][g·s + t − p]` is then `phased[ph][y][g + shift]` with
+/// `t − p = shift·s + ph`, so im2col and col2im copy contiguous runs instead of
+/// gathering every s-th value.
+struct Phases {
+    stride: usize,
+    height: usize,
+    /// Columns per phase: ⌈width / stride⌉.
+    cols: usize,
+}
+
+impl Phases {
+    fn new(stride: usize, height: usize, width: usize) -> Self {
+        Phases {
+            stride,
+            height,
+            cols: width.div_ceil(stride),
+        }
+    }
+    fn len(&self) -> usize {
+        self.stride * self.height * self.cols
+    }
+    /// (phase, shift) of a tap offset `t − p`.
+    fn split(&self, offset: isize) -> (usize, isize) {
+        let s = self.stride as isize;
+        (offset.rem_euclid(s) as usize, offset.div_euclid(s))
+    }
+    fn row(&self, phase: usize, y: usize) -> usize {
+        (phase * self.height + y) * self.cols
+    }
+    fn split_plane(&self, plane: &[f32], width: usize, out: &mut [f32]) {
+        for y in 0..self.height {
+            let src = &plane[y * width..][..width];
+            for ph in 0..self.stride {
+                let dst = &mut out[self.row(ph, y)..][..self.cols];
+                for (j, v) in dst.iter_mut().enumerate() {
+                    *v = src.get(j * self.stride + ph).copied().unwrap_or(0.0);
+                }
+            }
+        }
+    }
+    fn merge_plane(&self, phased: &[f32], width: usize, plane: &mut [f32]) {
+        for y in 0..self.height {
+            let dst = &mut plane[y * width..][..width];
+            for ph in 0..self.stride {
+                let src = &phased[self.row(ph, y)..][..self.cols];
+                for (j, &v) in src.iter().enumerate() {
+                    if let Some(d) = dst.get_mut(j * self.stride + ph) {
+                        *d = v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Per-thread scratch of the kernels: the im2col matrix and one phased plane.
+struct Scratch {
+    cols: Vec<f32>,
+    phased: Vec<f32>,
+}
+
+impl Scratch {
+    fn new(d: &Dims, g: Geometry) -> Self {
+        Scratch {
+            cols: vec![0f32; d.patch(g) * d.grid_px()],
+            phased: vec![0f32; Phases::new(g.stride, d.ih, d.iw).len()],
+        }
+    }
+}
+
+/// cols[(c·k + ky)·k + kx][gy·gw + gx] = image[c][gy·s + ky − p][gx·s + kx − p] (0 outside).
+fn im2col(image: &[f32], d: &Dims, g: Geometry, scratch: &mut Scratch) {
+    let (k, s, n) = (g.kernel, g.stride, d.grid_px());
+    let phases = Phases::new(s, d.ih, d.iw);
+    let Scratch { cols, phased } = scratch;
+    for c in 0..d.image_c {
+        phases.split_plane(&image[c * d.ih * d.iw..][..d.ih * d.iw], d.iw, phased);
+        for ky in 0..k {
+            let (y0, y1) = g.valid(d.gh, d.ih, ky);
+            for kx in 0..k {
+                let (x0, x1) = g.valid(d.gw, d.iw, kx);
+                let (phase, shift) = phases.split(kx as isize - g.padding as isize);
+                let row = &mut cols[((c * k + ky) * k + kx) * n..][..n];
+                row[..y0 * d.gw].fill(0.0);
+                row[y1 * d.gw..].fill(0.0);
+                for gy in y0..y1 {
+                    let iy = gy * s + ky - g.padding;
+                    let dst = &mut row[gy * d.gw..][..d.gw];
+                    dst[..x0].fill(0.0);
+                    dst[x1..].fill(0.0);
+                    let start = phases.row(phase, iy) + (x0 as isize + shift) as usize;
+                    dst[x0..x1].copy_from_slice(&phased[start..][..x1 - x0]);
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: image = scatter-add(cols); every value is written.
+fn col2im(d: &Dims, g: Geometry, scratch: &mut Scratch, image: &mut [f32]) {
+    let (k, s, n) = (g.kernel, g.stride, d.grid_px());
+    let phases = Phases::new(s, d.ih, d.iw);
+    let Scratch { cols, phased } = scratch;
+    for c in 0..d.image_c {
+        phased.fill(0.0);
+        for ky in 0..k {
+            let (y0, y1) = g.valid(d.gh, d.ih, ky);
+            for kx in 0..k {
+                let (x0, x1) = g.valid(d.gw, d.iw, kx);
+                let (phase, shift) = phases.split(kx as isize - g.padding as isize);
+                let row = &cols[((c * k + ky) * k + kx) * n..][..n];
+                for gy in y0..y1 {
+                    let iy = gy * s + ky - g.padding;
+                    let start = phases.row(phase, iy) + (x0 as isize + shift) as usize;
+                    let dst = &mut phased[start..][..x1 - x0];
+                    for (o, v) in dst.iter_mut().zip(&row[gy * d.gw + x0..][..x1 - x0]) {
+                        *o += v;
+                    }
+                }
+            }
+        }
+        phases.merge_plane(phased, d.iw, &mut image[c * d.ih * d.iw..][..d.ih * d.iw]);
+    }
+}
+
+/// A row-major matrix operand with arbitrary strides.
+#[derive(Clone, Copy)]
+struct Operand<'a> {
+    data: &'a [f32],
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Operand<'a> {
+    fn rows(data: &'a [f32], cols: usize) -> Self {
+        Operand {
+            data,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+    /// The transpose of a row-major matrix with `cols` columns.
+    fn transposed(data: &'a [f32], cols: usize) -> Self {
+        Operand {
+            data,
+            row_stride: 1,
+            col_stride: cols,
+        }
+    }
+}
+
+/// dst (m×n, row-major) = [dst +] lhs (m×k) · rhs (k×n).
+fn matmul(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    lhs: Operand,
+    rhs: Operand,
+    accumulate: bool,
+    threads: usize,
+) {
+    assert!(dst.len() >= m * n);
+    assert!(lhs.data.len() > (m.max(1) - 1) * lhs.row_stride + (k.max(1) - 1) * lhs.col_stride);
+    assert!(rhs.data.len() > (k.max(1) - 1) * rhs.row_stride + (n.max(1) - 1) * rhs.col_stride);
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the asserts above keep every access of the m×n, m×k and k×n
+    // operands with the given strides inside the slices.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
+/// Threads for one sample's product: all of them when there are fewer samples than
+/// threads, else one (the batch is split instead).
+fn inner_threads(batch: usize) -> usize {
+    let threads = rayon::current_num_threads();
+    if batch < threads {
+        threads
+    } else {
+        1
+    }
+}
+
+/// grid[b] = W · im2col(image[b]).
+fn forward(image: &[f32], weight: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
+    let (patch, n) = (d.patch(g), d.grid_px());
+    let mut out = vec![0f32; d.batch * d.grid_len()];
+    let threads = inner_threads(d.batch);
+    out.par_chunks_mut(d.grid_len()).enumerate().for_each_init(
+        || Scratch::new(d, g),
+        |scratch, (b, out_b)| {
+            im2col(&image[b * d.image_len()..][..d.image_len()], d, g, scratch);
+            matmul(
+                (d.grid_c, n, patch),
+                out_b,
+                Operand::rows(weight, patch),
+                Operand::rows(&scratch.cols, n),
+                false,
+                threads,
+            );
+        },
+    );
+    out
+}
+
+/// image[b] = col2im(Wᵀ · grid[b]).
+fn adjoint(grid: &[f32], weight: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
+    let (patch, n) = (d.patch(g), d.grid_px());
+    let mut out = vec![0f32; d.batch * d.image_len()];
+    let threads = inner_threads(d.batch);
+    out.par_chunks_mut(d.image_len()).enumerate().for_each_init(
+        || Scratch::new(d, g),
+        |scratch, (b, out_b)| {
+            matmul(
+                (patch, n, d.grid_c),
+                &mut scratch.cols,
+                Operand::transposed(weight, patch),
+                Operand::rows(&grid[b * d.grid_len()..][..d.grid_len()], n),
+                false,
+                threads,
+            );
+            col2im(d, g, scratch, out_b);
+        },
+    );
+    out
+}
+
+/// ∂W = Σ_b grid[b] · im2col(image[b])ᵀ, shape (grid_c, image_c·k²).
+fn weight_grad(image: &[f32], grid: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
+    let (patch, n) = (d.patch(g), d.grid_px());
+    let chunks = d.batch.div_ceil(WEIGHT_GRAD_CHUNK);
+    let threads = inner_threads(chunks);
+    let partials: Vec<Vec<f32>> = (0..chunks)
+        .into_par_iter()
+        .map(|chunk| {
+            let mut acc = vec![0f32; d.grid_c * patch];
+            let mut scratch = Scratch::new(d, g);
+            let end = ((chunk + 1) * WEIGHT_GRAD_CHUNK).min(d.batch);
+            for b in chunk * WEIGHT_GRAD_CHUNK..end {
+                im2col(
+                    &image[b * d.image_len()..][..d.image_len()],
+                    d,
+                    g,
+                    &mut scratch,
+                );
+                matmul(
+                    (d.grid_c, patch, n),
+                    &mut acc,
+                    Operand::rows(&grid[b * d.grid_len()..][..d.grid_len()], n),
+                    Operand::transposed(&scratch.cols, n),
+                    b > chunk * WEIGHT_GRAD_CHUNK,
+                    threads,
+                );
+            }
+            acc
+        })
+        .collect();
+    let mut total = vec![0f32; d.grid_c * patch];
+    for part in &partials {
+        for (t, p) in total.iter_mut().zip(part) {
+            *t += p;
+        }
+    }
+    total
+}
+
+/// Which of the three products a [`ConvOp`] computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// (image, W) → grid: conv2d forward.
+    Forward,
+    /// (grid, W) → image of the given side: conv_transpose2d forward.
+    Adjoint { image: (usize, usize) },
+    /// (image, grid) → W.
+    WeightGrad,
+}
+
+/// A candle custom op computing one [`Kernel`]; with `differentiable`, its backward
+/// pass is made of the other kernels and skips inputs that need no gradient.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvOp {
+    pub kernel: Kernel,
+    pub geometry: Geometry,
+    pub differentiable: bool,
+}
+
+fn dims4(l: &Layout, what: &str) -> candle_core::Result<(usize, usize, usize, usize)> {
+    l.shape()
+        .dims4()
+        .map_err(|_| candle_core::Error::Msg(format!("{what} must be 4-D, got {:?}", l.dims())))
+}
+
+fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
+    let data = match s {
+        CpuStorage::F32(v) => v.as_slice(),
+        _ => {
+            return Err(candle_core::Error::Msg(format!(
+                "fast convolution: {what} must be f32, got {:?}",
+                s.dtype()
+            )))
+        }
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => Err(candle_core::Error::Msg(format!(
+            "fast convolution: {what} must be contiguous"
+        ))),
+    }
+}
+
+fn shape_error(msg: String) -> candle_core::Error {
+    candle_core::Error::Msg(format!("fast convolution: {msg}"))
+}
+
+impl ConvOp {
+    /// The per-sample dimensions of a call, checked against each other.
+    fn dims(&self, l1: &Layout, l2: &Layout) -> candle_core::Result<Dims> {
+        let g = self.geometry;
+        let grid_of = |ih: usize, iw: usize| match (g.grid_side(ih), g.grid_side(iw)) {
+            (Some(gh), Some(gw)) if gh > 0 && gw > 0 => Ok((gh, gw)),
+            _ => Err(shape_error(format!(
+                "image {ih}×{iw} is smaller than kernel {} with padding {}",
+                g.kernel, g.padding
+            ))),
+        };
+        let check_weight = |w: (usize, usize, usize, usize), gc: usize, ic: usize| {
+            if w != (gc, ic, g.kernel, g.kernel) {
+                Err(shape_error(format!(
+                    "weight {w:?} does not match ({gc}, {ic}, {k}, {k})",
+                    k = g.kernel
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        match self.kernel {
+            Kernel::Forward => {
+                let (batch, image_c, ih, iw) = dims4(l1, "input")?;
+                let w = dims4(l2, "weight")?;
+                check_weight(w, w.0, image_c)?;
+                let (gh, gw) = grid_of(ih, iw)?;
+                Ok(Dims {
+                    batch,
+                    image_c,
+                    ih,
+                    iw,
+                    grid_c: w.0,
+                    gh,
+                    gw,
+                })
+            }
+            Kernel::Adjoint { image: (ih, iw) } => {
+                let (batch, grid_c, gh, gw) = dims4(l1, "input")?;
+                let w = dims4(l2, "weight")?;
+                check_weight(w, grid_c, w.1)?;
+                if grid_of(ih, iw)? != (gh, gw) {
+                    return Err(shape_error(format!(
+                        "an image of {ih}×{iw} does not convolve to {gh}×{gw}"
+                    )));
+                }
+                Ok(Dims {
+                    batch,
+                    image_c: w.1,
+                    ih,
+                    iw,
+                    grid_c,
+                    gh,
+                    gw,
+                })
+            }
+            Kernel::WeightGrad => {
+                let (batch, image_c, ih, iw) = dims4(l1, "image")?;
+                let (gb, grid_c, gh, gw) = dims4(l2, "grid")?;
+                if gb != batch || grid_of(ih, iw)? != (gh, gw) {
+                    return Err(shape_error(format!(
+                        "image ({batch}, {image_c}, {ih}, {iw}) and grid ({gb}, {grid_c}, {gh}, {gw}) do not match"
+                    )));
+                }
+                Ok(Dims {
+                    batch,
+                    image_c,
+                    ih,
+                    iw,
+                    grid_c,
+                    gh,
+                    gw,
+                })
+            }
+        }
+    }
+}
+
+impl CustomOp2 for ConvOp {
+    fn name(&self) -> &'static str {
+        match self.kernel {
+            Kernel::Forward => "simemu-conv2d",
+            Kernel::Adjoint { .. } => "simemu-conv-transpose2d",
+            Kernel::WeightGrad => "simemu-conv-weight-grad",
+        }
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let d = self.dims(l1, l2)?;
+        let a = contiguous(s1, l1, "first operand")?;
+        let b = contiguous(s2, l2, "second operand")?;
+        let g = self.geometry;
+        let k = g.kernel;
+        let (out, shape): (Vec<f32>, Shape) = match self.kernel {
+            Kernel::Forward => (forward(a, b, &d, g), (d.batch, d.grid_c, d.gh, d.gw).into()),
+            Kernel::Adjoint { .. } => (
+                adjoint(a, b, &d, g),
+                (d.batch, d.image_c, d.ih, d.iw).into(),
+            ),
+            Kernel::WeightGrad => (weight_grad(a, b, &d, g), (d.grid_c, d.image_c, k, k).into()),
+        };
+        Ok((CpuStorage::F32(out), shape))
+    }
+
+    fn bwd(
+        &self,
+        arg1: &Tensor,
+        weight: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        if !self.differentiable {
+            return Err(candle_core::Error::BackwardNotSupported { op: self.name() });
+        }
+        let grad = grad.contiguous()?;
+        let op = |kernel| ConvOp {
+            kernel,
+            geometry: self.geometry,
+            differentiable: false,
+        };
+        // Data and detached tensors track no op: their gradient is never needed.
+        let (grad_arg, grad_weight) = match self.kernel {
+            Kernel::Forward => {
+                let (_, _, ih, iw) = arg1.dims4()?;
+                let ga = arg1
+                    .track_op()
+                    .then(|| {
+                        grad.apply_op2_no_bwd(weight, &op(Kernel::Adjoint { image: (ih, iw) }))
+                    })
+                    .transpose()?;
+                let gw = weight
+                    .track_op()
+                    .then(|| arg1.apply_op2_no_bwd(&grad, &op(Kernel::WeightGrad)))
+                    .transpose()?;
+                (ga, gw)
+            }
+            Kernel::Adjoint { .. } => {
+                let ga = arg1
+                    .track_op()
+                    .then(|| grad.apply_op2_no_bwd(weight, &op(Kernel::Forward)))
+                    .transpose()?;
+                let gw = weight
+                    .track_op()
+                    .then(|| grad.apply_op2_no_bwd(arg1, &op(Kernel::WeightGrad)))
+                    .transpose()?;
+                (ga, gw)
+            }
+            Kernel::WeightGrad => {
+                return Err(candle_core::Error::BackwardNotSupported { op: self.name() })
+            }
+        };
+        Ok((grad_arg, grad_weight))
+    }
+}
+
+fn fast_path(x: &Tensor, w: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32 && w.dtype() == DType::F32
+}
+
+/// 2-D convolution of `x` (B, C_in, H, W) with `kernel` (C_out, C_in, k, k), as
+/// candle's `Tensor::conv2d` with dilation 1 and one group. f32 on the CPU takes
+/// the fast path; anything else falls back to candle.
+pub fn conv2d(
+    x: &Tensor,
+    kernel: &Tensor,
+    stride: usize,
+    padding: usize,
+) -> candle_core::Result<Tensor> {
+    if !fast_path(x, kernel) {
+        return x.conv2d(kernel, padding, stride, 1, 1);
+    }
+    let (_, _, kh, kw) = kernel.dims4()?;
+    if kh != kw {
+        return Err(shape_error(format!("kernel must be square, got {kh}×{kw}")));
+    }
+    let op = ConvOp {
+        kernel: Kernel::Forward,
+        geometry: Geometry {
+            kernel: kh,
+            stride,
+            padding,
+        },
+        differentiable: true,
+    };
+    x.contiguous()?.apply_op2(&kernel.contiguous()?, op)
+}
+
+/// Transposed 2-D convolution of `x` (B, C_in, H, W) with `kernel`
+/// (C_in, C_out, k, k), as candle's `Tensor::conv_transpose2d` with dilation 1:
+/// the output side is (H − 1)·stride − 2·padding + k + output_padding.
+pub fn conv_transpose2d(
+    x: &Tensor,
+    kernel: &Tensor,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+) -> candle_core::Result<Tensor> {
+    if !fast_path(x, kernel) {
+        return x.conv_transpose2d(kernel, padding, output_padding, stride, 1);
+    }
+    let (_, _, kh, kw) = kernel.dims4()?;
+    let (_, _, h, w) = x.dims4()?;
+    if kh != kw {
+        return Err(shape_error(format!("kernel must be square, got {kh}×{kw}")));
+    }
+    if output_padding >= stride.max(1) {
+        return Err(shape_error(format!(
+            "output_padding {output_padding} must be smaller than the stride {stride}"
+        )));
+    }
+    let side = |g: usize| {
+        ((g.max(1) - 1) * stride + kh + output_padding)
+            .checked_sub(2 * padding)
+            .filter(|_| g > 0)
+            .ok_or_else(|| {
+                shape_error(format!(
+                    "padding {padding} leaves no output for input side {g}"
+                ))
+            })
+    };
+    let op = ConvOp {
+        kernel: Kernel::Adjoint {
+            image: (side(h)?, side(w)?),
+        },
+        geometry: Geometry {
+            kernel: kh,
+            stride,
+            padding,
+        },
+        differentiable: true,
+    };
+    x.contiguous()?.apply_op2(&kernel.contiguous()?, op)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+    use rand::{Rng, SeedableRng};
+
+    fn random(shape: &[usize], rng: &mut rand_chacha::ChaCha8Rng) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    fn scale(t: &Tensor) -> f32 {
+        t.abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+            .max(1.0)
+    }
+
+    fn dot64(a: &Tensor, b: &Tensor) -> (f64, f64) {
+        let a = a.to_dtype(DType::F64).unwrap();
+        let b = b.to_dtype(DType::F64).unwrap();
+        let dot = (&a * &b)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        let mag = (a.abs().unwrap() * b.abs().unwrap())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        (dot, mag)
+    }
+
+    /// Values and both gradients of `fast` against candle's `reference` for the loss
+    /// L = Σ y·r with a random r. Values: f32 sums of up to C·k² products of terms
+    /// ≤ 1 differ by reassociation only, so 1e-5 of the largest value. Gradients:
+    /// L is linear in each argument, so for a random direction δ the exact identity
+    /// ⟨∂L/∂x, δ⟩ = L(x + δ) − L(x) holds; the right side is evaluated in f64 and the
+    /// left from the f32 gradient, so they agree to 1e-5 of Σ|∂L/∂x·δ|. Where
+    /// candle's own backward works (it fails on sides that stride does not divide),
+    /// the gradients are also compared with it directly.
+    fn check(
+        x: &Tensor,
+        w: &Tensor,
+        fast: impl Fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
+        reference: impl Fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
+        rng: &mut rand_chacha::ChaCha8Rng,
+        what: &str,
+    ) {
+        let (xv, wv) = (Var::from_tensor(x).unwrap(), Var::from_tensor(w).unwrap());
+        let y_ref = reference(xv.as_tensor(), wv.as_tensor()).unwrap();
+        let y_fast = fast(xv.as_tensor(), wv.as_tensor()).unwrap();
+        assert_eq!(y_ref.dims(), y_fast.dims(), "{what}: shape");
+        let tol = 1e-5 * scale(&y_ref);
+        assert!(max_abs_diff(&y_ref, &y_fast) <= tol, "{what}: values");
+        let r = random(y_ref.dims(), rng);
+        let g_fast = (&y_fast * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let loss64 = |x: &Tensor, w: &Tensor| {
+            let f = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
+            dot64(&reference(&f(x), &f(w)).unwrap(), &r).0
+        };
+        let base = loss64(x, w);
+        for (name, v) in [("input", &xv), ("weight", &wv)] {
+            let g = g_fast.get(v).unwrap();
+            let delta = random(g.dims(), rng);
+            let (xd, wd) = if name == "input" {
+                ((x + &delta).unwrap(), w.clone())
+            } else {
+                (x.clone(), (w + &delta).unwrap())
+            };
+            let (predicted, magnitude) = dot64(g, &delta);
+            let actual = loss64(&xd, &wd) - base;
+            assert!(
+                (predicted - actual).abs() <= 1e-5 * magnitude,
+                "{what}: {name} gradient predicts {predicted}, the loss moved {actual}"
+            );
+        }
+        if let Ok(g_ref) = (&y_ref * &r).unwrap().sum_all().unwrap().backward() {
+            for (name, v) in [("input", &xv), ("weight", &wv)] {
+                let (a, b) = (g_ref.get(v).unwrap(), g_fast.get(v).unwrap());
+                let d = max_abs_diff(a, b);
+                assert!(
+                    d <= 1e-5 * scale(a),
+                    "{what}: {name} gradient differs by {d}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn conv2d_matches_candle_values_and_gradients() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        // (batch, c_in, c_out, h, w, k, stride, padding), odd sizes included.
+        let cases = [
+            (3, 2, 4, 10, 10, 5, 2, 2),
+            (2, 3, 5, 9, 7, 5, 2, 2),
+            (1, 1, 3, 8, 8, 3, 1, 1),
+            (17, 4, 2, 6, 11, 3, 2, 0),
+            (2, 2, 2, 5, 5, 5, 3, 1),
+            (9, 1, 8, 16, 16, 5, 2, 2),
+        ];
+        for (b, ci, co, h, w, k, s, p) in cases {
+            let x = random(&[b, ci, h, w], &mut rng);
+            let kern = random(&[co, ci, k, k], &mut rng);
+            check(
+                &x,
+                &kern,
+                |x, w| conv2d(x, w, s, p),
+                |x, w| x.conv2d(w, p, s, 1, 1),
+                &mut rng,
+                &format!("conv2d {:?}", (b, ci, co, h, w, k, s, p)),
+            );
+        }
+    }
+
+    #[test]
+    fn conv_transpose2d_matches_candle_values_and_gradients() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+        // (batch, c_in, c_out, h, w, k, stride, padding, output_padding).
+        let cases = [
+            (3, 4, 2, 5, 5, 5, 2, 2, 1),
+            (2, 3, 5, 4, 7, 5, 2, 2, 0),
+            (1, 2, 3, 6, 6, 3, 1, 1, 0),
+            (17, 2, 1, 3, 5, 3, 2, 0, 1),
+            (2, 2, 2, 4, 4, 5, 3, 1, 2),
+            (9, 8, 1, 8, 8, 5, 2, 2, 1),
+        ];
+        for (b, ci, co, h, w, k, s, p, op) in cases {
+            let x = random(&[b, ci, h, w], &mut rng);
+            let kern = random(&[ci, co, k, k], &mut rng);
+            check(
+                &x,
+                &kern,
+                |x, w| conv_transpose2d(x, w, s, p, op),
+                |x, w| x.conv_transpose2d(w, p, op, s, 1),
+                &mut rng,
+                &format!("conv_transpose2d {:?}", (b, ci, co, h, w, k, s, p, op)),
+            );
+        }
+    }
+
+    #[test]
+    fn non_contiguous_inputs_and_untracked_data() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        // A transposed view: (B, C, W, H) → (B, C, H, W), not contiguous.
+        let x = random(&[4, 3, 10, 8], &mut rng).transpose(2, 3).unwrap();
+        assert!(!x.is_contiguous());
+        let w = Var::from_tensor(&random(&[2, 3, 5, 5], &mut rng)).unwrap();
+        let y_ref = x.conv2d(w.as_tensor(), 2, 2, 1, 1).unwrap();
+        let y = conv2d(&x, w.as_tensor(), 2, 2).unwrap();
+        assert!(max_abs_diff(&y_ref, &y) <= 1e-5 * scale(&y_ref));
+        // Data needs no gradient: only the weight gets one.
+        let grads = y.sum_all().unwrap().backward().unwrap();
+        assert!(grads.get(&x).is_none());
+        let gw = grads.get(&w).unwrap();
+        let gw_ref = y_ref.sum_all().unwrap().backward().unwrap();
+        assert!(max_abs_diff(gw, gw_ref.get(&w).unwrap()) <= 1e-5 * scale(gw));
+        let xt = random(&[2, 3, 4, 6], &mut rng).transpose(2, 3).unwrap();
+        let wt = random(&[3, 2, 5, 5], &mut rng).transpose(2, 3).unwrap();
+        let y_ref = xt
+            .conv_transpose2d(&wt.contiguous().unwrap(), 2, 1, 2, 1)
+            .unwrap();
+        let y = conv_transpose2d(&xt, &wt, 2, 2, 1).unwrap();
+        assert!(max_abs_diff(&y_ref, &y) <= 1e-5 * scale(&y_ref));
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        let x = random(&[20, 3, 12, 12], &mut rng);
+        let w = Var::from_tensor(&random(&[4, 3, 5, 5], &mut rng)).unwrap();
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let xv = Var::from_tensor(&x).unwrap();
+                let y = conv2d(xv.as_tensor(), w.as_tensor(), 2, 2).unwrap();
+                let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+                let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                (
+                    flat(&y),
+                    flat(g.get(&xv).unwrap()),
+                    flat(g.get(&w).unwrap()),
+                )
+            })
+        };
+        assert_eq!(run(1), run(3));
+    }
+
+    #[test]
+    fn bad_shapes_are_named() {
+        let x = Tensor::zeros((1, 2, 3, 3), DType::F32, &Device::Cpu).unwrap();
+        let w = Tensor::zeros((4, 3, 5, 5), DType::F32, &Device::Cpu).unwrap();
+        let e = conv2d(&x, &w, 2, 2).unwrap_err().to_string();
+        assert!(e.contains("weight"), "{e}");
+        let w = Tensor::zeros((2, 1, 5, 5), DType::F32, &Device::Cpu).unwrap();
+        let e = conv_transpose2d(&x, &w, 2, 2, 2).unwrap_err().to_string();
+        assert!(e.contains("output_padding"), "{e}");
+    }
+}
