@@ -38,6 +38,9 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
+    /// The main job: simulate, train (or load the shipped model), generate, validate
+    /// against held-out simulations and compare with the baselines, from one config.
+    Run(cmd::run::RunArgs),
     /// List registered plugins with their parameters and options.
     List(cmd::list::ListArgs),
     /// Run a simulator into a dataset.

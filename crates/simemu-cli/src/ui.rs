@@ -43,3 +43,10 @@ pub fn bar(len: u64, what: &str) -> ProgressBar {
     pb.set_message(what.to_string());
     pb
 }
+
+/// A line of progress for people (stderr), unless quiet.
+pub fn note(msg: &str) {
+    if !quiet() {
+        eprintln!("{msg}");
+    }
+}

@@ -91,6 +91,10 @@ pub struct TrainOptions {
     pub seed: u64,
     /// Show progress bars.
     pub progress: bool,
+    /// Wall-clock limit: a generator that supports it stops at the first step after
+    /// this many seconds and saves a final checkpoint. The step count it reached is
+    /// in its summary, so the run can be reproduced exactly with `steps`.
+    pub budget_seconds: Option<f64>,
 }
 
 /// What a finished training reports.

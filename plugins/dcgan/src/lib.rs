@@ -240,6 +240,7 @@ fn options() -> Vec<OptionSpec> {
         "size" => "output side in pixels (multiple of 2^layers)",
         "layers" => "transposed convolutions in G / convolutions in D",
         "width" => "base width (CosmoGAN: 64)",
+        "bias_before_batchnorm" => "biases on convolutions that BatchNorm follows (CosmoGAN: true)",
         "latent" => "latent dimension of z",
         "transform" => {
             "{kind = \"affine\"} | {kind = \"identity\"} | {kind = \"shifted\", lambda, a}"

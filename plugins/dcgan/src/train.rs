@@ -582,7 +582,18 @@ pub fn train(
     let train_seed = derive_seed(options.seed, "dcgan-steps");
     let (h, w) = (config.size, config.size);
     let b = config.batch;
+    let mut budget_reached = false;
+    let out_of_time = || {
+        options
+            .budget_seconds
+            .is_some_and(|b| t0.elapsed().as_secs_f64() >= b)
+    };
     while step < target {
+        if out_of_time() {
+            bar.println(format!("dcgan: time budget reached at step {step}"));
+            budget_reached = true;
+            break;
+        }
         let s = step + 1;
         let mut rng = simemu_core::seed::rng(sample_seed(
             train_seed ^ rollbacks.wrapping_mul(0x9e37_79b9_7f4a_7c15),
@@ -690,6 +701,7 @@ pub fn train(
         seconds: t0.elapsed().as_secs_f64(),
         details: serde_json::json!({
             "rollbacks": rollbacks,
+            "budget_reached": budget_reached,
             "best": best.map(|b| serde_json::json!({"step": b.step, "score": b.score})),
             "parameters_g": crate::model::parameter_count(&named_vars(&tr.gan.trained.as_ref().unwrap().0.g_vars)),
             "parameters_d": crate::model::parameter_count(&named_vars(&tr.gan.trained.as_ref().unwrap().0.d_vars)),

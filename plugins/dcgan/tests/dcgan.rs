@@ -52,6 +52,7 @@ fn dataset(dir: &Path, n: usize, amplitudes: &[f64]) -> Dataset {
 
 fn options(run: &Path, steps: u64, resume: bool) -> TrainOptions {
     TrainOptions {
+        budget_seconds: None,
         run_dir: run.to_path_buf(),
         steps: Some(steps),
         epochs: None,

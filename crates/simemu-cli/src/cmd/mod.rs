@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod data;
 pub mod list;
+pub mod run;
 pub mod simulate;
 pub mod stat;
 pub mod train;
@@ -44,16 +45,17 @@ pub fn run(cli: Cli) -> Result<()> {
     let reg = registry(&cli)?;
     match &cli.command {
         Command::List(a) => list::run(&reg, a),
-        Command::Simulate(a) => simulate::run(&reg, &cli, a),
+        Command::Simulate(a) => simulate::run(&reg, cli.seed, a),
         Command::Theory(a) => simulate::theory(&reg, a),
         Command::Info(a) => data::info(a),
         Command::Merge(a) => data::merge(a),
         Command::Stat(a) => stat::run(&reg, a),
-        Command::Train(a) => train::train(&reg, &cli, a),
-        Command::Generate(a) => train::generate(&reg, &cli, a),
+        Command::Train(a) => train::train(&reg, cli.seed, a),
+        Command::Generate(a) => train::generate(&reg, cli.seed, a),
         Command::Validate(a) => validate::validate(&reg, a),
         Command::Compare(a) => validate::compare(&reg, a),
         Command::Bench(a) => bench::run(&reg, a),
+        Command::Run(a) => run::run(&reg, a),
     }
 }
 

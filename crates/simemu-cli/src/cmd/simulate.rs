@@ -11,7 +11,7 @@ use simemu_core::simulate::{simulate_to_dataset, Shard, SimulationJob};
 use simemu_core::{ParamSpec, Registry};
 
 use super::usage;
-use crate::{ui, Cli};
+use crate::ui;
 
 #[derive(Args)]
 pub struct SimulateArgs {
@@ -160,10 +160,10 @@ pub fn design(
     Ok((all, desc))
 }
 
-pub fn run(reg: &Registry, cli: &Cli, a: &SimulateArgs) -> Result<()> {
+pub fn run(reg: &Registry, seed: u64, a: &SimulateArgs) -> Result<()> {
     let options = parse_option_assignments(&a.options)?;
     let sim = reg.build_simulator(&a.name, &options)?;
-    let run_seed = cli.seed;
+    let run_seed = seed;
     let (design, desc) = design(sim.params(), a, run_seed)?;
     let shard = a.shard.as_deref().map(Shard::parse).transpose()?;
     let total = shard

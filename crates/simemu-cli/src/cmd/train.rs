@@ -17,7 +17,7 @@ use simemu_core::seed::sample_seed;
 use simemu_core::{Dataset, Registry, TrainOptions};
 
 use super::usage;
-use crate::{ui, Cli};
+use crate::ui;
 
 pub const RUN_FILE: &str = "generator.json";
 
@@ -62,9 +62,32 @@ pub struct TrainArgs {
     /// Replace an existing run directory.
     #[arg(long, conflicts_with = "resume")]
     pub force: bool,
+    /// Wall-clock limit, e.g. 90s, 20m, 1h (generators that support it stop there).
+    #[arg(long, value_parser = parse_duration)]
+    pub budget: Option<f64>,
 }
 
-pub fn train(reg: &Registry, cli: &Cli, a: &TrainArgs) -> Result<()> {
+/// Seconds in a duration written as a number with an optional unit s, m or h.
+pub fn parse_duration(s: &str) -> std::result::Result<f64, String> {
+    let (number, unit) = match s.trim().char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&s.trim()[..i], c),
+        _ => (s.trim(), 's'),
+    };
+    let scale = match unit {
+        's' => 1.0,
+        'm' => 60.0,
+        'h' => 3600.0,
+        _ => return Err(format!("'{s}': the unit must be s, m or h")),
+    };
+    match number.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v * scale),
+        _ => Err(format!(
+            "'{s}' is not a positive duration such as 90s, 20m or 1h"
+        )),
+    }
+}
+
+pub fn train(reg: &Registry, seed: u64, a: &TrainArgs) -> Result<()> {
     let entry = reg.generator(&a.name)?;
     let base = match &a.config {
         Some(p) => super::read_config(p)?,
@@ -100,7 +123,7 @@ pub fn train(reg: &Registry, cli: &Cli, a: &TrainArgs) -> Result<()> {
         generator: a.name.clone(),
         config: generator.config(),
         data: data.path().display().to_string(),
-        seed: cli.seed,
+        seed,
         simemu_version: simemu_core::VERSION.into(),
         train: serde_json::Value::Null,
     };
@@ -110,8 +133,9 @@ pub fn train(reg: &Registry, cli: &Cli, a: &TrainArgs) -> Result<()> {
         steps: a.steps,
         epochs: a.epochs,
         resume: a.resume,
-        seed: cli.seed,
+        seed,
         progress: !ui::quiet(),
+        budget_seconds: a.budget,
     };
     let t0 = Instant::now();
     let summary = generator.train(&data, &options, reg)?;
@@ -163,6 +187,15 @@ pub fn find_run(checkpoint: &Path) -> Result<RunFile> {
     .into())
 }
 
+/// Whether the generator in a run directory (or checkpoint) takes parameters.
+pub fn is_conditional(reg: &Registry, checkpoint: &Path) -> Result<bool> {
+    let run = find_run(checkpoint)?;
+    let entry = reg.generator(&run.generator)?;
+    let generator = (entry.load)(checkpoint, &run.config, reg)
+        .with_context(|| format!("loading {}", checkpoint.display()))?;
+    Ok(!generator.params().is_empty())
+}
+
 #[derive(Args)]
 pub struct GenerateArgs {
     /// A run directory (or a checkpoint inside one).
@@ -187,7 +220,7 @@ pub struct GenerateArgs {
     pub force: bool,
 }
 
-pub fn generate(reg: &Registry, cli: &Cli, a: &GenerateArgs) -> Result<()> {
+pub fn generate(reg: &Registry, seed: u64, a: &GenerateArgs) -> Result<()> {
     if a.count == 0 || a.batch == 0 {
         return Err(usage("--count and --batch must be at least 1"));
     }
@@ -221,7 +254,7 @@ pub fn generate(reg: &Registry, cli: &Cli, a: &GenerateArgs) -> Result<()> {
             .into(),
     );
     let mut spec = DatasetSpec::new(fields, space.iter().map(|p| p.name.clone()).collect());
-    spec.run_seed = Some(cli.seed);
+    spec.run_seed = Some(seed);
     spec.source = source;
     let pb = ui::bar(a.count as u64, "generate");
     let t0 = Instant::now();
@@ -230,7 +263,7 @@ pub fn generate(reg: &Registry, cli: &Cli, a: &GenerateArgs) -> Result<()> {
     for start in (0..a.count).step_by(a.batch) {
         let n = a.batch.min(a.count - start);
         let seeds: Vec<u64> = (start..start + n)
-            .map(|i| sample_seed(cli.seed, i as u64))
+            .map(|i| sample_seed(seed, i as u64))
             .collect();
         let t = Instant::now();
         let samples = generator.generate(&params, &seeds)?;

@@ -153,7 +153,7 @@ fn open_sets<'r>(
     reg: &Registry,
     reference: &'r Dataset,
     candidates: &[PathBuf],
-    selection: &StatSelection,
+    (requests, field): (&[StatRequest], Option<&str>),
     out: &std::path::Path,
     force: bool,
     p: &(dyn Fn(&str, usize, usize) + Sync),
@@ -171,25 +171,19 @@ fn open_sets<'r>(
             out.display()
         )));
     }
-    let requests = stat_requests(reg, selection)?;
-    let harness = Harness::new(
-        reg,
-        reference,
-        selection.options.field.as_deref(),
-        &requests,
-        p,
-    )?;
+    let harness = Harness::new(reg, reference, field, requests, p)?;
     Ok((sets, harness))
 }
 
 pub fn validate(reg: &Registry, a: &ValidateArgs) -> Result<()> {
     let reference = Dataset::open(&a.reference)?;
     let p = progress();
+    let requests = stat_requests(reg, &a.selection)?;
     let (mut sets, harness) = open_sets(
         reg,
         &reference,
         std::slice::from_ref(&a.candidate),
-        &a.selection,
+        (&requests, a.selection.options.field.as_deref()),
         &a.out,
         a.force,
         &p,
@@ -209,18 +203,36 @@ pub fn validate(reg: &Registry, a: &ValidateArgs) -> Result<()> {
 }
 
 pub fn compare(reg: &Registry, a: &CompareArgs) -> Result<()> {
-    let reference = Dataset::open(&a.reference)?;
-    let p = progress();
-    let (candidates, harness) = open_sets(
+    let requests = stat_requests(reg, &a.selection)?;
+    let lb = compare_sets(
         reg,
-        &reference,
+        &a.reference,
         &a.candidates,
-        &a.selection,
+        (&requests, a.selection.options.field.as_deref()),
         &a.out,
         a.force,
-        &p,
     )?;
-    let dir = simemu_core::fsutil::TempDir::new(&a.out)?;
+    if !ui::quiet() {
+        println!("{}", leaderboard_markdown(&lb));
+    }
+    println!("leaderboard: {}", a.out.join("leaderboard.md").display());
+    Ok(())
+}
+
+/// Validates each candidate against the reference and writes one report per
+/// candidate plus `leaderboard.{json,md}` into `out` (atomically).
+pub fn compare_sets(
+    reg: &Registry,
+    reference: &std::path::Path,
+    candidates: &[PathBuf],
+    selection: (&[StatRequest], Option<&str>),
+    out: &std::path::Path,
+    force: bool,
+) -> Result<Leaderboard> {
+    let reference = Dataset::open(reference)?;
+    let p = progress();
+    let (candidates, harness) = open_sets(reg, &reference, candidates, selection, out, force, &p)?;
+    let dir = simemu_core::fsutil::TempDir::new(out)?;
     let mut rows = Vec::new();
     for (k, c) in candidates.iter().enumerate() {
         let (report, cand) = harness.validate(c, &p)?;
@@ -247,12 +259,8 @@ pub fn compare(reg: &Registry, a: &CompareArgs) -> Result<()> {
     simemu_core::fsutil::write_json_atomic(&dir.path().join("leaderboard.json"), &lb)?;
     let md = leaderboard_markdown(&lb);
     simemu_core::fsutil::write_atomic(&dir.path().join("leaderboard.md"), md.as_bytes())?;
-    dir.persist(a.force)?;
-    if !ui::quiet() {
-        println!("{md}");
-    }
-    println!("leaderboard: {}", a.out.join("leaderboard.md").display());
-    Ok(())
+    dir.persist(force)?;
+    Ok(lb)
 }
 
 fn sanitize(s: &str) -> String {

@@ -1,0 +1,190 @@
+//! `simemu run`: the main job as a pipeline, in miniature (16² maps, a width-4
+//! DCGAN, a few steps) so that CI guards every stage: simulate, train, fit the
+//! baselines, generate, validate, compare; skipping finished stages, resuming an
+//! interrupted training, redoing exactly what a changed config affects.
+
+mod common;
+
+use std::path::Path;
+
+use common::{fails, ok, simemu};
+
+const MINIATURE: &str = r#"
+name = "mini"
+seed = 7
+
+[simulator]
+name = "convergence"
+options = { size = 16 }
+
+[data]
+train = 96
+validation = 64
+
+[generator]
+name = "dcgan"
+steps = 6
+[generator.options]
+size = 16
+width = 4
+batch = 16
+checkpoint_every = 3
+holdout = 16
+eval_count = 16
+
+[validation]
+count = 64
+"#;
+
+fn stderr_of(dir: &Path, args: &[&str]) -> String {
+    let o = simemu(dir, args);
+    assert!(
+        o.status.success(),
+        "simemu {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn leaderboard_candidates(run: &Path) -> Vec<String> {
+    let lb: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("report/leaderboard.json")).unwrap(),
+    )
+    .unwrap();
+    lb["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["candidate"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn miniature_pipeline_runs_skips_resumes_and_redoes_what_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("mini.toml"), MINIATURE).unwrap();
+    let out = ok(d, &["run", "mini.toml"]);
+    assert!(out.contains("# Leaderboard"), "{out}");
+    assert!(
+        out.contains("report: runs/mini/report/leaderboard.md"),
+        "{out}"
+    );
+    let run = d.join("runs/mini");
+    assert_eq!(
+        leaderboard_candidates(&run),
+        ["dcgan", "simulator", "gaussian-field"]
+    );
+    for sub in [
+        "data/train/manifest.json",
+        "data/validation/manifest.json",
+        "models/dcgan/generator.json",
+        "generated/dcgan/manifest.json",
+        "report/00-dcgan/report.md",
+    ] {
+        assert!(run.join(sub).exists(), "{sub} missing");
+    }
+    let generated = common::arrays(&run.join("generated/dcgan"));
+
+    // A second run does nothing.
+    let err = stderr_of(d, &["run", "mini.toml"]);
+    assert_eq!(err.matches("up to date").count(), 9, "{err}");
+
+    // An interrupted training (recorded as started, not finished, its last
+    // checkpoint and everything after it missing) resumes from the checkpoint it
+    // has, and the rest of the run reproduces the same bytes.
+    std::fs::remove_dir_all(run.join("models/dcgan/checkpoints/step-00000006")).unwrap();
+    std::fs::remove_dir_all(run.join("generated/dcgan")).unwrap();
+    let record_path = run.join("run.json");
+    let mut record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&record_path).unwrap()).unwrap();
+    let inputs = record["done"]
+        .as_object_mut()
+        .unwrap()
+        .remove("train generator")
+        .unwrap();
+    record["started"]["train generator"] = inputs;
+    std::fs::write(&record_path, record.to_string()).unwrap();
+    let err = stderr_of(d, &["run", "mini.toml"]);
+    assert!(err.contains("train generator (resuming)"), "{err}");
+    assert!(err.contains("generate simulator: up to date"), "{err}");
+    assert_eq!(common::arrays(&run.join("generated/dcgan")), generated);
+
+    // A changed validation count redoes generation and comparison, not training.
+    std::fs::write(
+        d.join("mini.toml"),
+        MINIATURE.replace("count = 64", "count = 80"),
+    )
+    .unwrap();
+    let err = stderr_of(d, &["run", "mini.toml"]);
+    assert!(err.contains("train generator: up to date"), "{err}");
+    assert!(err.contains("simulate validation set: up to date"), "{err}");
+    assert!(!err.contains("generate dcgan: up to date"), "{err}");
+    assert!(!err.contains("validate and compare: up to date"), "{err}");
+    let ds = simemu_core::Dataset::open(&run.join("generated/dcgan")).unwrap();
+    assert_eq!(ds.len(), 80);
+}
+
+#[test]
+fn the_shipped_model_unpacks_and_validates() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The embedded default's model, with few maps.
+    let config = r#"
+name = "shipped"
+[simulator]
+name = "convergence"
+options = { size = 64 }
+[data]
+train = 64
+validation = 64
+[generator]
+name = "dcgan"
+checkpoint = "builtin:convergence-64"
+[validation]
+count = 64
+baselines = []
+"#;
+    std::fs::write(d.join("shipped.toml"), config).unwrap();
+    ok(d, &["run", "shipped.toml", "--out", "here"]);
+    assert_eq!(leaderboard_candidates(&d.join("here")), ["dcgan"]);
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join("here/models/dcgan/state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state["config"]["size"], 64);
+}
+
+#[test]
+fn bad_configs_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("typo.toml"),
+        MINIATURE.replace("[validation]", "[validation]\ncuont = 3"),
+    )
+    .unwrap();
+    let err = fails(d, &["run", "typo.toml"], 2);
+    assert!(err.contains("cuont"), "{err}");
+    std::fs::write(
+        d.join("plugin.toml"),
+        MINIATURE.replace("name = \"dcgan\"", "name = \"dcgna\""),
+    )
+    .unwrap();
+    let err = fails(d, &["run", "plugin.toml"], 2);
+    assert!(err.contains("dcgna"), "{err}");
+    let err = fails(d, &["run", "missing.toml"], 1);
+    assert!(err.contains("missing.toml"), "{err}");
+    std::fs::write(
+        d.join("builtin.toml"),
+        MINIATURE.replace("steps = 6", "checkpoint = \"builtin:nope\""),
+    )
+    .unwrap();
+    let err = fails(d, &["run", "builtin.toml"], 2);
+    assert!(
+        err.contains("builtin:nope") || err.contains("'nope'"),
+        "{err}"
+    );
+    assert!(!d.join("runs/mini/report").exists());
+}
