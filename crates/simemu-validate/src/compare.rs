@@ -12,6 +12,12 @@ pub const BIN_PASS_P: f64 = 0.05;
 /// A statistic passes when at least this fraction of its bins pass (a perfect
 /// emulator stays above 0.83 over 20 independent pairs: `../shared/reference/calibration`).
 pub const STAT_PASS_FRACTION: f64 = 0.80;
+/// Means agree in a bin when |relative difference| ≤ max(this, MEAN_SE_MULTIPLE·SE).
+pub const MEAN_TOLERANCE: f64 = 0.10;
+pub const MEAN_SE_MULTIPLE: f64 = 3.0;
+/// Bins of statistics that publish `bin_counts` (independent measurements per
+/// bin, e.g. Fourier modes) take part in the mean check only with at least this many.
+pub const MIN_BIN_COUNT: u64 = 50;
 /// Below this many samples per side, reports warn that the KS test has little power.
 pub const LOW_POWER_SAMPLES: usize = 30;
 
@@ -82,6 +88,38 @@ pub struct StatisticComparison {
     /// Mean |rel_diff| over all bins and components.
     pub mean_abs_rel_diff: Option<f64>,
     pub worst_p: f64,
+    /// Bins whose means agree (see [`MEAN_TOLERANCE`]) and bins checked.
+    #[serde(default)]
+    pub mean_match: MeanMatch,
+}
+
+/// How many bins' means agree within max([`MEAN_TOLERANCE`], [`MEAN_SE_MULTIPLE`]·SE).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MeanMatch {
+    pub within: usize,
+    pub bins: usize,
+}
+
+fn mean_match(options: &serde_json::Value, components: &[ComponentComparison]) -> MeanMatch {
+    let counts: Option<Vec<u64>> = options
+        .get("bin_counts")
+        .and_then(|v| serde_json::from_value(v.clone()).ok());
+    let mut m = MeanMatch::default();
+    for c in components {
+        for (b, (rel, se)) in c.rel_diff.iter().zip(&c.rel_diff_se).enumerate() {
+            let enough = counts
+                .as_ref()
+                .and_then(|k| k.get(b))
+                .is_none_or(|&k| k >= MIN_BIN_COUNT);
+            if let (Some(rel), Some(se), true) = (rel, se, enough) {
+                m.bins += 1;
+                if rel.abs() <= MEAN_TOLERANCE.max(MEAN_SE_MULTIPLE * se) {
+                    m.within += 1;
+                }
+            }
+        }
+    }
+    m
 }
 
 fn mean_std(v: &[f64]) -> (f64, f64) {
@@ -157,7 +195,6 @@ pub fn compare_measurements(
         statistic: reference.statistic.clone(),
         options: reference.options.clone(),
         x_name: reference.x_name.clone(),
-        components,
         table,
         pass_fraction,
         verdict: if pass_fraction >= STAT_PASS_FRACTION {
@@ -173,6 +210,8 @@ pub fn compare_measurements(
             Some(rels.iter().sum::<f64>() / rels.len() as f64)
         },
         worst_p: all_p.iter().cloned().fold(1.0, f64::min),
+        mean_match: mean_match(&reference.options, &components),
+        components,
     }
 }
 
@@ -201,6 +240,32 @@ pub fn pooled_ks(field: &str, reference_sorted: &[f32], candidate_sorted: &[f32]
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn means_agree_within_ten_percent_or_three_standard_errors() {
+        let c = ComponentComparison {
+            name: "v".into(),
+            x: vec![1.0; 5],
+            ref_mean: vec![1.0; 5],
+            ref_std: vec![0.0; 5],
+            cand_mean: vec![1.0; 5],
+            cand_std: vec![0.0; 5],
+            // 10% passes; 12% passes only with SE ≥ 4%; no mean, not checked.
+            rel_diff: vec![Some(0.10), Some(-0.12), Some(0.12), Some(0.5), None],
+            rel_diff_se: vec![Some(0.0), Some(0.041), Some(0.039), Some(0.1), None],
+            ks_d: vec![0.0; 5],
+            ks_p: vec![1.0; 5],
+        };
+        let all = mean_match(&serde_json::Value::Null, std::slice::from_ref(&c));
+        assert_eq!(all, MeanMatch { within: 2, bins: 4 });
+        // Bins with fewer than 50 independent measurements are not checked.
+        let counts = serde_json::json!({"bin_counts": [50, 49, 60, 10, 99]});
+        assert_eq!(
+            mean_match(&counts, std::slice::from_ref(&c)),
+            MeanMatch { within: 1, bins: 2 }
+        );
+    }
+
     use super::*;
 
     fn m(values: Vec<Vec<f64>>) -> Measurement {

@@ -60,6 +60,8 @@ pub struct StatSummary {
     pub worst_p: f64,
     pub max_abs_rel_diff: Option<f64>,
     pub mean_abs_rel_diff: Option<f64>,
+    #[serde(default)]
+    pub mean_match: crate::compare::MeanMatch,
 }
 
 /// Everything a validation found.
@@ -178,6 +180,7 @@ impl<'a> Harness<'a> {
                 worst_p: s.worst_p,
                 max_abs_rel_diff: s.max_abs_rel_diff,
                 mean_abs_rel_diff: s.mean_abs_rel_diff,
+                mean_match: s.mean_match,
             })
             .collect();
         Ok((
@@ -191,6 +194,12 @@ impl<'a> Harness<'a> {
                     "bin_passes_when_p_above": crate::compare::BIN_PASS_P,
                     "statistic_passes_when_pass_fraction_at_least": crate::compare::STAT_PASS_FRACTION,
                     "test": "two-sample Kolmogorov-Smirnov per bin (scipy ks_2samp, two-sided, method=auto)",
+                    "means_agree_when_abs_rel_diff_at_most": format!(
+                        "max({}, {}·SE), in bins with at least {} independent measurements where the statistic publishes bin_counts",
+                        crate::compare::MEAN_TOLERANCE,
+                        crate::compare::MEAN_SE_MULTIPLE,
+                        crate::compare::MIN_BIN_COUNT
+                    ),
                 }),
                 summary,
                 statistics,
@@ -234,21 +243,34 @@ pub fn markdown(report: &Report, plots: &[(String, String)]) -> String {
         let _ = writeln!(s, "> **Warning:** {w}\n");
     }
     let _ = writeln!(s, "## Summary\n");
-    let _ = writeln!(s, "| statistic | bins | pass fraction | verdict | worst p | max \\|rel diff\\| | mean \\|rel diff\\| |");
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "| statistic | bins | pass fraction | verdict | worst p | max \\|rel diff\\| | mean \\|rel diff\\| | means agree |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
     for x in &report.summary {
         let _ = writeln!(
             s,
-            "| {} | {} | {:.1}% | **{}** | {:.2e} | {} | {} |",
+            "| {} | {} | {:.1}% | **{}** | {:.2e} | {} | {} | {}/{} |",
             x.statistic,
             x.bins,
             100.0 * x.pass_fraction,
             x.verdict,
             x.worst_p,
             fmt_opt(x.max_abs_rel_diff, true),
-            fmt_opt(x.mean_abs_rel_diff, true)
+            fmt_opt(x.mean_abs_rel_diff, true),
+            x.mean_match.within,
+            x.mean_match.bins
         );
     }
+    let _ = writeln!(
+        s,
+        "\nA bin passes when its KS p-value exceeds {}; a statistic passes when at least {:.0}% of its bins pass. \
+         Means agree in a bin when |rel diff| ≤ max({:.0}%, {}·SE) (bins with fewer than {} independent measurements, \
+         where the statistic counts them, are not checked).",
+        crate::compare::BIN_PASS_P,
+        100.0 * crate::compare::STAT_PASS_FRACTION,
+        100.0 * crate::compare::MEAN_TOLERANCE,
+        crate::compare::MEAN_SE_MULTIPLE,
+        crate::compare::MIN_BIN_COUNT
+    );
     let _ = writeln!(
         s,
         "\nPooled KS on all values of `{}`: D = {:.4e}, p = {:.3e} ({} vs {} values).\n",
@@ -402,12 +424,12 @@ pub fn leaderboard_markdown(lb: &Leaderboard) -> String {
     for st in &stats {
         let _ = write!(s, " {st} pass | {st} worst p | {st} mean \\|rel\\| |");
     }
-    let _ = writeln!(s, " all bins pass | s/sample | report |");
+    let _ = writeln!(s, " all bins pass | means agree | s/sample | report |");
     let _ = write!(s, "|---|");
     for _ in &stats {
         let _ = write!(s, "---|---|---|");
     }
-    let _ = writeln!(s, "---|---|---|");
+    let _ = writeln!(s, "---|---|---|---|");
     for r in &lb.rows {
         let _ = write!(s, "| {} |", r.candidate);
         for x in &r.statistics {
@@ -420,9 +442,12 @@ pub fn leaderboard_markdown(lb: &Leaderboard) -> String {
                 fmt_opt(x.mean_abs_rel_diff, true)
             );
         }
+        let (within, bins) = r.statistics.iter().fold((0, 0), |(w, b), x| {
+            (w + x.mean_match.within, b + x.mean_match.bins)
+        });
         let _ = writeln!(
             s,
-            " {:.0}% | {} | [report]({}) |",
+            " {:.0}% | {within}/{bins} | {} | [report]({}) |",
             100.0 * r.overall_pass_fraction,
             r.seconds_per_sample
                 .map(|v| format!("{v:.2e}"))

@@ -292,6 +292,8 @@ impl Statistic for PowerStat {
             "ell_edges": self.edges,
             "angle_deg": self.angle_deg,
             "modes_per_bin": self.estimator.modes_per_bin(),
+            // The harness's generic name for independent measurements per bin.
+            "bin_counts": self.estimator.modes_per_bin(),
         })
     }
     fn compute(&self, sample: &Sample) -> Result<StatValues> {
