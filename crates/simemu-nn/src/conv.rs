@@ -244,23 +244,19 @@ impl<'a> Operand<'a> {
     }
 }
 
-/// dst (m×n, row-major) = [dst +] lhs (m×k) · rhs (k×n).
+/// dst (m×n, row-major) = [dst +] lhs (m×k) · rhs (k×n), on the calling thread:
+/// the kernels parallelise over samples, and a product split across threads could
+/// round differently with the thread count.
 fn matmul(
     (m, n, k): (usize, usize, usize),
     dst: &mut [f32],
     lhs: Operand,
     rhs: Operand,
     accumulate: bool,
-    threads: usize,
 ) {
     assert!(dst.len() >= m * n);
     assert!(lhs.data.len() > (m.max(1) - 1) * lhs.row_stride + (k.max(1) - 1) * lhs.col_stride);
     assert!(rhs.data.len() > (k.max(1) - 1) * rhs.row_stride + (n.max(1) - 1) * rhs.col_stride);
-    let parallelism = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
     // SAFETY: the asserts above keep every access of the m×n, m×k and k×n
     // operands with the given strides inside the slices.
     unsafe {
@@ -283,19 +279,8 @@ fn matmul(
             false,
             false,
             false,
-            parallelism,
+            gemm::Parallelism::None,
         )
-    }
-}
-
-/// Threads for one sample's product: all of them when there are fewer samples than
-/// threads, else one (the batch is split instead).
-fn inner_threads(batch: usize) -> usize {
-    let threads = rayon::current_num_threads();
-    if batch < threads {
-        threads
-    } else {
-        1
     }
 }
 
@@ -303,7 +288,6 @@ fn inner_threads(batch: usize) -> usize {
 fn forward(image: &[f32], weight: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
     let (patch, n) = (d.patch(g), d.grid_px());
     let mut out = vec![0f32; d.batch * d.grid_len()];
-    let threads = inner_threads(d.batch);
     out.par_chunks_mut(d.grid_len()).enumerate().for_each_init(
         || Scratch::new(d, g),
         |scratch, (b, out_b)| {
@@ -314,7 +298,6 @@ fn forward(image: &[f32], weight: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
                 Operand::rows(weight, patch),
                 Operand::rows(&scratch.cols, n),
                 false,
-                threads,
             );
         },
     );
@@ -325,7 +308,6 @@ fn forward(image: &[f32], weight: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
 fn adjoint(grid: &[f32], weight: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
     let (patch, n) = (d.patch(g), d.grid_px());
     let mut out = vec![0f32; d.batch * d.image_len()];
-    let threads = inner_threads(d.batch);
     out.par_chunks_mut(d.image_len()).enumerate().for_each_init(
         || Scratch::new(d, g),
         |scratch, (b, out_b)| {
@@ -335,7 +317,6 @@ fn adjoint(grid: &[f32], weight: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
                 Operand::transposed(weight, patch),
                 Operand::rows(&grid[b * d.grid_len()..][..d.grid_len()], n),
                 false,
-                threads,
             );
             col2im(d, g, scratch, out_b);
         },
@@ -347,7 +328,6 @@ fn adjoint(grid: &[f32], weight: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
 fn weight_grad(image: &[f32], grid: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
     let (patch, n) = (d.patch(g), d.grid_px());
     let chunks = d.batch.div_ceil(WEIGHT_GRAD_CHUNK);
-    let threads = inner_threads(chunks);
     let partials: Vec<Vec<f32>> = (0..chunks)
         .into_par_iter()
         .map(|chunk| {
@@ -367,7 +347,6 @@ fn weight_grad(image: &[f32], grid: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
                     Operand::rows(&grid[b * d.grid_len()..][..d.grid_len()], n),
                     Operand::transposed(&scratch.cols, n),
                     b > chunk * WEIGHT_GRAD_CHUNK,
-                    threads,
                 );
             }
             acc

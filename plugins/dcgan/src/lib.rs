@@ -138,7 +138,19 @@ impl Dcgan {
     pub fn sample_maps_rows(&self, seeds: &[u64], conds: &[Vec<f64>]) -> Result<Vec<Vec<f32>>> {
         let (nets, meta) = self.ready()?;
         let z = self.latents_rows(seeds, conds)?;
-        let out = nets.g.forward(&z, false).map_err(ce("generating"))?;
+        // A one-row matrix product takes gemm's matrix-vector path, which rounds
+        // differently: generate at least two rows so that a sample's bytes do not
+        // depend on the batch it was generated in.
+        let z = if seeds.len() == 1 {
+            Tensor::cat(&[&z, &z], 0).map_err(ce("latents"))?
+        } else {
+            z
+        };
+        let out = nets
+            .g
+            .forward(&z, false)
+            .and_then(|o| o.narrow(0, 0, seeds.len()))
+            .map_err(ce("generating"))?;
         let flat: Vec<f32> = out
             .flatten_all()
             .and_then(|t| t.to_vec1())

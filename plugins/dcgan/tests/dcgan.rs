@@ -217,3 +217,39 @@ fn checkpoints_round_trip_resume_is_bit_identical_and_corruption_is_refused() {
         simemu_dcgan::train::load(&straight.join("checkpoints/step-00000005"), c.clone()).unwrap();
     assert_eq!(prev.generate(&[0.75], &seeds).unwrap().len(), 8);
 }
+
+/// A sample's bytes depend on its seed only: not on the batch it is generated in
+/// (including a batch of one) nor on the number of threads.
+#[test]
+fn generated_samples_do_not_depend_on_batch_or_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dataset(&dir.path().join("data"), 16, &[1.0]);
+    let mut gan = Dcgan::new(config(serde_json::json!({})));
+    gan.train(
+        &ds,
+        &options(&dir.path().join("run"), 5, false),
+        &Registry::new(),
+    )
+    .unwrap();
+    let seeds: Vec<u64> = (100..111).collect();
+    let bytes = |batch: usize, threads: usize| -> Vec<Vec<f64>> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            seeds
+                .chunks(batch)
+                .flat_map(|c| gan.generate(&[], c).unwrap())
+                .map(|s| s.fields[0].data.to_f64())
+                .collect()
+        })
+    };
+    let reference = bytes(11, 2);
+    for (batch, threads) in [(1, 2), (3, 1), (4, 2), (11, 1)] {
+        assert!(
+            bytes(batch, threads) == reference,
+            "batch {batch}, {threads} threads"
+        );
+    }
+}
