@@ -281,6 +281,112 @@ impl Adam {
     }
 }
 
+/// An exponential moving average of variables (for example a generator's weights,
+/// which then sample better than the raw ones): `shadow ← d·shadow + (1 − d)·var`
+/// with d = min(decay, (1 + t)/(10 + t)) after t updates, so early averages are
+/// not dominated by the initialisation.
+pub struct Ema {
+    decay: f64,
+    updates: u64,
+    shadow: Vec<(String, Tensor)>,
+}
+
+/// shadow ← d·shadow + (1 − d)·var, in place.
+struct EmaUpdate {
+    decay: f32,
+}
+
+impl candle_core::InplaceOp2 for EmaUpdate {
+    fn name(&self) -> &'static str {
+        "ema"
+    }
+    fn cpu_fwd(
+        &self,
+        dst: &mut candle_core::CpuStorage,
+        dst_layout: &candle_core::Layout,
+        var: &candle_core::CpuStorage,
+        var_layout: &candle_core::Layout,
+    ) -> candle_core::Result<()> {
+        let shadow = cpu_f32_mut(dst, dst_layout)?;
+        let v = cpu_f32(var, var_layout)?;
+        let d = self.decay;
+        for (s, &v) in shadow.iter_mut().zip(v) {
+            *s = d * *s + (1.0 - d) * v;
+        }
+        Ok(())
+    }
+}
+
+impl Ema {
+    /// Starts the average at the variables' current values.
+    pub fn new(vars: &[(String, Var)], decay: f64) -> candle_core::Result<Self> {
+        let shadow = vars
+            .iter()
+            .map(|(n, v)| Ok((n.clone(), v.as_tensor().copy()?)))
+            .collect::<candle_core::Result<_>>()?;
+        Ok(Ema {
+            decay,
+            updates: 0,
+            shadow,
+        })
+    }
+
+    /// Folds the variables' current values in; `vars` in the order given to `new`.
+    pub fn update(&mut self, vars: &[(String, Var)]) -> candle_core::Result<()> {
+        let t = self.updates as f64;
+        let d = self.decay.min((1.0 + t) / (10.0 + t));
+        self.updates += 1;
+        for ((_, shadow), (_, var)) in self.shadow.iter_mut().zip(vars) {
+            let fused = shadow.device().is_cpu()
+                && shadow.dtype() == DType::F32
+                && var.dtype() == DType::F32
+                && var.is_contiguous();
+            if fused {
+                shadow.inplace_op2(var.as_tensor(), &EmaUpdate { decay: d as f32 })?;
+            } else {
+                *shadow = ((&*shadow * d)? + (var.as_tensor() * (1.0 - d))?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The averaged values by variable name, with the update count under `ema.updates`.
+    pub fn state(&self) -> candle_core::Result<HashMap<String, Tensor>> {
+        let mut out: HashMap<String, Tensor> = self.shadow.iter().cloned().collect();
+        let halves = [(self.updates >> 32) as u32, self.updates as u32];
+        out.insert("ema.updates".into(), Tensor::new(&halves, &Device::Cpu)?);
+        Ok(out)
+    }
+
+    /// Restores [`Ema::state`].
+    pub fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
+        for (name, shadow) in &mut self.shadow {
+            let t = state
+                .get(name)
+                .ok_or_else(|| Error::Data(format!("moving average has no '{name}'")))?;
+            if t.dims() != shadow.dims() {
+                return Err(Error::Data(format!(
+                    "moving average '{name}' has shape {:?}, expected {:?}",
+                    t.dims(),
+                    shadow.dims()
+                )));
+            }
+            // A fresh tensor: the fused update writes into it in place.
+            *shadow = t.copy().map_err(ce("moving average"))?;
+        }
+        let h: Vec<u32> = state
+            .get("ema.updates")
+            .ok_or_else(|| Error::Data("moving average has no 'ema.updates'".into()))?
+            .to_vec1()
+            .map_err(ce("moving average"))?;
+        if h.len() != 2 {
+            return Err(Error::Data("ema.updates must hold two u32 halves".into()));
+        }
+        self.updates = ((h[0] as u64) << 32) | h[1] as u64;
+        Ok(())
+    }
+}
+
 /// Re-draws every variable whose name ends with one of `suffixes` from N(0, std²),
 /// in name order, from a ChaCha stream seeded with `seed`; biases (`.bias`) become 0
 /// and BatchNorm scales (`.weight` of names containing `bn`) become 1.
@@ -385,6 +491,31 @@ mod tests {
         let mut other = Adam::new(vec![("w".into(), w.clone())], 0.1, 0.9, 0.999, 1e-8).unwrap();
         other.load_state(&state).unwrap();
         assert_eq!(other.step_count(), 300);
+    }
+
+    /// After t updates with a constant value v the average is v − (v − v0)·Π dᵢ.
+    #[test]
+    fn moving_average_follows_its_formula_and_round_trips() {
+        let w = Var::new(&[1.0f32, -2.0], &Device::Cpu).unwrap();
+        let vars = vec![("w".to_string(), w.clone())];
+        let mut ema = Ema::new(&vars, 0.9).unwrap();
+        w.set(&Tensor::new(&[3.0f32, 0.0], &Device::Cpu).unwrap())
+            .unwrap();
+        let mut keep = 1.0f64;
+        for t in 0..20 {
+            ema.update(&vars).unwrap();
+            keep *= 0.9f64.min((1.0 + t as f64) / (10.0 + t as f64));
+        }
+        let got: Vec<f32> = ema.state().unwrap()["w"].to_vec1().unwrap();
+        for (g, (v, v0)) in got.iter().zip([(3.0, 1.0), (0.0, -2.0)]) {
+            let want = v - (v - v0) * keep;
+            assert!((*g as f64 - want).abs() < 1e-5, "{g} vs {want}");
+        }
+        let mut other = Ema::new(&vars, 0.9).unwrap();
+        other.load_state(&ema.state().unwrap()).unwrap();
+        assert_eq!(other.updates, 20);
+        let back: Vec<f32> = other.state().unwrap()["w"].to_vec1().unwrap();
+        assert_eq!(back, got);
     }
 
     /// The fused f32 CPU update against the plain tensor formula (taken by f64

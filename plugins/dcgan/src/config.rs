@@ -25,6 +25,21 @@ pub struct DcganConfig {
     /// are redundant with BatchNorm's shift, and the PyTorch benchmark twin omits them.
     #[serde(default = "d_true")]
     pub bias_before_batchnorm: bool,
+    /// How G doubles the side: CosmoGAN's 5×5 stride-2 transposed convolutions;
+    /// 4×4 ones ("even": the kernel is a multiple of the stride, so every output
+    /// pixel gets the same number of taps, the cause of checkerboard artefacts
+    /// gone); or nearest-neighbour resizing then a 3×3 convolution ("resize").
+    #[serde(default)]
+    pub upsample: Upsample,
+    /// Augment every training batch with the exact symmetries of periodic,
+    /// statistically isotropic maps: a random periodic shift and one of the 8
+    /// rotations/reflections per sample. Turn off for data without them.
+    #[serde(default = "d_true")]
+    pub augment: bool,
+    /// Decay of the exponential moving average of G's weights used to generate
+    /// (and to score checkpoints); 0 turns it off.
+    #[serde(default = "d_ema")]
+    pub ema: f64,
     /// Data transform between physical values and the network's range.
     #[serde(default)]
     pub transform: TransformKind,
@@ -85,6 +100,19 @@ fn d_batch() -> usize {
 }
 fn d_true() -> bool {
     true
+}
+/// G's upsampling layers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Upsample {
+    #[default]
+    Transposed,
+    Even,
+    Resize,
+}
+
+fn d_ema() -> f64 {
+    0.999
 }
 fn d_lr() -> f64 {
     2e-4
@@ -153,6 +181,9 @@ impl DcganConfig {
             || !(0.0..=0.5).contains(&c.label_flip)
         {
             return bad("beta1, beta2 must lie in [0, 1) and label_flip in [0, 0.5]".into());
+        }
+        if !(0.0..1.0).contains(&c.ema) {
+            return bad(format!("ema = {} must lie in [0, 1)", c.ema));
         }
         if c.checkpoint_every == 0 || c.keep_last == 0 {
             return bad("checkpoint_every and keep_last must be at least 1".into());

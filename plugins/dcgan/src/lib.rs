@@ -248,14 +248,18 @@ impl Generator for Dcgan {
 
 fn options() -> Vec<OptionSpec> {
     let d = serde_json::to_value(DcganConfig::default()).expect("serialisable");
-    let describe = |k: &str| match k {
+    let describe = |k: &str| {
+        match k {
         "size" => "output side in pixels (multiple of 2^layers)",
         "layers" => "transposed convolutions in G / convolutions in D",
         "width" => "base width (CosmoGAN: 64)",
         "bias_before_batchnorm" => "biases on convolutions that BatchNorm follows (CosmoGAN: true)",
+        "upsample" => "\"transposed\" 5×5 (CosmoGAN) | \"even\" 4×4 | \"resize\": nearest ×2 then 3×3",
+        "augment" => "random periodic shifts and rotations/reflections of training maps",
+        "ema" => "decay of the moving average of G's weights used to generate (0: off)",
         "latent" => "latent dimension of z",
         "transform" => {
-            "{kind = \"affine\"} | {kind = \"identity\"} | {kind = \"shifted\", lambda, a}"
+            "{kind = \"affine\"} | {kind = \"identity\"} | {kind = \"shifted\", lambda, a} | {kind = \"log\", lambda}"
         }
         "condition" => "parameters to condition on (default: those that vary in the data)",
         "batch" => "batch size",
@@ -270,6 +274,7 @@ fn options() -> Vec<OptionSpec> {
         "eval_count" => "maps generated to score a checkpoint",
         "max_loss" => "a loss above this (or NaN) rolls back to the last checkpoint",
         _ => "",
+    }
     };
     d.as_object()
         .expect("object")

@@ -5,12 +5,10 @@
 //! and D as extra constant input channels.
 
 use candle_core::{Module, Tensor, Var};
-use candle_nn::{
-    Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig, Linear, VarBuilder, VarMap,
-};
+use candle_nn::{Conv2d, Conv2dConfig, ConvTranspose2dConfig, Linear, VarBuilder, VarMap};
 use simemu_nn::{bias_activation, Activation, BatchNorm2d};
 
-use crate::config::DcganConfig;
+use crate::config::{DcganConfig, Upsample};
 
 /// Every layer is a 5×5 convolution of stride 2 padded so that it halves (D) or
 /// doubles (G) the side exactly.
@@ -18,6 +16,10 @@ const KERNEL: usize = 5;
 const STRIDE: usize = 2;
 const PADDING: usize = 2;
 const OUTPUT_PADDING: usize = 1;
+/// `upsample = "even"`: 4×4 transposed convolutions of stride 2, padding 1.
+const EVEN_KERNEL: usize = 4;
+/// The convolution after a nearest-neighbour doubling (`upsample = "resize"`).
+const RESIZE_KERNEL: usize = 3;
 
 /// LeakyReLU slope of D (CosmoGAN: max(x, 0.2x)).
 const LEAKY_SLOPE: f32 = 0.2;
@@ -30,7 +32,9 @@ fn batch_norm(channels: usize, vb: VarBuilder) -> candle_core::Result<BatchNorm2
 pub struct GeneratorNet {
     lin: Linear,
     bn0: BatchNorm2d,
-    convs: Vec<ConvTranspose2d>,
+    /// Each upsampling layer's weight and bias.
+    convs: Vec<(Tensor, Option<Tensor>)>,
+    upsample: Upsample,
     bns: Vec<BatchNorm2d>,
     top: usize,
     seed: usize,
@@ -47,18 +51,50 @@ impl GeneratorNet {
             stride: STRIDE,
             dilation: 1,
         };
+        // (H − 1)·2 − 2 + 4 = 2H.
+        let even_cfg = ConvTranspose2dConfig {
+            padding: 1,
+            output_padding: 0,
+            stride: STRIDE,
+            dilation: 1,
+        };
+        let resize_cfg = Conv2dConfig {
+            padding: RESIZE_KERNEL / 2,
+            stride: 1,
+            dilation: 1,
+            groups: 1,
+            cudnn_fwd_algo: None,
+        };
         let mut convs = Vec::new();
         let mut bns = Vec::new();
         let mut ch = top;
         for l in 0..c.layers {
             let last = l + 1 == c.layers;
             let out = if last { 1 } else { ch / 2 };
-            let make = if last || c.bias_before_batchnorm {
-                candle_nn::conv_transpose2d
-            } else {
-                candle_nn::conv_transpose2d_no_bias
-            };
-            convs.push(make(ch, out, KERNEL, cfg, vb.pp(format!("convt{l}")))?);
+            let bias = last || c.bias_before_batchnorm;
+            let vb_conv = vb.pp(format!("convt{l}"));
+            convs.push(match c.upsample {
+                Upsample::Transposed | Upsample::Even => {
+                    let (k, cfg) = match c.upsample {
+                        Upsample::Even => (EVEN_KERNEL, even_cfg),
+                        _ => (KERNEL, cfg),
+                    };
+                    let conv = if bias {
+                        candle_nn::conv_transpose2d(ch, out, k, cfg, vb_conv)?
+                    } else {
+                        candle_nn::conv_transpose2d_no_bias(ch, out, k, cfg, vb_conv)?
+                    };
+                    (conv.weight().clone(), conv.bias().cloned())
+                }
+                Upsample::Resize => {
+                    let conv = if bias {
+                        candle_nn::conv2d(ch, out, RESIZE_KERNEL, resize_cfg, vb_conv)?
+                    } else {
+                        candle_nn::conv2d_no_bias(ch, out, RESIZE_KERNEL, resize_cfg, vb_conv)?
+                    };
+                    (conv.weight().clone(), conv.bias().cloned())
+                }
+            });
             if l + 1 < c.layers {
                 bns.push(batch_norm(out, vb.pp(format!("bn{}", l + 1)))?);
             }
@@ -71,6 +107,7 @@ impl GeneratorNet {
             bns,
             top,
             seed,
+            upsample: c.upsample,
         })
     }
 
@@ -82,11 +119,21 @@ impl GeneratorNet {
             .forward(zc)?
             .reshape((b, self.top, self.seed, self.seed))?;
         x = self.bn0.forward(&x, train, Activation::Relu)?;
-        for (l, conv) in self.convs.iter().enumerate() {
-            x = simemu_nn::conv_transpose2d(&x, conv.weight(), STRIDE, PADDING, OUTPUT_PADDING)?;
+        for (l, (weight, bias)) in self.convs.iter().enumerate() {
+            x = match self.upsample {
+                Upsample::Transposed => {
+                    simemu_nn::conv_transpose2d(&x, weight, STRIDE, PADDING, OUTPUT_PADDING)?
+                }
+                Upsample::Even => simemu_nn::conv_transpose2d(&x, weight, STRIDE, 1, 0)?,
+                Upsample::Resize => {
+                    let (_, _, h, w) = x.dims4()?;
+                    let up = x.upsample_nearest2d(2 * h, 2 * w)?;
+                    simemu_nn::conv2d(&up, weight, 1, RESIZE_KERNEL / 2)?
+                }
+            };
             x = match self.bns.get(l) {
-                Some(bn) => bn.forward(&with_bias(x, conv.bias())?, train, Activation::Relu)?,
-                None => bias_activation(&x, conv.bias(), Activation::Tanh)?,
+                Some(bn) => bn.forward(&with_bias(x, bias.as_ref())?, train, Activation::Relu)?,
+                None => bias_activation(&x, bias.as_ref(), Activation::Tanh)?,
             };
         }
         Ok(x)

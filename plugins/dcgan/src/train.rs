@@ -24,7 +24,9 @@ use simemu_core::seed::{derive_seed, sample_seed};
 use simemu_core::{
     Array, Dataset, Error, Field, Registry, Result, Sample, StatContext, TrainOptions, TrainSummary,
 };
-use simemu_nn::{assign, bce_with_logits, ce, load_tensors, reinit_normal, save_tensors, Adam};
+use simemu_nn::{
+    assign, bce_with_logits, ce, load_tensors, reinit_normal, save_tensors, Adam, Ema,
+};
 
 use crate::model::{named_vars, trainable};
 use crate::transform::Transform;
@@ -83,16 +85,51 @@ struct TrainingData<'a> {
     per: usize,
 }
 
+/// One of the 8 symmetries of the square (k) after a periodic shift (dy, dx):
+/// out[y][x] = map[(y' + dy) mod n][(x' + dx) mod n] with (y', x') = D_k(y, x).
+fn augment_map(map: &[f32], n: usize, (dy, dx, k): (usize, usize, u8), out: &mut Vec<f32>) {
+    let m = n - 1;
+    for y in 0..n {
+        for x in 0..n {
+            let (sy, sx) = match k {
+                0 => (y, x),
+                1 => (x, m - y),
+                2 => (m - y, m - x),
+                3 => (m - x, y),
+                4 => (y, m - x),
+                5 => (x, y),
+                6 => (m - y, x),
+                _ => (m - x, m - y),
+            };
+            out.push(map[((sy + dy) % n) * n + (sx + dx) % n]);
+        }
+    }
+}
+
 impl TrainingData<'_> {
-    fn batch(&self, idx: &[usize]) -> Result<(Vec<f32>, Vec<f32>)> {
+    /// The transformed maps `idx` (each with its symmetry, if given) and their
+    /// scaled conditions.
+    fn batch(
+        &self,
+        idx: &[usize],
+        symmetries: Option<&[(usize, usize, u8)]>,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
         let mut x = Vec::with_capacity(idx.len() * self.per);
-        for &i in idx {
-            match &self.cache {
-                Some(c) => x.extend_from_slice(&c[i * self.per..(i + 1) * self.per]),
+        let n = (self.per as f64).sqrt() as usize;
+        for (j, &i) in idx.iter().enumerate() {
+            let map: std::borrow::Cow<[f32]> = match &self.cache {
+                Some(c) => c[i * self.per..(i + 1) * self.per].into(),
                 None => {
                     let v = self.ds.read_field_range(self.field, i, 1)?.to_f64();
-                    x.extend(v.iter().map(|&y| self.transform.forward(y) as f32));
+                    v.iter()
+                        .map(|&y| self.transform.forward(y) as f32)
+                        .collect::<Vec<_>>()
+                        .into()
                 }
+            };
+            match symmetries {
+                Some(s) => augment_map(&map, n, s[j], &mut x),
+                None => x.extend_from_slice(&map),
             }
         }
         let mut c = Vec::with_capacity(idx.len() * self.conditions.len());
@@ -221,7 +258,12 @@ struct Trainer<'a> {
     gan: &'a mut Dcgan,
     opt_g: Adam,
     opt_d: Adam,
+    /// The moving average of G's variables that generates, if configured.
+    ema: Option<Ema>,
 }
+
+/// The moving average of G's weights, next to a checkpoint's raw weights.
+const EMA_FILE: &str = "generator_ema.safetensors";
 
 impl Trainer<'_> {
     fn save(&self, run: &Path, step: u64, rollbacks: u64, score: Option<f64>) -> Result<()> {
@@ -241,6 +283,12 @@ impl Trainer<'_> {
             &dir.path().join("discriminator.safetensors"),
             &tensors(&named_vars(&nets.d_vars)),
         )?;
+        if let Some(ema) = &self.ema {
+            save_tensors(
+                &dir.path().join(EMA_FILE),
+                &ema.state().map_err(ce("moving average"))?,
+            )?;
+        }
         save_tensors(
             &dir.path().join("optim_g.safetensors"),
             &self.opt_g.state().map_err(ce("optimizer state"))?,
@@ -270,7 +318,32 @@ impl Trainer<'_> {
             .load_state(&load_tensors(&dir.join("optim_g.safetensors"))?)?;
         self.opt_d
             .load_state(&load_tensors(&dir.join("optim_d.safetensors"))?)?;
+        if let Some(ema) = &mut self.ema {
+            ema.load_state(&load_tensors(&dir.join(EMA_FILE))?)?;
+        }
         Ok(state)
+    }
+
+    /// Runs `f` with G holding the weights that generate: the moving average when
+    /// there is one (the raw training weights are put back afterwards).
+    fn with_generating_weights<T>(&self, f: impl FnOnce(&Dcgan) -> Result<T>) -> Result<T> {
+        let Some(ema) = &self.ema else {
+            return f(self.gan);
+        };
+        let vars = named_vars(&self.gan.trained.as_ref().expect("built").0.g_vars);
+        let raw: HashMap<String, Tensor> = vars
+            .iter()
+            .map(|(n, v)| Ok((n.clone(), v.as_tensor().copy()?)))
+            .collect::<candle_core::Result<_>>()
+            .map_err(ce("moving average"))?;
+        assign(
+            &vars,
+            &ema.state().map_err(ce("moving average"))?,
+            "moving average",
+        )?;
+        let out = f(self.gan);
+        assign(&vars, &raw, "generator")?;
+        out
     }
 }
 
@@ -360,6 +433,10 @@ pub fn gan_step(
         })
     };
     run().map_err(ce("training step"))
+}
+
+fn nets_g_vars(gan: &Dcgan) -> candle_nn::VarMap {
+    gan.trained.as_ref().expect("built").0.g_vars.clone()
 }
 
 /// Loads a checkpoint's G and D weights into existing networks.
@@ -521,7 +598,16 @@ pub fn train(
     let n_cond = meta.conditions.len();
     let (nets, opt_g, opt_d) = initialise(&config, n_cond, &gan.device, options.seed)?;
     gan.trained = Some((nets, meta.clone()));
-    let mut tr = Trainer { gan, opt_g, opt_d };
+    let ema = (config.ema > 0.0)
+        .then(|| Ema::new(&named_vars(&nets_g_vars(gan)), config.ema))
+        .transpose()
+        .map_err(ce("moving average"))?;
+    let mut tr = Trainer {
+        gan,
+        opt_g,
+        opt_d,
+        ema,
+    };
 
     let steps_per_epoch = (n_train / config.batch).max(1) as u64;
     let target = options
@@ -580,6 +666,7 @@ pub fn train(
         indicatif::ProgressBar::hidden()
     };
     let train_seed = derive_seed(options.seed, "dcgan-steps");
+    let g_named = named_vars(&nets_g_vars(tr.gan));
     let (h, w) = (config.size, config.size);
     let b = config.batch;
     let mut budget_reached = false;
@@ -600,7 +687,18 @@ pub fn train(
             s,
         ));
         let idx: Vec<usize> = (0..b).map(|_| rng.random_range(0..n_train)).collect();
-        let (x, c) = data.batch(&idx)?;
+        let symmetries: Option<Vec<(usize, usize, u8)>> = config.augment.then(|| {
+            (0..b)
+                .map(|_| {
+                    (
+                        rng.random_range(0..h),
+                        rng.random_range(0..w),
+                        rng.random_range(0..8u8),
+                    )
+                })
+                .collect()
+        });
+        let (x, c) = data.batch(&idx, symmetries.as_deref())?;
         let dev = tr.gan.device.clone();
         let real = Tensor::from_vec(x, (b, 1, h, w), &dev).map_err(ce("batch"))?;
         let cond = (n_cond > 0)
@@ -664,11 +762,14 @@ pub fn train(
             });
             continue;
         }
+        if let Some(ema) = &mut tr.ema {
+            ema.update(&g_named).map_err(ce("moving average"))?;
+        }
         step = s;
         let mut score = None;
         if step.is_multiple_of(config.checkpoint_every) || step == target {
             if let Some(sc) = &scorer {
-                score = Some(sc.score(tr.gan)?);
+                score = Some(tr.with_generating_weights(|g| sc.score(g))?);
             }
             tr.save(&run, step, rollbacks, score)?;
             if let Some(sv) = score {
@@ -692,10 +793,21 @@ pub fn train(
     bar.finish_and_clear();
     if !step_dir(&run, step).join("state.json").exists() {
         // E.g. `--steps 0`: the initialised model, a baseline for comparisons.
-        let score = scorer.as_ref().map(|sc| sc.score(tr.gan)).transpose()?;
+        let score = scorer
+            .as_ref()
+            .map(|sc| tr.with_generating_weights(|g| sc.score(g)))
+            .transpose()?;
         tr.save(&run, step, rollbacks, score)?;
     }
     write_csv(&csv_path, &rows)?;
+    if let Some(ema) = &tr.ema {
+        // From here on the trained generator generates, with its averaged weights.
+        assign(
+            &g_named,
+            &ema.state().map_err(ce("moving average"))?,
+            "moving average",
+        )?;
+    }
     Ok(TrainSummary {
         steps: step,
         seconds: t0.elapsed().as_secs_f64(),
@@ -772,6 +884,51 @@ pub fn load(path: &Path, config: DcganConfig) -> Result<Dcgan> {
     let mut gan = Dcgan::new(config);
     let nets = Nets::new(&gan.config, state.meta.conditions.len(), &gan.device)?;
     load_weights(&nets, &dir)?;
+    if dir.join(EMA_FILE).exists() {
+        // Generation uses the moving average of G's weights.
+        assign(
+            &named_vars(&nets.g_vars),
+            &load_tensors(&dir.join(EMA_FILE))?,
+            "generator moving average",
+        )?;
+    }
     gan.trained = Some((nets, state.meta));
     Ok(gan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::augment_map;
+
+    /// The 8 symmetries of the square are 8 distinct permutations, composed with a
+    /// periodic shift; the identity with no shift returns the map.
+    #[test]
+    fn augmentation_is_the_dihedral_group_after_a_periodic_shift() {
+        let n = 4;
+        let map: Vec<f32> = (0..16).map(|v| v as f32).collect();
+        let mut seen = Vec::new();
+        for k in 0..8u8 {
+            let mut out = Vec::new();
+            augment_map(&map, n, (0, 0, k), &mut out);
+            let mut sorted = out.clone();
+            sorted.sort_by(f32::total_cmp);
+            assert_eq!(sorted, map, "k = {k} is a permutation");
+            assert!(!seen.contains(&out), "k = {k} repeats another symmetry");
+            seen.push(out);
+        }
+        assert_eq!(seen[0], map);
+        // A 90° rotation applied four times is the identity.
+        let mut x = map.clone();
+        for _ in 0..4 {
+            let mut out = Vec::new();
+            augment_map(&x, n, (0, 0, 1), &mut out);
+            x = out;
+        }
+        assert_eq!(x, map);
+        // Shift by (1, 2): out[y][x] = map[(y + 1) % n][(x + 2) % n].
+        let mut out = Vec::new();
+        augment_map(&map, n, (1, 2, 0), &mut out);
+        assert_eq!(out[0], map[n + 2]);
+        assert_eq!(out[n * n - 1], map[1]); // (3 + 1) % 4 = 0, (3 + 2) % 4 = 1
+    }
 }

@@ -17,6 +17,10 @@ pub enum TransformKind {
     /// shifted log-normal maps); `None` values are fitted: λ = −min + 1% of the
     /// range, a = the median of x + λ.
     Shifted { lambda: Option<f64>, a: Option<f64> },
+    /// ln(x + λ), then the affine map of its training range onto [−0.9, 0.9]: a
+    /// shifted log-normal field becomes a Gaussian one. `None`: λ = −min + 1% of
+    /// the range.
+    Log { lambda: Option<f64> },
 }
 
 /// A fitted transform.
@@ -24,8 +28,19 @@ pub enum TransformKind {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Transform {
     Identity,
-    Affine { offset: f64, scale: f64 },
-    Shifted { lambda: f64, a: f64 },
+    Affine {
+        offset: f64,
+        scale: f64,
+    },
+    Shifted {
+        lambda: f64,
+        a: f64,
+    },
+    Log {
+        lambda: f64,
+        offset: f64,
+        scale: f64,
+    },
 }
 
 impl Transform {
@@ -57,6 +72,20 @@ impl Transform {
                 }
                 Ok(Transform::Shifted { lambda, a })
             }
+            TransformKind::Log { lambda } => {
+                let lambda = lambda.unwrap_or(-lo + 0.01 * (hi - lo));
+                if lo + lambda <= 0.0 {
+                    return Err(Error::Option(format!(
+                        "dcgan: log transform needs x + λ > 0, but min x = {lo} and λ = {lambda}"
+                    )));
+                }
+                let (llo, lhi) = ((lo + lambda).ln(), (hi + lambda).ln());
+                Ok(Transform::Log {
+                    lambda,
+                    offset: 0.5 * (llo + lhi),
+                    scale: if lhi > llo { 1.8 / (lhi - llo) } else { 1.0 },
+                })
+            }
         }
     }
 
@@ -66,6 +95,12 @@ impl Transform {
             Transform::Identity => x,
             Transform::Affine { offset, scale } => (x - offset) * scale,
             Transform::Shifted { lambda, a } => 2.0 * (x + lambda) / (x + lambda + a) - 1.0,
+            // Values below −λ (only a generator's) map to the bottom of the range.
+            Transform::Log {
+                lambda,
+                offset,
+                scale,
+            } => ((x + lambda).max(f64::MIN_POSITIVE).ln() - offset) * scale,
         }
     }
 
@@ -76,6 +111,11 @@ impl Transform {
             Transform::Affine { offset, scale } => s / scale + offset,
             // s = 2y/(y+a) − 1 ⇔ y = a(1+s)/(1−s); tanh keeps |s| < 1.
             Transform::Shifted { lambda, a } => a * (1.0 + s) / (1.0 - s).max(1e-7) - lambda,
+            Transform::Log {
+                lambda,
+                offset,
+                scale,
+            } => (s / scale + offset).exp() - lambda,
         }
     }
 }
@@ -94,6 +134,7 @@ mod tests {
                 lambda: None,
                 a: None,
             },
+            TransformKind::Log { lambda: None },
         ] {
             let t = Transform::fit(&kind, &data).unwrap();
             for &x in &[-0.02, 0.0, 0.03, 0.07] {
@@ -103,5 +144,13 @@ mod tests {
         }
         let t = Transform::fit(&TransformKind::Affine, &data).unwrap();
         assert!((t.forward(-0.02) + 0.9).abs() < 1e-5 && (t.forward(0.079) - 0.9).abs() < 1e-5);
+        // The log transform maps the training range onto [−0.9, 0.9] too, and a
+        // log-normal variable κ = λ(e^g − 1) back onto the Gaussian g (affinely).
+        let t = Transform::fit(&TransformKind::Log { lambda: None }, &data).unwrap();
+        let (lo, hi) = (data[0] as f64, data[99] as f64);
+        assert!((t.forward(lo) + 0.9).abs() < 1e-9 && (t.forward(hi) - 0.9).abs() < 1e-9);
+        let t = Transform::fit(&TransformKind::Log { lambda: Some(0.03) }, &data).unwrap();
+        let g = |x: f64| t.forward(0.03 * (x.exp() - 1.0));
+        assert!(((g(0.5) - g(0.0)) - (g(0.0) - g(-0.5))).abs() < 1e-12);
     }
 }
