@@ -31,6 +31,10 @@ pub struct DcganConfig {
     /// gone); or nearest-neighbour resizing then a 3×3 convolution ("resize").
     #[serde(default)]
     pub upsample: Upsample,
+    /// Weight of the power-spectrum matching term in G's loss (0: off): the mean
+    /// squared difference of log band powers between G's batch and the training set.
+    #[serde(default)]
+    pub spectrum_loss: f64,
     /// Augment every training batch with the exact symmetries of periodic,
     /// statistically isotropic maps: a random periodic shift and one of the 8
     /// rotations/reflections per sample. Turn off for data without them.
@@ -181,6 +185,9 @@ impl DcganConfig {
             || !(0.0..=0.5).contains(&c.label_flip)
         {
             return bad("beta1, beta2 must lie in [0, 1) and label_flip in [0, 0.5]".into());
+        }
+        if !(c.spectrum_loss.is_finite() && c.spectrum_loss >= 0.0) {
+            return bad(format!("spectrum_loss = {} must be ≥ 0", c.spectrum_loss));
         }
         if !(0.0..1.0).contains(&c.ema) {
             return bad(format!("ema = {} must lie in [0, 1)", c.ema));

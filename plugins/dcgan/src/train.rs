@@ -29,6 +29,7 @@ use simemu_nn::{
 };
 
 use crate::model::{named_vars, trainable};
+use crate::spectrum::SpectrumMatcher;
 use crate::transform::Transform;
 use crate::{Condition, Dcgan, DcganConfig, Meta, Nets};
 
@@ -396,6 +397,7 @@ pub fn gan_step(
     cond: Option<&Tensor>,
     (target_real, target_fake): (f32, f32),
     max_loss: f64,
+    spectrum: Option<&SpectrumMatcher>,
 ) -> Result<StepOutcome> {
     let bad = |l: f64| !l.is_finite() || l.abs() > max_loss;
     let mut run = || -> candle_core::Result<StepOutcome> {
@@ -416,7 +418,10 @@ pub fn gan_step(
         };
         let (p_real, p_fake) = (mean_p(&d_real)?, mean_p(&d_fake)?);
         opt_d.backward_step(&loss_d)?;
-        let loss_g = bce_with_logits(&nets.d.forward(&fake, cond, true, true)?, 1.0)?;
+        let mut loss_g = bce_with_logits(&nets.d.forward(&fake, cond, true, true)?, 1.0)?;
+        if let Some(m) = spectrum {
+            loss_g = (loss_g + m.loss(&fake)?)?;
+        }
         let lg = loss_g.to_scalar::<f32>()? as f64;
         if bad(lg) {
             return Ok(StepOutcome::Diverged {
@@ -665,6 +670,20 @@ pub fn train(
     } else {
         indicatif::ProgressBar::hidden()
     };
+    let spectrum = if config.spectrum_loss > 0.0 {
+        let k = n_train.min(512);
+        let (maps, _) = data.batch(&(0..k).collect::<Vec<_>>(), None)?;
+        let per = config.size * config.size;
+        let refs: Vec<&[f32]> = maps.chunks(per).collect();
+        Some(SpectrumMatcher::new(
+            config.size,
+            &refs,
+            config.spectrum_loss,
+            &tr.gan.device,
+        )?)
+    } else {
+        None
+    };
     let train_seed = derive_seed(options.seed, "dcgan-steps");
     let g_named = named_vars(&nets_g_vars(tr.gan));
     let (h, w) = (config.size, config.size);
@@ -726,6 +745,7 @@ pub fn train(
             cond.as_ref(),
             (t_real, t_fake),
             config.max_loss,
+            spectrum.as_ref(),
         )?;
         let (ld, lg, pr, pf) = match outcome {
             StepOutcome::Updated {
