@@ -392,9 +392,7 @@ pub enum StepOutcome {
 pub fn gan_step(
     nets: &Nets,
     (opt_d, opt_g): (&mut Adam, &mut Adam),
-    real: &Tensor,
-    z: &Tensor,
-    cond: Option<&Tensor>,
+    (real, z, cond): (&Tensor, &Tensor, Option<&Tensor>),
     (target_real, target_fake): (f32, f32),
     max_loss: f64,
     spectrum: Option<&SpectrumMatcher>,
@@ -740,9 +738,7 @@ pub fn train(
         let outcome = gan_step(
             nets,
             (&mut tr.opt_d, &mut tr.opt_g),
-            &real,
-            &z,
-            cond.as_ref(),
+            (&real, &z, cond.as_ref()),
             (t_real, t_fake),
             config.max_loss,
             spectrum.as_ref(),
