@@ -2,14 +2,16 @@
 //!
 //! The adversarial loss alone leaves the generated maps' power spectrum off by
 //! tens of percent in bands that move from checkpoint to checkpoint. This term
-//! pulls the batch-mean spectrum of G's maps towards the training set's, in the
-//! network's (transformed) space: the mean squared difference of the log band
-//! powers. candle has no FFT, so the 2D DFT is two products with fixed cos/sin
+//! pulls the batch-mean spectrum of G's maps towards the training set's, in
+//! physical units (G's output goes through the inverse data transform inside the
+//! graph): the mean squared difference of the log band powers. candle has no FFT, so the 2D DFT is two products with fixed cos/sin
 //! matrices per map (at 64² as cheap as a convolution layer), all inside the graph.
 
 use candle_core::{DType, Device, Tensor};
 use simemu_core::Result;
 use simemu_nn::ce;
+
+use crate::transform::Transform;
 
 /// Log-spaced bands of the integer wavenumber |k| from 1 to N/√2·… (the corner).
 const BANDS: usize = 12;
@@ -21,6 +23,8 @@ pub struct SpectrumMatcher {
     bands: Tensor,
     /// ln of the training set's mean band powers, (bands,).
     target: Tensor,
+    /// Maps G's output to physical values.
+    transform: Transform,
     pub weight: f64,
 }
 
@@ -50,8 +54,14 @@ fn band_of_modes(n: usize) -> (Vec<Option<usize>>, usize) {
 
 impl SpectrumMatcher {
     /// Builds the DFT and band matrices for N×N maps and the target from
-    /// `maps` (each N², in the network's space).
-    pub fn new(n: usize, maps: &[&[f32]], weight: f64, device: &Device) -> Result<Self> {
+    /// `maps` (each N², physical values); `transform` maps G's output to them.
+    pub fn new(
+        n: usize,
+        maps: &[&[f32]],
+        transform: Transform,
+        weight: f64,
+        device: &Device,
+    ) -> Result<Self> {
         let mut c = vec![0f32; n * n];
         let mut s = vec![0f32; n * n];
         for j in 0..n {
@@ -78,6 +88,7 @@ impl SpectrumMatcher {
             sin: t(s, (n, n)).map_err(ce("spectrum"))?,
             bands: t(m, (n * n, nb)).map_err(ce("spectrum"))?,
             target: Tensor::zeros(nb, DType::F32, device).map_err(ce("spectrum"))?,
+            transform,
             weight,
         };
         let flat: Vec<f32> = maps.iter().flat_map(|m| m.iter().copied()).collect();
@@ -103,9 +114,10 @@ impl SpectrumMatcher {
         (band + 1e-12)?.log()
     }
 
-    /// weight · mean over bands of (ln P_G − ln P_data)².
+    /// weight · mean over bands of (ln P_G − ln P_data)², from G's output.
     pub fn loss(&self, fake: &Tensor) -> candle_core::Result<Tensor> {
-        let d = (self.log_band_power(fake)? - &self.target)?;
+        let physical = self.transform.inverse_tensor(fake)?;
+        let d = (self.log_band_power(&physical)? - &self.target)?;
         d.sqr()?.mean_all()? * self.weight
     }
 }
@@ -122,7 +134,7 @@ mod tests {
         let map: Vec<f32> = (0..n * n)
             .map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.1)
             .collect();
-        let m = SpectrumMatcher::new(n, &[&map], 1.0, &Device::Cpu).unwrap();
+        let m = SpectrumMatcher::new(n, &[&map], Transform::Identity, 1.0, &Device::Cpu).unwrap();
         let x = Tensor::from_vec(map.clone(), (1, 1, n, n), &Device::Cpu).unwrap();
         let got: Vec<f32> = m.log_band_power(&x).unwrap().to_vec1().unwrap();
         // Direct DFT.

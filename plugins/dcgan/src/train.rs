@@ -670,12 +670,14 @@ pub fn train(
     };
     let spectrum = if config.spectrum_loss > 0.0 {
         let k = n_train.min(512);
-        let (maps, _) = data.batch(&(0..k).collect::<Vec<_>>(), None)?;
+        let maps = ds.read_field_range(0, 0, k)?.to_f64();
+        let maps: Vec<f32> = maps.iter().map(|&v| v as f32).collect();
         let per = config.size * config.size;
         let refs: Vec<&[f32]> = maps.chunks(per).collect();
         Some(SpectrumMatcher::new(
             config.size,
             &refs,
+            meta.transform.clone(),
             config.spectrum_loss,
             &tr.gan.device,
         )?)

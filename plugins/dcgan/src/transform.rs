@@ -118,6 +118,28 @@ impl Transform {
             } => (s / scale + offset).exp() - lambda,
         }
     }
+
+    /// [`Transform::inverse`] as tensor operations (differentiable, for losses on
+    /// physical values).
+    pub fn inverse_tensor(
+        &self,
+        s: &candle_core::Tensor,
+    ) -> candle_core::Result<candle_core::Tensor> {
+        match *self {
+            Transform::Identity => Ok(s.clone()),
+            Transform::Affine { offset, scale } => s.affine(1.0 / scale, offset),
+            Transform::Shifted { lambda, a } => {
+                let num = s.affine(a, a)?;
+                let den = s.affine(-1.0, 1.0)?.clamp(1e-7, 2.0)?;
+                (num / den)?.affine(1.0, -lambda)
+            }
+            Transform::Log {
+                lambda,
+                offset,
+                scale,
+            } => s.affine(1.0 / scale, offset)?.exp()?.affine(1.0, -lambda),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -140,6 +162,23 @@ mod tests {
             for &x in &[-0.02, 0.0, 0.03, 0.07] {
                 let back = t.inverse(t.forward(x));
                 assert!((back - x).abs() < 1e-12, "{t:?}: {x} -> {back}");
+            }
+        }
+        // The tensor inverse computes the same.
+        for kind in [
+            TransformKind::Affine,
+            TransformKind::Shifted {
+                lambda: None,
+                a: None,
+            },
+            TransformKind::Log { lambda: None },
+        ] {
+            let t = Transform::fit(&kind, &data).unwrap();
+            let s = [-0.9f64, -0.3, 0.0, 0.5, 0.9];
+            let st = candle_core::Tensor::new(&s, &candle_core::Device::Cpu).unwrap();
+            let got: Vec<f64> = t.inverse_tensor(&st).unwrap().to_vec1().unwrap();
+            for (g, &v) in got.iter().zip(&s) {
+                assert!((g - t.inverse(v)).abs() < 1e-12, "{t:?} at {v}");
             }
         }
         let t = Transform::fit(&TransformKind::Affine, &data).unwrap();
