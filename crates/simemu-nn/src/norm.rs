@@ -62,6 +62,21 @@ impl BatchNorm2d {
     /// `act(γ·(x − μ)/√(σ² + ε) + β)` with the batch's statistics (and an update of
     /// the running ones) when `train`, the running statistics otherwise.
     pub fn forward(&self, x: &Tensor, train: bool, act: Activation) -> candle_core::Result<Tensor> {
+        self.forward_with_momentum(x, train.then_some(self.momentum), act)
+    }
+
+    /// [`BatchNorm2d::forward`] with the batch's statistics blended into the running
+    /// ones with `momentum` (`Some`), or with the running statistics (`None`).
+    /// Momentum 1/(k+1) on the k-th of several batches makes the running statistics
+    /// their exact average, whatever they were before.
+    pub fn forward_with_momentum(
+        &self,
+        x: &Tensor,
+        momentum: Option<f64>,
+        act: Activation,
+    ) -> candle_core::Result<Tensor> {
+        let train = momentum.is_some();
+        let momentum = momentum.unwrap_or(self.momentum);
         let (b, c, h, w) = x.dims4()?;
         if c != self.weight.dim(0)? {
             candle_core::bail!(
@@ -75,7 +90,7 @@ impl BatchNorm2d {
         }
         let fused = x.device().is_cpu() && x.dtype() == DType::F32;
         if !fused {
-            return self.forward_tensors(x, train, act);
+            return self.forward_tensors(x, train.then_some(momentum), act);
         }
         let x = x.contiguous()?;
         let (mean, var) = if train {
@@ -84,9 +99,7 @@ impl BatchNorm2d {
             let blend = |running: &Var, batch: &[f64], factor: f64| -> candle_core::Result<()> {
                 let batch: Vec<f32> = batch.iter().map(|&v| (v * factor) as f32).collect();
                 let batch = Tensor::from_vec(batch, c, x.device())?;
-                running.set(
-                    &((running.as_tensor() * (1.0 - self.momentum))? + (batch * self.momentum)?)?,
-                )
+                running.set(&((running.as_tensor() * (1.0 - momentum))? + (batch * momentum)?)?)
             };
             blend(&self.running_mean, &mean, 1.0)?;
             blend(&self.running_var, &var, unbiased)?;
@@ -113,12 +126,12 @@ impl BatchNorm2d {
     fn forward_tensors(
         &self,
         x: &Tensor,
-        train: bool,
+        momentum: Option<f64>,
         act: Activation,
     ) -> candle_core::Result<Tensor> {
         let c = x.dim(1)?;
         let per_channel = |t: &Tensor| t.reshape((1, c, 1, 1));
-        let (mean, var) = if train {
+        let (mean, var) = if let Some(m) = momentum {
             let mean = x.mean_keepdim(0)?.mean_keepdim(2)?.mean_keepdim(3)?;
             let centred = x.broadcast_sub(&mean)?;
             let var = centred
@@ -128,7 +141,6 @@ impl BatchNorm2d {
                 .mean_keepdim(3)?;
             let (b, _, h, w) = x.dims4()?;
             let n = (b * h * w) as f64;
-            let m = self.momentum;
             self.running_mean.set(
                 &((self.running_mean.as_tensor() * (1.0 - m))? + (mean.flatten_all()? * m)?)?,
             )?;
@@ -399,7 +411,7 @@ mod tests {
             let e = fused.forward(&x2, false, act).unwrap();
             assert!(max_diff(&e_ref, &e) < 2e-5, "{act:?}: evaluation");
             // The tensor-operation path (other devices) computes the same.
-            let t = fused.forward_tensors(&x2, false, act).unwrap();
+            let t = fused.forward_tensors(&x2, None, act).unwrap();
             assert!(max_diff(&t, &e) < 2e-5, "{act:?}: tensor path");
         }
     }

@@ -35,6 +35,10 @@ use transform::Transform;
 
 pub const NAME: &str = "dcgan";
 
+/// Batches (of the configured batch size) that set G's BatchNorm statistics.
+const RECALIBRATION_BATCHES: usize = 32;
+const RECALIBRATION_SEED: u64 = 0x5eed_ba7c;
+
 /// A parameter the model is conditioned on, with the training range used to scale
 /// it to [−1, 1].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -132,6 +136,37 @@ impl Dcgan {
         }
         Tensor::from_vec(v, (seeds.len(), self.config.latent + k), &self.device)
             .map_err(ce("latents"))
+    }
+
+    /// Recomputes G's BatchNorm running statistics for the weights it holds (see
+    /// [`GeneratorNet::recalibrate`](model::GeneratorNet::recalibrate)), from
+    /// fixed latent draws and conditions spread uniformly over the trained range:
+    /// deterministic, so a loaded checkpoint generates what the trainer scored.
+    pub fn recalibrate_batch_norm(&self) -> Result<()> {
+        use rand::Rng;
+        let (nets, meta) = self.ready()?;
+        let mut rng = simemu_core::seed::rng(simemu_core::seed::derive_seed(
+            RECALIBRATION_SEED,
+            "dcgan-bn-recalibration",
+        ));
+        let b = self.config.batch;
+        let zs = (0..RECALIBRATION_BATCHES)
+            .map(|_| {
+                let seeds: Vec<u64> = (0..b).map(|_| rng.random()).collect();
+                let conds: Vec<Vec<f64>> = (0..b)
+                    .map(|_| {
+                        meta.conditions
+                            .iter()
+                            .map(|_| rng.random_range(-1.0..=1.0))
+                            .collect()
+                    })
+                    .collect();
+                self.latents_rows(&seeds, &conds)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        nets.g
+            .recalibrate(&zs)
+            .map_err(ce("recalibrating BatchNorm"))
     }
 
     /// Physical-unit maps from G in evaluation mode, one per seed, each at its own

@@ -325,24 +325,21 @@ impl Trainer<'_> {
         Ok(state)
     }
 
-    /// Runs `f` with G holding the weights that generate: the moving average when
-    /// there is one (the raw training weights are put back afterwards).
+    /// Runs `f` with G as it generates: the moving average of its weights when
+    /// there is one, BatchNorm statistics recalibrated for them (the raw training
+    /// state is put back afterwards).
     fn with_generating_weights<T>(&self, f: impl FnOnce(&Dcgan) -> Result<T>) -> Result<T> {
-        let Some(ema) = &self.ema else {
-            return f(self.gan);
-        };
         let vars = named_vars(&self.gan.trained.as_ref().expect("built").0.g_vars);
         let raw: HashMap<String, Tensor> = vars
             .iter()
             .map(|(n, v)| Ok((n.clone(), v.as_tensor().copy()?)))
             .collect::<candle_core::Result<_>>()
             .map_err(ce("moving average"))?;
-        assign(
-            &vars,
-            &ema.state().map_err(ce("moving average"))?,
-            "moving average",
-        )?;
-        let out = f(self.gan);
+        if let Some(ema) = &self.ema {
+            let state = ema.state().map_err(ce("moving average"))?;
+            assign(&vars, &state, "moving average")?;
+        }
+        let out = self.gan.recalibrate_batch_norm().and_then(|()| f(self.gan));
         assign(&vars, &raw, "generator")?;
         out
     }
@@ -826,6 +823,7 @@ pub fn train(
             "moving average",
         )?;
     }
+    tr.gan.recalibrate_batch_norm()?;
     Ok(TrainSummary {
         steps: step,
         seconds: t0.elapsed().as_secs_f64(),
@@ -911,6 +909,7 @@ pub fn load(path: &Path, config: DcganConfig) -> Result<Dcgan> {
         )?;
     }
     gan.trained = Some((nets, state.meta));
+    gan.recalibrate_batch_norm()?;
     Ok(gan)
 }
 
