@@ -56,6 +56,10 @@ const BUILTIN_MODELS: &[(&str, Files)] = &[(
             include_bytes!("../../../../models/convergence-64/generator.safetensors"),
         ),
         (
+            "generator_ema.safetensors",
+            include_bytes!("../../../../models/convergence-64/generator_ema.safetensors"),
+        ),
+        (
             "discriminator.safetensors",
             include_bytes!("../../../../models/convergence-64/discriminator.safetensors"),
         ),
