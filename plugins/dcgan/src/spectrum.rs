@@ -35,20 +35,11 @@ fn band_of_modes(n: usize) -> (Vec<Option<usize>>, usize) {
         let t = k.ln() / kmax.ln(); // 0 at |k| = 1, 1 at the corner
         ((t * BANDS as f64) as usize).min(BANDS - 1)
     };
-    let freq = |i: usize| -> f64 {
-        if i <= n / 2 {
-            i as f64
-        } else {
-            i as f64 - n as f64
-        }
-    };
-    let mut out = Vec::with_capacity(n * n);
-    for y in 0..n {
-        for x in 0..n {
-            let k = (freq(y).powi(2) + freq(x).powi(2)).sqrt();
-            out.push((k >= 1.0).then(|| band(k)));
-        }
-    }
+    // Integer |k|: wavenumbers for a side of 2π.
+    let out = simemu_grid::mode_wavenumbers(n, 2.0 * std::f64::consts::PI)
+        .into_iter()
+        .map(|k| (k >= 1.0).then(|| band(k)))
+        .collect();
     (out, BANDS)
 }
 
