@@ -51,6 +51,10 @@ pub enum Command {
     Info(cmd::data::InfoArgs),
     /// Merge the parts of a sharded run (datasets or statistic results).
     Merge(cmd::data::MergeArgs),
+    /// Make a dataset from other tools' files (FITS maps, .npy stacks, .npz archives).
+    Import(cmd::transfer::ImportArgs),
+    /// Write a dataset in another tool's format (FITS, .npy, .npz).
+    Export(cmd::transfer::ExportArgs),
     /// Compute a statistic on every sample of a dataset.
     Stat(cmd::stat::StatArgs),
     /// Train a generator on a dataset.

@@ -5,6 +5,7 @@
 use simemu_baselines as _;
 use simemu_convergence as _;
 use simemu_dcgan as _;
+use simemu_io as _;
 use simemu_map_stats as _;
 
 #[cfg(test)]
@@ -25,6 +26,10 @@ mod tests {
         assert_eq!(
             names(r.statistics().map(|e| e.name.as_str()).collect()),
             "minkowski,peaks,pixel-pdf,power-spectrum"
+        );
+        assert_eq!(
+            names(r.formats().map(|e| e.name.as_str()).collect()),
+            "fits,npy,npz"
         );
     }
 }

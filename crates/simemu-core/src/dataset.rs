@@ -476,19 +476,8 @@ impl Dataset {
 
     fn open_npy(path: &Path) -> Result<Dataset> {
         let header = npy::read_header(path)?;
-        let (count, shape) = match header.shape.len() {
-            0 | 1 => {
-                return Err(Error::bad_file(
-                    path,
-                    format!(
-                        "a .npy sample stack must be at least 2D, got shape {:?}",
-                        header.shape
-                    ),
-                ))
-            }
-            2 => (1, header.shape.clone()),
-            _ => (header.shape[0], header.shape[1..].to_vec()),
-        };
+        let (count, shape) =
+            npy::stack_layout(&header.shape).map_err(|m| Error::bad_file(path, m))?;
         let dtype = match header.dtype {
             npy::NpyDType::F32 => DType::F32,
             npy::NpyDType::F64 => DType::F64,

@@ -8,6 +8,7 @@
 pub mod bins;
 pub mod dataset;
 mod error;
+pub mod formats;
 pub mod fsutil;
 pub mod npy;
 pub mod params;
@@ -22,7 +23,7 @@ pub use dataset::{Dataset, DatasetSpec, DatasetWriter, Manifest};
 pub use error::{Error, Result};
 pub use params::{OptionSpec, ParamSpec};
 pub use registry::{
-    GeneratorEntry, Origin, Registry, SimulatorEntry, StaticPlugin, StatisticEntry,
+    FormatEntry, GeneratorEntry, Origin, Registry, SimulatorEntry, StaticPlugin, StatisticEntry,
 };
 pub use sample::{Array, DType, Field, FieldSpec, Sample};
 pub use traits::{

@@ -56,7 +56,7 @@ impl NpyHeader {
 /// Reads and validates the header; checks that the file holds all the data it declares.
 pub fn read_header(path: &Path) -> Result<NpyHeader> {
     let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
-    let header = parse_header(&mut f, path)?;
+    let header = read_header_from(&mut f, path)?;
     let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
     let need = header.data_offset + (header.count() * header.dtype.size()) as u64;
     if len < need {
@@ -71,7 +71,20 @@ pub fn read_header(path: &Path) -> Result<NpyHeader> {
     Ok(header)
 }
 
-fn parse_header(r: &mut impl Read, path: &Path) -> Result<NpyHeader> {
+/// An `.npy` header as written, before its element type is interpreted: for arrays
+/// of types simemu does not store (strings, say) that a format plugin reads itself.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawHeader {
+    /// numpy's type string, e.g. `<f4` or `<U7`.
+    pub descr: String,
+    pub shape: Vec<usize>,
+    /// Byte offset of the first element.
+    pub data_offset: u64,
+}
+
+/// Reads a header from a stream positioned at the start of an `.npy` file (an `.npz`
+/// member, say); `path` names the source in errors. Fortran order is refused.
+pub fn read_raw_header_from(r: &mut impl Read, path: &Path) -> Result<RawHeader> {
     let bad = |m: String| Error::bad_file(path, m);
     let mut pre = [0u8; 8];
     r.read_exact(&mut pre)
@@ -100,21 +113,6 @@ fn parse_header(r: &mut impl Read, path: &Path) -> Result<NpyHeader> {
     let text = String::from_utf8_lossy(&h);
     let descr = dict_value(&text, "descr").ok_or_else(|| bad("header has no 'descr'".into()))?;
     let descr = descr.trim().trim_matches(|c| c == '\'' || c == '"');
-    let (big_endian, dtype) = match descr {
-        "<f4" | "=f4" => (false, NpyDType::F32),
-        "<f8" | "=f8" => (false, NpyDType::F64),
-        ">f4" => (true, NpyDType::F32),
-        ">f8" => (true, NpyDType::F64),
-        "<u8" | "=u8" => (false, NpyDType::U64),
-        "<i8" | "=i8" => (false, NpyDType::I64),
-        ">u8" => (true, NpyDType::U64),
-        ">i8" => (true, NpyDType::I64),
-        other => {
-            return Err(bad(format!(
-                "unsupported element type '{other}' (expected float32 or float64)"
-            )))
-        }
-    };
     let fortran = dict_value(&text, "fortran_order")
         .ok_or_else(|| bad("header has no 'fortran_order'".into()))?;
     if fortran.trim() != "False" {
@@ -141,12 +139,51 @@ fn parse_header(r: &mut impl Read, path: &Path) -> Result<NpyHeader> {
                 .map_err(|_| bad(format!("malformed shape '{shape_text}'")))?,
         );
     }
-    Ok(NpyHeader {
-        dtype,
-        big_endian,
+    Ok(RawHeader {
+        descr: descr.to_string(),
         shape,
         data_offset: (prefix + hlen) as u64,
     })
+}
+
+/// Reads and interprets a header from a stream (see [`read_raw_header_from`]); the
+/// element type must be one simemu stores.
+pub fn read_header_from(r: &mut impl Read, path: &Path) -> Result<NpyHeader> {
+    let raw = read_raw_header_from(r, path)?;
+    let (big_endian, dtype) = match raw.descr.as_str() {
+        "<f4" | "=f4" => (false, NpyDType::F32),
+        "<f8" | "=f8" => (false, NpyDType::F64),
+        ">f4" => (true, NpyDType::F32),
+        ">f8" => (true, NpyDType::F64),
+        "<u8" | "=u8" => (false, NpyDType::U64),
+        "<i8" | "=i8" => (false, NpyDType::I64),
+        ">u8" => (true, NpyDType::U64),
+        ">i8" => (true, NpyDType::I64),
+        other => {
+            return Err(Error::bad_file(
+                path,
+                format!("unsupported element type '{other}' (expected float32 or float64)"),
+            ))
+        }
+    };
+    Ok(NpyHeader {
+        dtype,
+        big_endian,
+        shape: raw.shape,
+        data_offset: raw.data_offset,
+    })
+}
+
+/// How a float array's shape reads as samples: a 2D array is one sample (a map), a
+/// higher-dimensional one a stack `(N, ...)` of N samples.
+pub fn stack_layout(shape: &[usize]) -> std::result::Result<(usize, Vec<usize>), String> {
+    match shape.len() {
+        0 | 1 => Err(format!(
+            "a sample stack must be at least 2D, got shape {shape:?}"
+        )),
+        2 => Ok((1, shape.to_vec())),
+        _ => Ok((shape[0], shape[1..].to_vec())),
+    }
 }
 
 /// The text of one value in numpy's header dict literal (values are simple:
@@ -165,7 +202,14 @@ fn dict_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     Some(&rest[..end])
 }
 
-fn header_bytes(dtype: NpyDType, shape: &[usize]) -> Vec<u8> {
+/// The header numpy writes for `dtype` and `shape` (version 1.0, data aligned to 64
+/// bytes), for writers that stream the data after it.
+pub fn header_bytes(dtype: NpyDType, shape: &[usize]) -> Vec<u8> {
+    header_bytes_for(dtype.descr(), shape)
+}
+
+/// The header for any numpy type string (`<U7` for strings of up to 7 characters).
+pub fn header_bytes_for(descr: &str, shape: &[usize]) -> Vec<u8> {
     let shape_txt = match shape.len() {
         1 => format!("({},)", shape[0]),
         _ => format!(
@@ -179,8 +223,7 @@ fn header_bytes(dtype: NpyDType, shape: &[usize]) -> Vec<u8> {
     };
     let mut dict = format!(
         "{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}",
-        dtype.descr(),
-        shape_txt
+        descr, shape_txt
     );
     // numpy pads the header with spaces so that data start on a 64-byte boundary.
     let total = 10 + dict.len() + 1;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::formats::Format;
 use crate::params::{did_you_mean, OptionSpec};
 use crate::traits::{Generator, Simulator, StatContext, Statistic};
 use crate::{Error, Result};
@@ -67,6 +68,18 @@ pub struct StatisticEntry {
     pub build: Arc<StatisticBuilder>,
 }
 
+/// A foreign file format (see [`crate::formats`]).
+#[derive(Clone)]
+pub struct FormatEntry {
+    pub name: String,
+    pub description: String,
+    /// File extensions (without the dot) this format reads and writes, e.g. `fits`.
+    pub extensions: Vec<String>,
+    pub options: Vec<OptionSpec>,
+    pub origin: Origin,
+    pub format: Arc<dyn Format>,
+}
+
 /// A statically linked plugin. Plugin crates submit one with
 /// `inventory::submit! { simemu_core::StaticPlugin { name: "...", register } }`
 /// and the binary force-links the crate (`use plugin_crate as _;`).
@@ -83,6 +96,7 @@ pub struct Registry {
     simulators: BTreeMap<String, SimulatorEntry>,
     generators: BTreeMap<String, GeneratorEntry>,
     statistics: BTreeMap<String, StatisticEntry>,
+    formats: BTreeMap<String, FormatEntry>,
     /// Origin stamped on entries added by the plugin being registered.
     pub(crate) current_origin: Option<Origin>,
     /// Libraries of dynamic plugins, kept loaded for the life of the registry's
@@ -214,6 +228,28 @@ impl Registry {
         Ok(())
     }
 
+    /// Registers a file format under `format.name()`.
+    pub fn add_format(
+        &mut self,
+        description: &str,
+        extensions: &[&str],
+        options: Vec<OptionSpec>,
+        format: impl Format + 'static,
+    ) -> Result<()> {
+        let name = format.name().to_string();
+        self.check_new("format", &name, self.formats.contains_key(&name))?;
+        let e = FormatEntry {
+            name: name.clone(),
+            description: description.into(),
+            extensions: extensions.iter().map(|e| e.to_ascii_lowercase()).collect(),
+            options,
+            origin: self.origin(),
+            format: Arc::new(format),
+        };
+        self.formats.insert(name, e);
+        Ok(())
+    }
+
     /// Moves every entry of `other` into `self`, refusing duplicate names.
     pub(crate) fn absorb(&mut self, other: Registry) -> Result<()> {
         for (n, e) in other.simulators {
@@ -228,6 +264,10 @@ impl Registry {
             self.check_new("statistic", &n, self.statistics.contains_key(&n))?;
             self.statistics.insert(n, e);
         }
+        for (n, e) in other.formats {
+            self.check_new("format", &n, self.formats.contains_key(&n))?;
+            self.formats.insert(n, e);
+        }
         self.libraries.extend(other.libraries);
         Ok(())
     }
@@ -240,6 +280,43 @@ impl Registry {
     }
     pub fn statistics(&self) -> impl Iterator<Item = &StatisticEntry> {
         self.statistics.values()
+    }
+
+    pub fn formats(&self) -> impl Iterator<Item = &FormatEntry> {
+        self.formats.values()
+    }
+
+    pub fn format(&self, name: &str) -> Result<&FormatEntry> {
+        self.formats
+            .get(name)
+            .ok_or_else(|| unknown("format", name, self.formats.keys()))
+    }
+
+    /// The format whose extension `path` carries (the longest matching extension wins,
+    /// so `fits.gz` beats `gz`).
+    pub fn format_for_path(&self, path: &Path) -> Result<&FormatEntry> {
+        self.formats
+            .values()
+            .flat_map(|f| f.extensions.iter().map(move |e| (e, f)))
+            .filter(|(e, _)| crate::formats::has_extension(path, &[e.as_str()]))
+            .max_by_key(|(e, _)| e.len())
+            .map(|(_, f)| f)
+            .ok_or_else(|| {
+                let known: Vec<String> = self
+                    .formats
+                    .values()
+                    .map(|f| format!("{} ({})", f.name, f.extensions.join(", ")))
+                    .collect();
+                Error::Option(format!(
+                    "{}: cannot tell the format from the file name; give --format (formats: {})",
+                    path.display(),
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join("; ")
+                    }
+                ))
+            })
     }
 
     pub fn simulator(&self, name: &str) -> Result<&SimulatorEntry> {

@@ -9,6 +9,7 @@ pub enum Kind {
     Simulators,
     Generators,
     Statistics,
+    Formats,
 }
 
 #[derive(Args)]
@@ -109,6 +110,21 @@ pub fn run(reg: &Registry, a: &ListArgs) -> Result<()> {
                     e.name.as_str(),
                     e.description.as_str(),
                     e.origin.to_string(),
+                    &e.options,
+                )
+            })
+            .collect(),
+        &mut json,
+    );
+    plain(
+        Kind::Formats,
+        "formats",
+        reg.formats()
+            .map(|e| {
+                (
+                    e.name.as_str(),
+                    e.description.as_str(),
+                    format!("{}; .{}", e.origin, e.extensions.join(", .")),
                     &e.options,
                 )
             })

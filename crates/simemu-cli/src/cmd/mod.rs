@@ -7,6 +7,7 @@ pub mod run;
 pub mod simulate;
 pub mod stat;
 pub mod train;
+pub mod transfer;
 pub mod validate;
 
 use anyhow::{Context, Result};
@@ -49,6 +50,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Theory(a) => simulate::theory(&reg, a),
         Command::Info(a) => data::info(a),
         Command::Merge(a) => data::merge(a),
+        Command::Import(a) => transfer::import(&reg, a),
+        Command::Export(a) => transfer::export(&reg, a),
         Command::Stat(a) => stat::run(&reg, a),
         Command::Train(a) => train::train(&reg, cli.seed, a),
         Command::Generate(a) => train::generate(&reg, cli.seed, a),

@@ -1,0 +1,160 @@
+//! `.npy` stacks: import one or more files, export one stack.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use simemu_core::formats::{ExportSummary, Format, ImportLayout, ImportSink};
+use simemu_core::npy::{self, NpyDType, NpyElement};
+use simemu_core::{Array, DType, Dataset, Error, Field, Result, Sample};
+
+use crate::{field_index, ExportOptions, ImportOptions, BLOCK_SAMPLES};
+
+pub struct NpyFormat;
+
+impl Format for NpyFormat {
+    fn name(&self) -> &str {
+        "npy"
+    }
+
+    fn import(
+        &self,
+        inputs: &[PathBuf],
+        options: &serde_json::Value,
+        sink: &mut dyn ImportSink,
+    ) -> Result<()> {
+        let o = ImportOptions::parse("npy", options, &[])?;
+        // Every header first: a shape mismatch in the last file is found before any
+        // data is read, and the total is known up front.
+        let mut files = Vec::new();
+        for path in inputs {
+            let header = npy::read_header(path)?;
+            let (count, shape) =
+                npy::stack_layout(&header.shape).map_err(|m| Error::bad_file(path, m))?;
+            float_dtype(header.dtype, path)?;
+            if count == 0 {
+                return Err(Error::bad_file(path, "holds no samples"));
+            }
+            files.push((path, header, count, shape));
+        }
+        crate::check_inputs_agree(
+            &files
+                .iter()
+                .map(|(path, _, _, shape)| crate::InputLayout {
+                    path,
+                    shape,
+                    param_names: vec![],
+                    angle: None,
+                })
+                .collect::<Vec<_>>(),
+        )?;
+        let (first_path, _, _, shape) = &files[0];
+        // Mixed float32/float64 inputs are imported as float64, which holds both exactly.
+        let dtype = if files.iter().all(|f| f.1.dtype == NpyDType::F32) {
+            DType::F32
+        } else {
+            DType::F64
+        };
+        let spec = o.field_spec(shape.clone(), dtype, None, first_path)?;
+        sink.begin(ImportLayout {
+            field: spec.clone(),
+            param_names: vec![],
+            expected: Some(files.iter().map(|f| f.2).sum()),
+        })?;
+        let per_sample: usize = spec.len();
+        for (path, header, count, _) in &files {
+            for start in (0..*count).step_by(BLOCK_SAMPLES) {
+                let n = BLOCK_SAMPLES.min(count - start);
+                let (offset, len) = (start * per_sample, n * per_sample);
+                let block = match dtype {
+                    DType::F32 => Array::F32(npy::read_range(path, header, offset, len)?),
+                    DType::F64 => Array::F64(npy::read_range(path, header, offset, len)?),
+                };
+                for k in 0..n {
+                    let origin = format!("{}, sample {}", path.display(), start + k);
+                    let data = slice_sample(&block, k, per_sample);
+                    crate::check_finite(&data, &spec.shape, &origin)?;
+                    let field = Field::new(spec.name.clone(), spec.shape.clone(), data)?;
+                    sink.push(Sample::single(field, vec![]), &origin)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn export(
+        &self,
+        dataset: &Dataset,
+        field: &str,
+        out: &Path,
+        options: &serde_json::Value,
+        overwrite: bool,
+    ) -> Result<ExportSummary> {
+        ExportOptions::parse("npy", options, false)?;
+        let index = field_index(dataset, field)?;
+        let spec = &dataset.fields()[index];
+        let mut shape = vec![dataset.len()];
+        shape.extend_from_slice(&spec.shape);
+        let file = crate::AtomicOutput::file(out, overwrite)?;
+        {
+            let mut w = file.writer()?;
+            let header = npy::header_bytes(npy_dtype(spec.dtype), &shape);
+            w.write_all(&header)
+                .map_err(|e| Error::io(file.path(), e))?;
+            write_field_data(dataset, index, &mut w, file.path())?;
+            file.finish_writer(w)?;
+        }
+        file.persist()?;
+        Ok(ExportSummary {
+            count: dataset.len(),
+            files: 1,
+            path: out.to_path_buf(),
+        })
+    }
+}
+
+/// Streams all of field `index` of `dataset` as little-endian C-ordered values.
+pub(crate) fn write_field_data(
+    dataset: &Dataset,
+    index: usize,
+    w: &mut impl Write,
+    path: &Path,
+) -> Result<()> {
+    let mut bytes = Vec::new();
+    for start in (0..dataset.len()).step_by(BLOCK_SAMPLES) {
+        let n = BLOCK_SAMPLES.min(dataset.len() - start);
+        bytes.clear();
+        match dataset.read_field_range(index, start, n)? {
+            Array::F32(v) => f32::write_le(&v, &mut bytes),
+            Array::F64(v) => f64::write_le(&v, &mut bytes),
+        }
+        w.write_all(&bytes).map_err(|e| Error::io(path, e))?;
+    }
+    Ok(())
+}
+
+pub(crate) fn npy_dtype(d: DType) -> NpyDType {
+    match d {
+        DType::F32 => NpyDType::F32,
+        DType::F64 => NpyDType::F64,
+    }
+}
+
+pub(crate) fn float_dtype(d: NpyDType, path: &Path) -> Result<DType> {
+    match d {
+        NpyDType::F32 => Ok(DType::F32),
+        NpyDType::F64 => Ok(DType::F64),
+        other => Err(Error::bad_file(
+            path,
+            format!("element type {other:?} is not float32 or float64"),
+        )),
+    }
+}
+
+/// Sample `k` of a block of samples of `per_sample` values each.
+pub(crate) fn slice_sample(block: &Array, k: usize, per_sample: usize) -> Array {
+    let range = k * per_sample..(k + 1) * per_sample;
+    match block {
+        Array::F32(v) => Array::F32(v[range].to_vec()),
+        Array::F64(v) => Array::F64(v[range].to_vec()),
+    }
+}
