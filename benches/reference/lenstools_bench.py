@@ -15,6 +15,11 @@ import argparse, json, statistics, sys, time
 
 import numpy as np
 
+# lenstools 1.2 still uses the aliases numpy removed in 1.24.
+for alias, builtin in (("complex", complex), ("float", float), ("int", int)):
+    if not hasattr(np, alias):
+        setattr(np, alias, builtin)
+
 sys.modules.setdefault("mpi4py", None)  # lenstools tries mpi4py on import
 import astropy.units as u
 from lenstools import ConvergenceMap

@@ -188,3 +188,92 @@ fn bad_configs_are_refused_by_name() {
     );
     assert!(!d.join("runs/mini/report").exists());
 }
+
+#[test]
+fn a_conditional_run_validates_each_point_and_reports_the_parameter_response() {
+    // A 2×2 grid, a conditional DCGAN for a few steps, and validation at three
+    // off-grid points; two pairs differ in one parameter each.
+    let config = r#"
+name = "cond"
+seed = 3
+
+[simulator]
+name = "convergence"
+options = { size = 16 }
+grid = { omega_m = [0.25, 0.35, 2], sigma_8 = [0.7, 0.9, 2] }
+
+[data]
+train = 24
+validation = 48
+
+[generator]
+name = "dcgan"
+steps = 3
+[generator.options]
+size = 16
+width = 4
+batch = 16
+checkpoint_every = 3
+holdout = 16
+eval_count = 16
+
+[validation]
+count = 48
+baselines = ["simulator"]
+points = [
+    { omega_m = 0.3, sigma_8 = 0.75 },
+    { omega_m = 0.3, sigma_8 = 0.85 },
+    { omega_m = 0.28, sigma_8 = 0.85 },
+]
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("cond.toml"), config).unwrap();
+    let out = ok(d, &["run", "cond.toml"]);
+    let run = d.join("runs/cond");
+    for k in 0..3 {
+        let report = run.join(format!("report-{k}/leaderboard.json"));
+        assert!(report.exists(), "{} missing:\n{out}", report.display());
+    }
+    assert!(
+        out.contains("parameter response: runs/cond/response.md"),
+        "{out}"
+    );
+    let response: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("response.json")).unwrap()).unwrap();
+    let pairs = response.as_array().unwrap();
+    // (σ_8 0.75 → 0.85 at Ω_m 0.3) and (Ω_m 0.3 → 0.28 at σ_8 0.85), for both candidates.
+    assert_eq!(pairs.len(), 4, "{response}");
+    let changed: Vec<&str> = pairs
+        .iter()
+        .map(|p| p["changed"].as_str().unwrap())
+        .collect();
+    assert_eq!(changed, ["sigma_8", "sigma_8", "omega_m", "omega_m"]);
+    // The power spectrum's ℓ bins are the same at every point, so it always takes part;
+    // the simulator baseline's response matches the held-out sets' within their noise.
+    let simulator = pairs
+        .iter()
+        .find(|p| p["candidate"] == "simulator")
+        .unwrap();
+    let power = simulator["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["statistic"] == "power-spectrum")
+        .expect("power spectrum response");
+    let ratio: Vec<f64> = power["reference_ratio"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r.as_f64()) // bins without modes at 16² have no ratio
+        .collect();
+    assert!(ratio.len() >= 6, "{power}");
+    assert!(
+        ratio.iter().all(|&r| r > 1.0),
+        "more σ_8, more power: {ratio:?}"
+    );
+    assert!(power["max_abs_error"].as_f64().unwrap() < 0.5, "{power}");
+    assert!(std::fs::read_to_string(run.join("response.md"))
+        .unwrap()
+        .contains("simulator ratio"));
+}

@@ -10,5 +10,6 @@ pub mod ks;
 pub mod measure;
 pub mod plots;
 pub mod report;
+pub mod response;
 
 pub use report::{default_stats, Harness, Report, StatRequest};

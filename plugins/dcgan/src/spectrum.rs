@@ -23,6 +23,10 @@ pub struct SpectrumMatcher {
     bands: Tensor,
     /// ln of the training set's mean band powers, (bands,).
     target: Tensor,
+    /// Conditional models: the target is the real batch's band powers (G's batch is
+    /// drawn at the same parameters), since one spectrum for the whole parameter
+    /// grid would pull every σ towards the grid's average.
+    target_from_real_batch: bool,
     /// Maps G's output to physical values.
     transform: Transform,
     pub weight: f64,
@@ -79,6 +83,7 @@ impl SpectrumMatcher {
             sin: t(s, (n, n)).map_err(ce("spectrum"))?,
             bands: t(m, (n * n, nb)).map_err(ce("spectrum"))?,
             target: Tensor::zeros(nb, DType::F32, device).map_err(ce("spectrum"))?,
+            target_from_real_batch: false,
             transform,
             weight,
         };
@@ -89,6 +94,13 @@ impl SpectrumMatcher {
             .map_err(ce("spectrum target"))?
             .detach();
         Ok(matcher)
+    }
+
+    /// Match each step's fake batch to its real batch instead of the fixed target
+    /// (for conditional generators).
+    pub fn per_batch(mut self) -> Self {
+        self.target_from_real_batch = true;
+        self
     }
 
     /// ln of the batch-mean band powers of (B, 1, N, N) maps: (bands,).
@@ -105,10 +117,17 @@ impl SpectrumMatcher {
         (band + 1e-12)?.log()
     }
 
-    /// weight · mean over bands of (ln P_G − ln P_data)², from G's output.
-    pub fn loss(&self, fake: &Tensor) -> candle_core::Result<Tensor> {
+    /// weight · mean over bands of (ln P_G − ln P_data)², from G's output and the
+    /// real batch it was drawn beside (both in the network's units).
+    pub fn loss(&self, fake: &Tensor, real: &Tensor) -> candle_core::Result<Tensor> {
         let physical = self.transform.inverse_tensor(fake)?;
-        let d = (self.log_band_power(&physical)? - &self.target)?;
+        let target = if self.target_from_real_batch {
+            let real = self.transform.inverse_tensor(&real.detach())?;
+            self.log_band_power(&real)?.detach()
+        } else {
+            self.target.clone()
+        };
+        let d = (self.log_band_power(&physical)? - target)?;
         d.sqr()?.mean_all()? * self.weight
     }
 }
@@ -161,15 +180,22 @@ mod tests {
                 assert!((p - want).abs() < 1e-5 * largest, "band {b}: {p} vs {want}");
             }
         }
-        let zero: f32 = m.loss(&x).unwrap().to_scalar().unwrap();
+        let zero: f32 = m.loss(&x, &x).unwrap().to_scalar().unwrap();
         assert!(zero.abs() < 1e-9);
-        let scaled = (x * 2.0).unwrap();
-        let l: f32 = m.loss(&scaled).unwrap().to_scalar().unwrap();
+        let scaled = (&x * 2.0).unwrap();
+        let l: f32 = m.loss(&scaled, &x).unwrap().to_scalar().unwrap();
         // Bands with power (not just the 1e-12 floor) move by ln 4.
         let occupied = (0..nb)
             .filter(|&b| cnt[b] > 0 && sum[b] / cnt[b] as f64 > 1e-6 * largest)
             .count() as f32;
         let want = (2.0f32.ln() * 2.0).powi(2) * occupied / nb as f32;
+        assert!((l - want).abs() < 1e-3 * want, "{l} vs {want}");
+
+        // Per batch: the target is the real batch, whatever the fixed target says.
+        let m = m.per_batch();
+        let same: f32 = m.loss(&scaled, &scaled).unwrap().to_scalar().unwrap();
+        assert!(same.abs() < 1e-9);
+        let l: f32 = m.loss(&x, &scaled).unwrap().to_scalar().unwrap();
         assert!((l - want).abs() < 1e-3 * want, "{l} vs {want}");
     }
 }

@@ -415,7 +415,7 @@ pub fn gan_step(
         opt_d.backward_step(&loss_d)?;
         let mut loss_g = bce_with_logits(&nets.d.forward(&fake, cond, true, true)?, 1.0)?;
         if let Some(m) = spectrum {
-            loss_g = (loss_g + m.loss(&fake)?)?;
+            loss_g = (loss_g + m.loss(&fake, real)?)?;
         }
         let lg = loss_g.to_scalar::<f32>()? as f64;
         if bad(lg) {
@@ -671,13 +671,18 @@ pub fn train(
         let maps: Vec<f32> = maps.iter().map(|&v| v as f32).collect();
         let per = config.size * config.size;
         let refs: Vec<&[f32]> = maps.chunks(per).collect();
-        Some(SpectrumMatcher::new(
+        let matcher = SpectrumMatcher::new(
             config.size,
             &refs,
             meta.transform.clone(),
             config.spectrum_loss,
             &tr.gan.device,
-        )?)
+        )?;
+        Some(if n_cond > 0 {
+            matcher.per_batch()
+        } else {
+            matcher
+        })
     } else {
         None
     };

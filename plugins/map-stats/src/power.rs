@@ -8,6 +8,11 @@ use realfft::{RealFftPlanner, RealToComplex};
 use rustfft::num_complex::Complex64;
 use rustfft::{Fft, FftPlanner};
 
+/// Rows transformed before their outputs are transposed into the column buffer:
+/// writing a block of rows makes runs of contiguous stores in each column instead of
+/// single stores N·16 bytes apart (a stride that defeats the cache's associativity).
+const ROW_BLOCK: usize = 8;
+
 /// FFT work space, one per thread and map size, so estimates allocate nothing.
 struct Buffers {
     cols: Vec<Complex64>,
@@ -24,7 +29,7 @@ impl Buffers {
         Buffers {
             cols: vec![zero; (n / 2 + 1) * n],
             row_in: vec![0.0; n],
-            row_out: vec![zero; n / 2 + 1],
+            row_out: vec![zero; ROW_BLOCK * (n / 2 + 1)],
             scratch: p.row_r2c.make_scratch_vec(),
             cscratch: vec![zero; p.col_fft.get_inplace_scratch_len()],
         }
@@ -116,15 +121,22 @@ impl PowerSpectrum {
             cscratch,
         } = buf;
         // Rows: real-to-complex along axis 1, written column-major for the column pass.
-        for i in 0..n {
-            for (d, &x) in row_in.iter_mut().zip(&map[i * n..(i + 1) * n]) {
-                *d = x.into();
+        for i0 in (0..n).step_by(ROW_BLOCK) {
+            let rows = ROW_BLOCK.min(n - i0);
+            for b in 0..rows {
+                let i = i0 + b;
+                for (d, &x) in row_in.iter_mut().zip(&map[i * n..(i + 1) * n]) {
+                    *d = x.into();
+                }
+                self.row_r2c
+                    .process_with_scratch(row_in, &mut row_out[b * half..(b + 1) * half], scratch)
+                    .expect("buffer sizes match the plan");
             }
-            self.row_r2c
-                .process_with_scratch(row_in, row_out, scratch)
-                .expect("buffer sizes match the plan");
             for j in 0..half {
-                cols[j * n + i] = row_out[j];
+                let column = &mut cols[j * n + i0..j * n + i0 + rows];
+                for (b, z) in column.iter_mut().enumerate() {
+                    *z = row_out[b * half + j];
+                }
             }
         }
         let nb = self.modes_per_bin.len();

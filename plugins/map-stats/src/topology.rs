@@ -5,53 +5,73 @@
 pub fn std_ddof0(m: &[f64]) -> f64 {
     let n = m.len() as f64;
     let mean = pairwise_sum(m) / n;
-    let dev: Vec<f64> = m.iter().map(|x| (x - mean) * (x - mean)).collect();
-    (pairwise_sum(&dev) / n).sqrt()
+    (pairwise_sum_of(m.len(), |i| (m[i] - mean) * (m[i] - mean)) / n).sqrt()
 }
 
 /// numpy's pairwise summation (blocks of 8 partial sums below 128 elements).
 pub fn pairwise_sum(a: &[f64]) -> f64 {
-    let n = a.len();
-    if n < 8 {
-        return a.iter().sum();
-    }
-    if n <= 128 {
-        let mut r = [0.0f64; 8];
-        r.copy_from_slice(&a[..8]);
-        let mut i = 8;
-        while i < n - n % 8 {
-            for k in 0..8 {
-                r[k] += a[i + k];
-            }
-            i += 8;
-        }
-        let mut res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-        while i < n {
-            res += a[i];
-            i += 1;
-        }
-        return res;
-    }
-    let mut half = n / 2;
-    half -= half % 8;
-    pairwise_sum(&a[..half]) + pairwise_sum(&a[half..])
+    pairwise_sum_of(a.len(), |i| a[i])
 }
 
-/// Finds the half-open bin of values quickly: for uniform edges a division gives
-/// the bin up to round-off, then comparisons with the actual edges make it exact.
+/// Pairwise summation of `value(0..n)` in numpy's order, without materialising the
+/// values (σ of a map needs the squared deviations only once).
+fn pairwise_sum_of(n: usize, value: impl Fn(usize) -> f64 + Copy) -> f64 {
+    fn go(start: usize, n: usize, value: impl Fn(usize) -> f64 + Copy) -> f64 {
+        if n < 8 {
+            return (start..start + n).map(value).sum();
+        }
+        if n <= 128 {
+            let mut r = [0.0f64; 8];
+            for (k, slot) in r.iter_mut().enumerate() {
+                *slot = value(start + k);
+            }
+            let mut i = 8;
+            while i < n - n % 8 {
+                for (k, slot) in r.iter_mut().enumerate() {
+                    *slot += value(start + i + k);
+                }
+                i += 8;
+            }
+            let mut res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+            while i < n {
+                res += value(start + i);
+                i += 1;
+            }
+            return res;
+        }
+        let mut half = n / 2;
+        half -= half % 8;
+        go(start, half, value) + go(start + half, n - half, value)
+    }
+    go(0, n, value)
+}
+
+/// Finds the half-open bin of values quickly. For equally spaced edges (what
+/// `lin:` and the default quantile-free bins give) a multiplication guesses the bin
+/// to within one, and two branch-free comparisons with the actual edges make it
+/// exact; other edges take a binary search.
 pub struct BinFinder<'a> {
     edges: &'a [f64],
     lo: f64,
     inv_width: f64,
+    uniform: bool,
 }
 
 impl<'a> BinFinder<'a> {
     pub fn new(edges: &'a [f64]) -> Self {
         let nb = edges.len() - 1;
+        let (lo, hi) = (edges[0], edges[nb]);
+        let width = (hi - lo) / nb as f64;
+        // Off-grid by less than a millionth of a bin: the guess is off by at most one.
+        let uniform = edges
+            .iter()
+            .enumerate()
+            .all(|(k, &e)| (e - (lo + k as f64 * width)).abs() <= 1e-6 * width);
         BinFinder {
             edges,
-            lo: edges[0],
-            inv_width: nb as f64 / (edges[nb] - edges[0]),
+            lo,
+            inv_width: nb as f64 / (hi - lo),
+            uniform,
         }
     }
 
@@ -63,15 +83,62 @@ impl<'a> BinFinder<'a> {
         if !(x >= e[0] && x < e[nb]) {
             return None;
         }
-        let mut k = (((x - self.lo) * self.inv_width) as usize).min(nb - 1);
-        while k > 0 && x < e[k] {
-            k -= 1;
+        if !self.uniform {
+            return Some(e.partition_point(|&v| v <= x) - 1);
         }
-        while k + 1 < nb && x >= e[k + 1] {
-            k += 1;
-        }
-        Some(k)
+        let guess = (((x - self.lo) * self.inv_width) as usize).min(nb - 1);
+        // x >= e_0 and x < e_nb keep both steps inside 0..nb.
+        let k = guess - usize::from(x < e[guess]);
+        Some(k + usize::from(x >= e[k + 1]))
     }
+}
+
+/// numpy.histogram's counts: half-open bins `[e_k, e_{k+1})`, the last one closed.
+///
+/// Branch-free: each value's slot among (below, bin 0, …, bin nb−1, at or above the
+/// top edge) is guessed by a multiplication and corrected by one comparison each way
+/// against the edges padded with ±∞, so random maps cost no mispredictions; four
+/// interleaved count arrays keep neighbouring pixels (which often share a bin) from
+/// waiting on each other's increments. Uneven edges take a binary search.
+pub fn histogram(values: &[f64], edges: &[f64]) -> Vec<u64> {
+    let nb = edges.len() - 1;
+    let bins = BinFinder::new(edges);
+    let last = edges[nb];
+    let mut at_top = 0u64;
+    let mut lanes = vec![[0u64; 4]; nb + 2];
+    if bins.uniform {
+        let mut padded = Vec::with_capacity(nb + 3);
+        padded.push(f64::NEG_INFINITY);
+        padded.extend_from_slice(edges);
+        padded.push(f64::INFINITY);
+        let (lo, inv, top) = (bins.lo, bins.inv_width, (nb + 1) as f64);
+        let slot = |x: f64| -> usize {
+            // +1 so that truncation is floor on the clamped, non-negative value.
+            let s = ((x - lo) * inv + 1.0).clamp(0.0, top) as usize;
+            let s = s - usize::from(x < padded[s]);
+            s + usize::from(x >= padded[s + 1])
+        };
+        let mut quads = values.chunks_exact(4);
+        for q in &mut quads {
+            for (lane, &x) in q.iter().enumerate() {
+                lanes[slot(x)][lane] += 1;
+                at_top += u64::from(x == last);
+            }
+        }
+        for &x in quads.remainder() {
+            lanes[slot(x)][0] += 1;
+            at_top += u64::from(x == last);
+        }
+    } else {
+        for &x in values {
+            let s = bins.find(x).map_or(0, |k| k + 1);
+            lanes[s][0] += 1;
+            at_top += u64::from(x == last);
+        }
+    }
+    let mut counts: Vec<u64> = lanes[1..=nb].iter().map(|l| l.iter().sum()).collect();
+    counts[nb - 1] += at_top;
+    counts
 }
 
 /// numpy.histogram(m, bins=edges·σ, density=True)·σ (last bin closed; density over
@@ -79,16 +146,7 @@ impl<'a> BinFinder<'a> {
 pub fn pixel_pdf(m: &[f64], thresholds: &[f64], sigma: f64) -> Vec<f64> {
     let edges: Vec<f64> = thresholds.iter().map(|t| t * sigma).collect();
     let nb = edges.len() - 1;
-    let mut counts = vec![0u64; nb];
-    let last = edges[nb];
-    let bins = BinFinder::new(&edges);
-    for &x in m {
-        if x == last {
-            counts[nb - 1] += 1;
-        } else if let Some(k) = bins.find(x) {
-            counts[k] += 1;
-        }
-    }
+    let counts = histogram(m, &edges);
     let total: u64 = counts.iter().sum();
     (0..nb)
         .map(|k| {
@@ -286,4 +344,57 @@ pub fn peak_counts(m: &[f64], n: usize, thresholds: &[f64], sigma: f64) -> Vec<f
         .enumerate()
         .map(|(k, &c)| c as f64 / (thresholds[k + 1] - thresholds[k]))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bin of every value, edges included, equals a plain search's, for
+    /// equally spaced edges (fast path) and uneven ones (binary search).
+    #[test]
+    fn bin_finder_agrees_with_a_search_on_edges_and_between() {
+        let uniform: Vec<f64> = (0..=30).map(|k| -0.02 + k as f64 * (0.07 / 30.0)).collect();
+        let uneven: Vec<f64> = (0..=12).map(|k| (k as f64 * 0.3).exp() - 1.0).collect();
+        for edges in [&uniform, &uneven] {
+            let bins = BinFinder::new(edges);
+            let (lo, hi) = (edges[0], edges[edges.len() - 1]);
+            let mut xs: Vec<f64> = edges.clone();
+            xs.extend(edges.iter().map(|&e| e - 1e-15));
+            xs.extend(edges.iter().map(|&e| e + 1e-15));
+            xs.extend(
+                (0..10_000).map(|i| {
+                    lo - 0.1 * (hi - lo) + 1.2 * (hi - lo) * (i as f64 * 0.618_034).fract()
+                }),
+            );
+            for x in xs {
+                let want =
+                    (x >= lo && x < hi).then(|| edges.iter().rposition(|&e| e <= x).unwrap());
+                assert_eq!(bins.find(x), want, "x = {x:e}");
+            }
+            // numpy.histogram's counts: the same bins, the top edge in the last one.
+            let mut want = vec![0u64; edges.len() - 1];
+            for x in xs_for(edges) {
+                if x == hi {
+                    want[edges.len() - 2] += 1;
+                } else if let Some(k) =
+                    (x >= lo && x < hi).then(|| edges.iter().rposition(|&e| e <= x).unwrap())
+                {
+                    want[k] += 1;
+                }
+            }
+            assert_eq!(histogram(&xs_for(edges), edges), want);
+        }
+    }
+
+    fn xs_for(edges: &[f64]) -> Vec<f64> {
+        let (lo, hi) = (edges[0], edges[edges.len() - 1]);
+        let mut xs: Vec<f64> = edges.to_vec();
+        xs.extend(edges.iter().map(|&e| e - 1e-15));
+        xs.extend(
+            (0..1001)
+                .map(|i| lo - 0.1 * (hi - lo) + 1.2 * (hi - lo) * (i as f64 * 0.618_034).fract()),
+        );
+        xs
+    }
 }

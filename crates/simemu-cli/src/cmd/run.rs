@@ -609,11 +609,83 @@ pub fn run(reg: &Registry, a: &RunArgs) -> Result<()> {
         println!("{}", leaderboard_markdown(lb));
         println!("report: {}", report_dir.join("leaderboard.md").display());
     }
+    if leaderboards.len() > 1 {
+        write_responses(&dir, &leaderboards)?;
+    }
     ui::note(&format!(
         "run finished in {:.1}s: {}",
         p.t0.elapsed().as_secs_f64(),
         dir.display()
     ));
+    Ok(())
+}
+
+/// For every pair of validation points that differ in one parameter, how each
+/// candidate's statistics respond to the change compared with the simulator's
+/// (`response.md` / `response.json` in the run directory).
+fn write_responses(
+    dir: &Path,
+    leaderboards: &[(BTreeMap<String, f64>, PathBuf, Leaderboard)],
+) -> Result<()> {
+    use simemu_validate::response::{response, response_markdown};
+    let read_report = |report_dir: &Path, row: &simemu_validate::report::LeaderboardRow| {
+        let path = report_dir.join(row.report.replace("report.md", "report.json"));
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str::<simemu_validate::Report>(&text)
+            .with_context(|| format!("parsing {}", path.display()))
+    };
+    let mut md = String::from("# Parameter response
+
+Between validation points that differ in one parameter: the ratio of each statistic's mean at the second point to that at the first, for the simulator (held-out sets) and for each emulator, per bin; error = emulator ratio / simulator ratio − 1.
+
+");
+    let mut json = Vec::new();
+    for (i, (pa, da, la)) in leaderboards.iter().enumerate() {
+        for (pb, db, lb) in &leaderboards[i + 1..] {
+            let changed: Vec<&String> = pa.keys().filter(|k| pa[*k] != pb[*k]).collect();
+            if changed.len() != 1 {
+                continue;
+            }
+            let (from, to) = (
+                assignments(pa.clone()).join(", "),
+                assignments(pb.clone()).join(", "),
+            );
+            for ra in &la.rows {
+                let Some(rb) = lb.rows.iter().find(|r| r.candidate == ra.candidate) else {
+                    continue;
+                };
+                let responses = response(&read_report(da, ra)?, &read_report(db, rb)?);
+                md.push_str(&response_markdown(
+                    &format!("{}: {from} → {to}", ra.candidate),
+                    &responses,
+                ));
+                json.push(serde_json::json!({"candidate": ra.candidate, "from": pa, "to": pb, "changed": changed[0], "components": responses}));
+            }
+        }
+    }
+    if json.is_empty() {
+        return Ok(());
+    }
+    simemu_core::fsutil::write_atomic(&dir.join("response.md"), md.as_bytes())?;
+    simemu_core::fsutil::write_json_atomic(&dir.join("response.json"), &json)?;
+    for r in &json {
+        for c in r["components"].as_array().into_iter().flatten() {
+            if let Some(e) = c["max_abs_error"].as_f64() {
+                println!(
+                    "response {} {} → {} ({}): {} {} largest |error| {:.1}%",
+                    r["candidate"].as_str().unwrap_or(""),
+                    r["from"],
+                    r["to"],
+                    r["changed"].as_str().unwrap_or(""),
+                    c["statistic"].as_str().unwrap_or(""),
+                    c["component"].as_str().unwrap_or(""),
+                    100.0 * e
+                );
+            }
+        }
+    }
+    println!("parameter response: {}", dir.join("response.md").display());
     Ok(())
 }
 
