@@ -220,7 +220,6 @@ fn locate_image(path: &Path, wanted: Option<usize>) -> Result<ImageHdu> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut r = BufReader::new(file);
-    let mut pos = 0u64;
     let mut compressed_seen = false;
     // An extension inherits the primary header's keywords it lacks (FITS INHERIT
     // convention), which is where tools put ANGLE when the map is an extension.
@@ -230,7 +229,7 @@ fn locate_image(path: &Path, wanted: Option<usize>) -> Result<ImageHdu> {
             break;
         };
         let origin = format!("{} (HDU {hdu})", path.display());
-        pos = r.stream_position().map_err(|e| Error::io(path, e))?;
+        let pos = r.stream_position().map_err(|e| Error::io(path, e))?;
         let bitpix = header
             .int("BITPIX", &origin)?
             .ok_or_else(|| Error::bad_file(path, format!("HDU {hdu} has no BITPIX")))?;
@@ -262,25 +261,35 @@ fn locate_image(path: &Path, wanted: Option<usize>) -> Result<ImageHdu> {
         let groups = header.get("GROUPS") == Some(&Value::Logical(true));
         let pcount = header.int("PCOUNT", &origin)?.unwrap_or(0).max(0) as u64;
         let gcount = header.int("GCOUNT", &origin)?.unwrap_or(1).max(0) as u64;
-        let elements: u64 = match (axes.is_empty(), groups) {
-            (true, _) => 0,
-            (false, true) => axes[1..].iter().product(),
-            (false, false) => axes.iter().product(),
+        // Checked: a corrupt header must not overflow into a small, plausible size.
+        let counted = if groups && !axes.is_empty() {
+            &axes[1..]
+        } else {
+            &axes[..]
         };
         let data_len = if axes.is_empty() {
-            0
+            Some(0)
         } else {
-            bitpix.unsigned_abs() / 8 * gcount * (pcount + elements)
+            counted
+                .iter()
+                .try_fold(1u64, |acc, &n| acc.checked_mul(n))
+                .and_then(|elements| elements.checked_add(pcount))
+                .and_then(|v| v.checked_mul(gcount))
+                .and_then(|v| v.checked_mul(bitpix.unsigned_abs() / 8))
         };
-        if pos + data_len > file_len {
-            return Err(Error::bad_file(
-                path,
-                format!(
-                    "truncated: HDU {hdu} declares {data_len} bytes of data but the file ends {} bytes after its header",
-                    file_len - pos
-                ),
-            ));
-        }
+        let available = file_len - pos;
+        let data_len = match data_len {
+            Some(len) if len <= available => len,
+            declared => {
+                return Err(Error::bad_file(
+                    path,
+                    format!(
+                        "truncated: HDU {hdu} declares {} bytes of data but the file ends {available} bytes after its header",
+                        declared.map_or_else(|| "more than 2^64".to_string(), |d| d.to_string())
+                    ),
+                ))
+            }
+        };
         let xtension = match header.get("XTENSION") {
             Some(Value::Text(t)) => Some(t.trim().to_string()),
             _ => None,
@@ -309,15 +318,13 @@ fn locate_image(path: &Path, wanted: Option<usize>) -> Result<ImageHdu> {
         if hdu == 0 {
             primary = header;
         }
-        let padded = data_len.div_ceil(BLOCK as u64) * BLOCK as u64;
-        pos += padded;
-        if pos >= file_len {
+        let next = pos + data_len.div_ceil(BLOCK as u64) * BLOCK as u64;
+        if next >= file_len {
             break;
         }
-        r.seek(SeekFrom::Start(pos))
+        r.seek(SeekFrom::Start(next))
             .map_err(|e| Error::io(path, e))?;
     }
-    let _ = pos;
     Err(Error::bad_file(
         path,
         match wanted {

@@ -534,3 +534,27 @@ fn files_saved_by_lenstools_import_with_their_values_and_angle() {
     assert_eq!(npz.fields()[0].attr_f64("angle_deg"), Some(3.5));
     assert_eq!(all_values(&npz), Array::F64(want));
 }
+
+#[test]
+fn a_corrupt_header_declaring_an_absurd_size_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let card = |k: &str, v: &str| format!("{k:<8}= {v:>20}{:50}", "");
+    let mut header: String = [
+        card("SIMPLE", "T"),
+        card("BITPIX", "-64"),
+        card("NAXIS", "2"),
+        card("NAXIS1", "4000000000000000000"),
+        card("NAXIS2", "4000000000000000000"),
+        card("ANGLE", "3.5"),
+    ]
+    .concat();
+    header.push_str(&format!("{:<80}", "END"));
+    header.push_str(&" ".repeat(2880 - header.len()));
+    let path = dir.path().join("huge.fits");
+    std::fs::write(&path, header.as_bytes()).unwrap();
+    let e = FitsImage::read(&path, None).unwrap_err().to_string();
+    assert!(
+        e.contains("huge.fits") && e.contains("more than 2^64"),
+        "{e}"
+    );
+}

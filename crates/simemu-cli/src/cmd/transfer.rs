@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use simemu_core::{Dataset, FormatEntry, Registry};
+use simemu_core::{Dataset, Registry};
 
 use super::{merge_options, usage};
 
@@ -65,17 +65,6 @@ pub struct ExportArgs {
     pub force: bool,
 }
 
-fn pick_format<'a>(
-    reg: &'a Registry,
-    name: Option<&str>,
-    first: &std::path::Path,
-) -> Result<&'a FormatEntry> {
-    Ok(match name {
-        Some(n) => reg.format(n)?,
-        None => reg.format_for_path(first)?,
-    })
-}
-
 pub fn import(reg: &Registry, a: &ImportArgs) -> Result<()> {
     if a.shard_size == 0 {
         return Err(usage("--shard-size must be at least 1"));
@@ -101,7 +90,7 @@ pub fn import(reg: &Registry, a: &ImportArgs) -> Result<()> {
                 .flat_map(|f| f.extensions.iter().map(String::as_str))
                 .collect();
             let files = simemu_core::formats::expand_inputs(&a.inputs, &all)?;
-            pick_format(reg, None, &files[0])?
+            reg.format_for_path(&files[0])?
         }
     };
     let extensions: Vec<&str> = entry.extensions.iter().map(String::as_str).collect();
