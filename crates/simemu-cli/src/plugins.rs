@@ -3,6 +3,7 @@
 //! registrations silently vanish (a test asserts the expected names).
 
 use simemu_baselines as _;
+use simemu_calorimeter as _;
 use simemu_convergence as _;
 use simemu_dcgan as _;
 use simemu_io as _;
@@ -17,7 +18,7 @@ mod tests {
         let names = |it: Vec<&str>| it.join(",");
         assert_eq!(
             names(r.simulators().map(|e| e.name.as_str()).collect()),
-            "convergence"
+            "calorimeter,convergence"
         );
         assert_eq!(
             names(r.generators().map(|e| e.name.as_str()).collect()),
@@ -25,7 +26,7 @@ mod tests {
         );
         assert_eq!(
             names(r.statistics().map(|e| e.name.as_str()).collect()),
-            "minkowski,peaks,pixel-pdf,power-spectrum"
+            "energy-response,hottest-cells,lateral-width,layer-fractions,minkowski,peaks,pixel-pdf,power-spectrum,shower-depth,sparsity"
         );
         assert_eq!(
             names(r.formats().map(|e| e.name.as_str()).collect()),

@@ -16,12 +16,30 @@ fn list_shows_the_static_plugins() {
         "power-spectrum",
         "minkowski",
         "peaks",
+        "calorimeter",
+        "layer-fractions",
+        "fits",
     ] {
         assert!(out.contains(name), "{name} missing from:\n{out}");
     }
     let json: serde_json::Value =
         serde_json::from_str(&ok(dir.path(), &["list", "--json"])).unwrap();
-    assert_eq!(json["simulators"][0]["params"][0]["name"], "omega_m");
+    let simulators = json["simulators"].as_array().unwrap();
+    let first_param = |name: &str| {
+        simulators.iter().find(|s| s["name"] == name).unwrap()["params"][0]["name"].clone()
+    };
+    assert_eq!(first_param("convergence"), "omega_m");
+    assert_eq!(first_param("calorimeter"), "energy");
+    for format in ["fits", "npy", "npz"] {
+        assert!(
+            json["formats"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["name"] == format),
+            "{format}"
+        );
+    }
 }
 
 #[test]

@@ -139,7 +139,7 @@ pub fn check_edges(edges: &[f64]) -> Result<()> {
     Ok(())
 }
 
-/// Midpoints of consecutive edges (the abscissa lenstools reports).
+/// Midpoints of consecutive edges (the abscissa binned statistics report).
 pub fn midpoints(edges: &[f64]) -> Vec<f64> {
     edges.windows(2).map(|w| 0.5 * (w[0] + w[1])).collect()
 }

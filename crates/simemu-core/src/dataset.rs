@@ -3,8 +3,8 @@
 //! ```text
 //! data/fid/
 //!   manifest.json        written last: a directory without it is not a dataset
-//!   kappa-00000.npy      (n, *field_shape) little-endian f32/f64, C order
-//!   kappa-00001.npy
+//!   image-00000.npy      (n, *field_shape) little-endian f32/f64, C order
+//!   image-00001.npy
 //!   params.npy           (N, P) f64, the parameters σ of each sample
 //!   seeds.npy            (N,) u64, the seed each sample was drawn from (optional)
 //! ```

@@ -2,7 +2,7 @@
 //! and the streaming glue that turns an import into a [`Dataset`].
 //!
 //! The core knows no file layout but its own dataset directory. A format plugin
-//! (FITS, `.npz`, HDF5, …) reads its files and *pushes* samples into an
+//! (an image format, `.npz`, HDF5, …) reads its files and *pushes* samples into an
 //! [`ImportSink`]; [`import_dataset`] provides the sink that streams them into a
 //! new dataset, so an import larger than memory needs one shard's worth of memory.
 //! Exports pull samples from a [`Dataset`] chunk by chunk and must be atomic:
@@ -222,7 +222,7 @@ pub fn expand_inputs(inputs: &[PathBuf], extensions: &[&str]) -> Result<Vec<Path
 }
 
 /// Whether `path` ends in `.EXT` for one of `extensions` (case-insensitive, so that
-/// `MAP.FITS` is a FITS file; multi-part extensions such as `fits.gz` work too).
+/// `MAP.IMG` is an `img` file; multi-part extensions such as `img.gz` work too).
 pub fn has_extension(path: &Path, extensions: &[&str]) -> bool {
     let name = path
         .file_name()
@@ -327,20 +327,20 @@ mod tests {
     #[test]
     fn inputs_expand_from_directories_and_globs_in_sorted_order() {
         let dir = tempfile::tempdir().unwrap();
-        for name in ["b.fits", "a.FITS", "c.txt", "d.fits"] {
+        for name in ["b.img", "a.IMG", "c.txt", "d.img"] {
             std::fs::write(dir.path().join(name), b"").unwrap();
         }
-        let files = expand_inputs(&[dir.path().to_path_buf()], &["fits"]).unwrap();
+        let files = expand_inputs(&[dir.path().to_path_buf()], &["img"]).unwrap();
         let names: Vec<_> = files
             .iter()
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names, ["a.FITS", "b.fits", "d.fits"]);
-        let pattern = dir.path().join("[bd].fits");
-        assert_eq!(expand_inputs(&[pattern], &["fits"]).unwrap().len(), 2);
-        let e = expand_inputs(&[dir.path().join("nothing*.fits")], &["fits"]).unwrap_err();
+        assert_eq!(names, ["a.IMG", "b.img", "d.img"]);
+        let pattern = dir.path().join("[bd].img");
+        assert_eq!(expand_inputs(&[pattern], &["img"]).unwrap().len(), 2);
+        let e = expand_inputs(&[dir.path().join("nothing*.img")], &["img"]).unwrap_err();
         assert!(e.to_string().contains("matches no file"), "{e}");
-        let e = expand_inputs(&[dir.path().join("missing.fits")], &["fits"]).unwrap_err();
+        let e = expand_inputs(&[dir.path().join("missing.img")], &["img"]).unwrap_err();
         assert!(e.to_string().contains("no such file"), "{e}");
     }
 }

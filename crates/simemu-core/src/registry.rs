@@ -73,7 +73,7 @@ pub struct StatisticEntry {
 pub struct FormatEntry {
     pub name: String,
     pub description: String,
-    /// File extensions (without the dot) this format reads and writes, e.g. `fits`.
+    /// File extensions (without the dot) this format reads and writes, e.g. `npz`.
     pub extensions: Vec<String>,
     pub options: Vec<OptionSpec>,
     pub origin: Origin,
@@ -293,7 +293,7 @@ impl Registry {
     }
 
     /// The format whose extension `path` carries (the longest matching extension wins,
-    /// so `fits.gz` beats `gz`).
+    /// so `tar.gz` beats `gz`).
     pub fn format_for_path(&self, path: &Path) -> Result<&FormatEntry> {
         self.formats
             .values()
