@@ -247,7 +247,8 @@ mod tests {
         }
     }
 
-    fn compute(name: &str) -> StatValues {
+    /// Builds statistic `name` with `options` as the harness would for `layer_1`.
+    fn build(name: &str, options: serde_json::Value) -> Result<Box<dyn Statistic>> {
         let mut r = Registry::new();
         register(&mut r).unwrap();
         let q = |_: &[f64]| Ok(vec![]);
@@ -257,7 +258,11 @@ mod tests {
             quantiles: &q,
             pooled_variance: &v,
         };
-        let stat = (r.statistic(name).unwrap().build)(&serde_json::Value::Null, &ctx).unwrap();
+        (r.statistic(name).unwrap().build)(&options, &ctx)
+    }
+
+    fn compute(name: &str) -> StatValues {
+        let stat = build(name, serde_json::Value::Null).unwrap();
         let values = stat.compute(&sample()).unwrap();
         assert_eq!(values.len(), stat.components().len());
         for c in &values {
@@ -291,19 +296,11 @@ mod tests {
 
     #[test]
     fn samples_without_the_layers_or_options_are_refused() {
-        let mut r = Registry::new();
-        register(&mut r).unwrap();
-        let q = |_: &[f64]| Ok(vec![]);
-        let v = || Ok(1.0);
-        let ctx = simemu_core::StatContext {
-            field: simemu_core::FieldSpec::new("layer_1", vec![12, 12], simemu_core::DType::F32),
-            quantiles: &q,
-            pooled_variance: &v,
-        };
-        let build = &r.statistic("sparsity").unwrap().build;
-        let e = build(&serde_json::json!({"bins": 3}), &ctx).err().unwrap();
+        let e = build("sparsity", serde_json::json!({"bins": 3}))
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("bins"), "{e}");
-        let stat = build(&serde_json::Value::Null, &ctx).unwrap();
+        let stat = build("sparsity", serde_json::Value::Null).unwrap();
         let mut s = sample();
         s.fields.remove(2);
         let e = stat.compute(&s).unwrap_err();
