@@ -155,12 +155,7 @@ impl DatasetWriter {
                 )));
             }
         }
-        if path.exists() && !overwrite {
-            return Err(Error::Other(format!(
-                "{} already exists (use --force to replace it)",
-                path.display()
-            )));
-        }
+        crate::fsutil::refuse_to_replace(path, overwrite)?;
         let buffers = spec
             .fields
             .iter()

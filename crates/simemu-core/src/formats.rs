@@ -174,7 +174,7 @@ pub fn expand_inputs(inputs: &[PathBuf], extensions: &[&str]) -> Result<Vec<Path
     let mut out = Vec::new();
     for input in inputs {
         let text = input.to_string_lossy();
-        if input.is_dir() {
+        let (mut found, none_found) = if input.is_dir() {
             let mut found = Vec::new();
             let entries = std::fs::read_dir(input).map_err(|e| Error::io(input, e))?;
             for entry in entries {
@@ -183,17 +183,11 @@ pub fn expand_inputs(inputs: &[PathBuf], extensions: &[&str]) -> Result<Vec<Path
                     found.push(path);
                 }
             }
-            if found.is_empty() {
-                return Err(Error::bad_file(
-                    input,
-                    format!(
-                        "directory holds no files ending in {}",
-                        extensions.join(", ")
-                    ),
-                ));
-            }
-            found.sort();
-            out.extend(found);
+            let message = format!(
+                "directory holds no files ending in {}",
+                extensions.join(", ")
+            );
+            (found, message)
         } else if !input.exists() && text.contains(['*', '?', '[']) {
             let paths = glob::glob(&text)
                 .map_err(|e| Error::Option(format!("bad glob pattern '{text}': {e}")))?;
@@ -207,16 +201,18 @@ pub fn expand_inputs(inputs: &[PathBuf], extensions: &[&str]) -> Result<Vec<Path
                     found.push(p);
                 }
             }
-            if found.is_empty() {
-                return Err(Error::bad_file(input, "the pattern matches no file"));
-            }
-            found.sort();
-            out.extend(found);
+            (found, "the pattern matches no file".to_string())
         } else if input.is_file() {
             out.push(input.clone());
+            continue;
         } else {
             return Err(Error::bad_file(input, "no such file or directory"));
+        };
+        if found.is_empty() {
+            return Err(Error::bad_file(input, none_found));
         }
+        found.sort();
+        out.extend(found);
     }
     Ok(out)
 }

@@ -21,6 +21,17 @@ pub fn partial_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.partial-{}-{n}", std::process::id()))
 }
 
+/// Refuses to replace an existing `path` unless `overwrite` (the `--force` flag) is set.
+pub fn refuse_to_replace(path: &Path, overwrite: bool) -> Result<()> {
+    if path.exists() && !overwrite {
+        return Err(Error::Other(format!(
+            "{} already exists (use --force to replace it)",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// A file being written under a temporary name; removed on drop unless persisted.
 pub struct TempFile {
     tmp: PathBuf,
@@ -116,12 +127,7 @@ impl TempDir {
     /// only when `overwrite` is set, and only after the new one is complete.
     pub fn persist(mut self, overwrite: bool) -> Result<()> {
         if self.final_path.exists() {
-            if !overwrite {
-                return Err(Error::Other(format!(
-                    "{} already exists (use --force to replace it)",
-                    self.final_path.display()
-                )));
-            }
+            refuse_to_replace(&self.final_path, overwrite)?;
             let old = partial_path(&self.final_path);
             fs::rename(&self.final_path, &old).map_err(|e| Error::io(&self.final_path, e))?;
             fs::rename(&self.tmp, &self.final_path).map_err(|e| Error::io(&self.final_path, e))?;

@@ -3,7 +3,7 @@
 //! the hottest cells. Each reads the layer fields of a sample by name, so they apply
 //! to simulated and generated showers alike, whatever field the harness reports on.
 
-use simemu_core::{Array, Error, OptionSpec, Registry, Result, Sample, StatValues, Statistic};
+use simemu_core::{Error, OptionSpec, Registry, Result, Sample, StatValues, Statistic};
 
 use crate::{HALF_WIDTH_MM, LAYER_CELLS, LAYER_DEPTHS_MM};
 
@@ -119,13 +119,9 @@ impl Statistic for ShowerStat {
                         "energy-response needs the incident energy (GeV) as the sample's first parameter".into(),
                     ));
                 };
-                let overflow = match sample.field("overflow") {
-                    Ok(f) => match &f.data {
-                        Array::F32(v) => v.iter().map(|&x| x as f64).sum(),
-                        Array::F64(v) => v.iter().sum(),
-                    },
-                    Err(_) => 0.0,
-                };
+                let overflow: f64 = sample
+                    .field("overflow")
+                    .map_or(0.0, |f| f.data.to_f64().iter().sum());
                 vec![vec![(total + overflow) / (energy * 1000.0)]]
             }
             Kind::Depth => {
@@ -220,7 +216,7 @@ pub fn register(r: &mut Registry) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use simemu_core::Field;
+    use simemu_core::{Array, Field};
 
     /// A shower with known answers: layer 0 holds 10 MeV in one cell, layer 1 holds
     /// 20 MeV split over two cells 40 mm apart along x, layer 2 holds 10 MeV; the

@@ -14,9 +14,9 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use simemu_core::formats::{ExportSummary, Format, ImportLayout, ImportSink};
+use simemu_core::formats::{ExportSummary, Format, ImportSink};
 use simemu_core::fsutil::TempDir;
-use simemu_core::{Array, DType, Dataset, Error, Field, Result, Sample};
+use simemu_core::{Array, DType, Dataset, Error, Result};
 
 use crate::{field_index, ExportOptions, ImportOptions, ANGLE_ATTR, BLOCK_SAMPLES};
 
@@ -665,45 +665,30 @@ impl Format for FitsFormat {
             .map(|p| locate_image(p, o.hdu))
             .collect::<Result<Vec<_>>>()?;
         let first = &images[0];
-        crate::check_inputs_agree(
-            &images
-                .iter()
-                .map(|i| crate::InputLayout {
-                    path: &i.path,
-                    shape: &i.shape,
-                    param_names: i.params.iter().map(|(n, _)| n.as_str()).collect(),
-                    angle: i.angle,
-                })
-                .collect::<Vec<_>>(),
-        )?;
-        let names: Vec<String> = first.params.iter().map(|(n, _)| n.clone()).collect();
         if first.angle.is_none() && o.angle_deg.is_none() {
             return Err(Error::bad_file(
                 &first.path,
                 "no ANGLE keyword (the side angle in degrees, as lenstools writes it); give --angle-deg",
             ));
         }
-        let dtype = if images.iter().all(|i| i.dtype() == DType::F32) {
-            DType::F32
-        } else {
-            DType::F64
-        };
-        let spec = o.field_spec(first.shape.clone(), dtype, first.angle, &first.path)?;
-        sink.begin(ImportLayout {
-            field: spec.clone(),
-            param_names: names,
-            expected: Some(images.len()),
-        })?;
+        let layouts: Vec<crate::InputLayout> = images
+            .iter()
+            .map(|i| crate::InputLayout {
+                path: &i.path,
+                shape: &i.shape,
+                dtype: i.dtype(),
+                param_names: i.params.iter().map(|(n, _)| n.as_str()).collect(),
+                angle: i.angle,
+            })
+            .collect();
+        let spec = crate::begin_import(&o, &layouts, images.len(), sink)?;
         for img in &images {
-            let origin = img.path.display().to_string();
-            let data = match (read_image(img)?, dtype) {
+            let data = match (read_image(img)?, spec.dtype) {
                 (Array::F32(v), DType::F64) => Array::F64(v.into_iter().map(f64::from).collect()),
                 (a, _) => a,
             };
-            crate::check_finite(&data, &spec.shape, &origin)?;
             let params = img.params.iter().map(|(_, v)| *v).collect();
-            let field = Field::new(spec.name.clone(), spec.shape.clone(), data)?;
-            sink.push(Sample::single(field, params), &origin)?;
+            crate::push_sample(sink, &spec, data, params, &img.path.display().to_string())?;
         }
         Ok(())
     }
@@ -725,12 +710,8 @@ impl Format for FitsFormat {
                 spec.name, spec.shape
             )));
         }
-        if out.exists() && !overwrite {
-            return Err(Error::Other(format!(
-                "{} already exists (use --force to replace it)",
-                out.display()
-            )));
-        }
+        // Refused before any work (TempDir::persist would refuse only at the end).
+        simemu_core::fsutil::refuse_to_replace(out, overwrite)?;
         let dir = TempDir::new(out)?;
         let n = dataset.len();
         let digits = n.saturating_sub(1).to_string().len().max(5);

@@ -21,7 +21,10 @@ use std::io::BufWriter;
 use std::path::Path;
 
 use serde::Deserialize;
-use simemu_core::{Array, Dataset, Error, FieldSpec, OptionSpec, Registry, Result};
+use simemu_core::formats::{ImportLayout, ImportSink};
+use simemu_core::{
+    Array, DType, Dataset, Error, Field, FieldSpec, OptionSpec, Registry, Result, Sample,
+};
 
 pub use fits::{FitsFormat, FitsImage};
 pub use npy_stack::NpyFormat;
@@ -137,8 +140,52 @@ impl ExportOptions {
 struct InputLayout<'a> {
     path: &'a Path,
     shape: &'a [usize],
+    dtype: DType,
     param_names: Vec<&'a str>,
     angle: Option<f64>,
+}
+
+/// Checks that all inputs agree and declares the import: one field of the inputs'
+/// shape, float32 only when every input is (float64 holds both exactly), with the
+/// side angle the files carry or the one given, and the files' parameter names.
+fn begin_import(
+    o: &ImportOptions,
+    inputs: &[InputLayout],
+    expected: usize,
+    sink: &mut dyn ImportSink,
+) -> Result<FieldSpec> {
+    check_inputs_agree(inputs)?;
+    let first = &inputs[0];
+    let dtype = if inputs.iter().all(|i| i.dtype == DType::F32) {
+        DType::F32
+    } else {
+        DType::F64
+    };
+    let spec = o.field_spec(first.shape.to_vec(), dtype, first.angle, first.path)?;
+    sink.begin(ImportLayout {
+        field: spec.clone(),
+        param_names: first.param_names.iter().map(|s| s.to_string()).collect(),
+        expected: Some(expected),
+    })?;
+    Ok(spec)
+}
+
+/// Hands one sample to the sink after refusing NaN/Inf values and parameters.
+fn push_sample(
+    sink: &mut dyn ImportSink,
+    spec: &FieldSpec,
+    data: Array,
+    params: Vec<f64>,
+    origin: &str,
+) -> Result<()> {
+    check_finite(&data, &spec.shape, origin)?;
+    if params.iter().any(|x| !x.is_finite()) {
+        return Err(Error::Data(format!(
+            "{origin}: non-finite parameter {params:?}"
+        )));
+    }
+    let field = Field::new(spec.name.clone(), spec.shape.clone(), data)?;
+    sink.push(Sample::single(field, params), origin)
 }
 
 /// Every input must hold samples of the first one's shape, parameters and angle.
@@ -208,12 +255,7 @@ impl AtomicOutput {
         if out.is_dir() {
             return Err(Error::bad_file(out, "is a directory; give a file name"));
         }
-        if out.exists() && !overwrite {
-            return Err(Error::Other(format!(
-                "{} already exists (use --force to replace it)",
-                out.display()
-            )));
-        }
+        simemu_core::fsutil::refuse_to_replace(out, overwrite)?;
         Ok(AtomicOutput {
             tmp: simemu_core::fsutil::TempFile::new(out)?,
         })

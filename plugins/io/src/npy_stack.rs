@@ -3,9 +3,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use simemu_core::formats::{ExportSummary, Format, ImportLayout, ImportSink};
+use simemu_core::formats::{ExportSummary, Format, ImportSink};
 use simemu_core::npy::{self, NpyDType, NpyElement};
-use simemu_core::{Array, DType, Dataset, Error, Field, Result, Sample};
+use simemu_core::{Array, DType, Dataset, Error, Result};
 
 use crate::{field_index, ExportOptions, ImportOptions, BLOCK_SAMPLES};
 
@@ -30,51 +30,37 @@ impl Format for NpyFormat {
             let header = npy::read_header(path)?;
             let (count, shape) =
                 npy::stack_layout(&header.shape).map_err(|m| Error::bad_file(path, m))?;
-            float_dtype(header.dtype, path)?;
+            let dtype = float_dtype(header.dtype, path)?;
             if count == 0 {
                 return Err(Error::bad_file(path, "holds no samples"));
             }
-            files.push((path, header, count, shape));
+            files.push((path, header, count, shape, dtype));
         }
-        crate::check_inputs_agree(
-            &files
-                .iter()
-                .map(|(path, _, _, shape)| crate::InputLayout {
-                    path,
-                    shape,
-                    param_names: vec![],
-                    angle: None,
-                })
-                .collect::<Vec<_>>(),
-        )?;
-        let (first_path, _, _, shape) = &files[0];
-        // Mixed float32/float64 inputs are imported as float64, which holds both exactly.
-        let dtype = if files.iter().all(|f| f.1.dtype == NpyDType::F32) {
-            DType::F32
-        } else {
-            DType::F64
-        };
-        let spec = o.field_spec(shape.clone(), dtype, None, first_path)?;
-        sink.begin(ImportLayout {
-            field: spec.clone(),
-            param_names: vec![],
-            expected: Some(files.iter().map(|f| f.2).sum()),
-        })?;
+        let layouts: Vec<crate::InputLayout> = files
+            .iter()
+            .map(|(path, _, _, shape, dtype)| crate::InputLayout {
+                path,
+                shape,
+                dtype: *dtype,
+                param_names: vec![],
+                angle: None,
+            })
+            .collect();
+        let expected = files.iter().map(|f| f.2).sum();
+        let spec = crate::begin_import(&o, &layouts, expected, sink)?;
         let per_sample: usize = spec.len();
-        for (path, header, count, _) in &files {
+        for (path, header, count, _, _) in &files {
             for start in (0..*count).step_by(BLOCK_SAMPLES) {
                 let n = BLOCK_SAMPLES.min(count - start);
                 let (offset, len) = (start * per_sample, n * per_sample);
-                let block = match dtype {
+                let block = match spec.dtype {
                     DType::F32 => Array::F32(npy::read_range(path, header, offset, len)?),
                     DType::F64 => Array::F64(npy::read_range(path, header, offset, len)?),
                 };
                 for k in 0..n {
                     let origin = format!("{}, sample {}", path.display(), start + k);
                     let data = slice_sample(&block, k, per_sample);
-                    crate::check_finite(&data, &spec.shape, &origin)?;
-                    let field = Field::new(spec.name.clone(), spec.shape.clone(), data)?;
-                    sink.push(Sample::single(field, vec![]), &origin)?;
+                    crate::push_sample(sink, &spec, data, vec![], &origin)?;
                 }
             }
         }

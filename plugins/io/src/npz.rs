@@ -7,9 +7,9 @@ use std::fs::File;
 use std::io::{BufReader, Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 
-use simemu_core::formats::{ExportSummary, Format, ImportLayout, ImportSink};
+use simemu_core::formats::{ExportSummary, Format, ImportSink};
 use simemu_core::npy::{self, FromNpy, NpyElement};
-use simemu_core::{Array, DType, Dataset, Error, Field, FieldSpec, Result, Sample};
+use simemu_core::{Array, DType, Dataset, Error, FieldSpec, Result};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
 
@@ -28,6 +28,7 @@ struct Archive {
     path: PathBuf,
     member: String,
     header: npy::NpyHeader,
+    dtype: DType,
     count: usize,
     shape: Vec<usize>,
     params: Vec<f64>,
@@ -188,7 +189,7 @@ fn inspect(path: &Path, o: &ImportOptions) -> Result<Archive> {
             .map_err(|e| Error::bad_file(&origin, e.to_string()))?;
         npy::read_header_from(&mut f, &origin)?
     };
-    float_dtype(header.dtype, &origin)?;
+    let dtype = float_dtype(header.dtype, &origin)?;
     let (count, shape) =
         npy::stack_layout(&header.shape).map_err(|m| Error::bad_file(&origin, m))?;
     if count == 0 {
@@ -242,6 +243,7 @@ fn inspect(path: &Path, o: &ImportOptions) -> Result<Archive> {
         path: path.to_path_buf(),
         member,
         header,
+        dtype,
         count,
         shape,
         params,
@@ -280,15 +282,8 @@ impl NpzFormat {
                 let i = start + k;
                 let origin = format!("{}, sample {i}", origin.display());
                 let data = slice_sample(&block, k, per_sample);
-                crate::check_finite(&data, &spec.shape, &origin)?;
                 let params = archive.params[i * p..(i + 1) * p].to_vec();
-                if params.iter().any(|x| !x.is_finite()) {
-                    return Err(Error::Data(format!(
-                        "{origin}: non-finite parameter {params:?}"
-                    )));
-                }
-                let field = Field::new(spec.name.clone(), spec.shape.clone(), data)?;
-                sink.push(Sample::single(field, params), &origin)?;
+                crate::push_sample(sink, spec, data, params, &origin)?;
             }
         }
         Ok(())
@@ -311,32 +306,18 @@ impl Format for NpzFormat {
             .iter()
             .map(|p| inspect(p, &o))
             .collect::<Result<Vec<_>>>()?;
-        crate::check_inputs_agree(
-            &archives
-                .iter()
-                .map(|a| crate::InputLayout {
-                    path: &a.path,
-                    shape: &a.shape,
-                    param_names: a.param_names.iter().map(String::as_str).collect(),
-                    angle: a.angle,
-                })
-                .collect::<Vec<_>>(),
-        )?;
-        let first = &archives[0];
-        let dtype = if archives
+        let layouts: Vec<crate::InputLayout> = archives
             .iter()
-            .all(|a| a.header.dtype == npy::NpyDType::F32)
-        {
-            DType::F32
-        } else {
-            DType::F64
-        };
-        let spec = o.field_spec(first.shape.clone(), dtype, first.angle, &first.path)?;
-        sink.begin(ImportLayout {
-            field: spec.clone(),
-            param_names: first.param_names.clone(),
-            expected: Some(archives.iter().map(|a| a.count).sum()),
-        })?;
+            .map(|a| crate::InputLayout {
+                path: &a.path,
+                shape: &a.shape,
+                dtype: a.dtype,
+                param_names: a.param_names.iter().map(String::as_str).collect(),
+                angle: a.angle,
+            })
+            .collect();
+        let expected = archives.iter().map(|a| a.count).sum();
+        let spec = crate::begin_import(&o, &layouts, expected, sink)?;
         for a in &archives {
             Self::stream(a, &spec, sink)?;
         }

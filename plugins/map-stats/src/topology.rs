@@ -95,48 +95,27 @@ impl<'a> BinFinder<'a> {
 
 /// numpy.histogram's counts: half-open bins `[e_k, e_{k+1})`, the last one closed.
 ///
-/// Branch-free: each value's slot among (below, bin 0, …, bin nb−1, at or above the
-/// top edge) is guessed by a multiplication and corrected by one comparison each way
-/// against the edges padded with ±∞, so random maps cost no mispredictions; four
-/// interleaved count arrays keep neighbouring pixels (which often share a bin) from
-/// waiting on each other's increments. Uneven edges take a binary search.
+/// Four interleaved count arrays keep neighbouring pixels (which often share a bin)
+/// from waiting on each other's increments; slot 0 collects values outside the bins.
 pub fn histogram(values: &[f64], edges: &[f64]) -> Vec<u64> {
     let nb = edges.len() - 1;
     let bins = BinFinder::new(edges);
     let last = edges[nb];
+    let slot = |x: f64| bins.find(x).map_or(0, |k| k + 1);
+    let mut lanes = vec![[0u64; 4]; nb + 1];
     let mut at_top = 0u64;
-    let mut lanes = vec![[0u64; 4]; nb + 2];
-    if bins.uniform {
-        let mut padded = Vec::with_capacity(nb + 3);
-        padded.push(f64::NEG_INFINITY);
-        padded.extend_from_slice(edges);
-        padded.push(f64::INFINITY);
-        let (lo, inv, top) = (bins.lo, bins.inv_width, (nb + 1) as f64);
-        let slot = |x: f64| -> usize {
-            // +1 so that truncation is floor on the clamped, non-negative value.
-            let s = ((x - lo) * inv + 1.0).clamp(0.0, top) as usize;
-            let s = s - usize::from(x < padded[s]);
-            s + usize::from(x >= padded[s + 1])
-        };
-        let mut quads = values.chunks_exact(4);
-        for q in &mut quads {
-            for (lane, &x) in q.iter().enumerate() {
-                lanes[slot(x)][lane] += 1;
-                at_top += u64::from(x == last);
-            }
-        }
-        for &x in quads.remainder() {
-            lanes[slot(x)][0] += 1;
-            at_top += u64::from(x == last);
-        }
-    } else {
-        for &x in values {
-            let s = bins.find(x).map_or(0, |k| k + 1);
-            lanes[s][0] += 1;
+    let mut quads = values.chunks_exact(4);
+    for q in &mut quads {
+        for (lane, &x) in q.iter().enumerate() {
+            lanes[slot(x)][lane] += 1;
             at_top += u64::from(x == last);
         }
     }
-    let mut counts: Vec<u64> = lanes[1..=nb].iter().map(|l| l.iter().sum()).collect();
+    for &x in quads.remainder() {
+        lanes[slot(x)][0] += 1;
+        at_top += u64::from(x == last);
+    }
+    let mut counts: Vec<u64> = lanes[1..].iter().map(|l| l.iter().sum()).collect();
     counts[nb - 1] += at_top;
     counts
 }

@@ -641,6 +641,7 @@ Between validation points that differ in one parameter: the ratio of each statis
 
 ");
     let mut json = Vec::new();
+    let mut summary = Vec::new();
     for (i, (pa, da, la)) in leaderboards.iter().enumerate() {
         for (pb, db, lb) in &leaderboards[i + 1..] {
             let changed: Vec<&String> = pa.keys().filter(|k| pa[*k] != pb[*k]).collect();
@@ -660,6 +661,20 @@ Between validation points that differ in one parameter: the ratio of each statis
                     &format!("{}: {from} → {to}", ra.candidate),
                     &responses,
                 ));
+                for c in &responses {
+                    if let Some(e) = c.max_abs_error {
+                        summary.push(format!(
+                            "response {} {} → {} ({}): {} {} largest |error| {:.1}%",
+                            ra.candidate,
+                            serde_json::json!(pa),
+                            serde_json::json!(pb),
+                            changed[0],
+                            c.statistic,
+                            c.component,
+                            100.0 * e
+                        ));
+                    }
+                }
                 json.push(serde_json::json!({"candidate": ra.candidate, "from": pa, "to": pb, "changed": changed[0], "components": responses}));
             }
         }
@@ -669,21 +684,8 @@ Between validation points that differ in one parameter: the ratio of each statis
     }
     simemu_core::fsutil::write_atomic(&dir.join("response.md"), md.as_bytes())?;
     simemu_core::fsutil::write_json_atomic(&dir.join("response.json"), &json)?;
-    for r in &json {
-        for c in r["components"].as_array().into_iter().flatten() {
-            if let Some(e) = c["max_abs_error"].as_f64() {
-                println!(
-                    "response {} {} → {} ({}): {} {} largest |error| {:.1}%",
-                    r["candidate"].as_str().unwrap_or(""),
-                    r["from"],
-                    r["to"],
-                    r["changed"].as_str().unwrap_or(""),
-                    c["statistic"].as_str().unwrap_or(""),
-                    c["component"].as_str().unwrap_or(""),
-                    100.0 * e
-                );
-            }
-        }
+    for line in &summary {
+        println!("{line}");
     }
     println!("parameter response: {}", dir.join("response.md").display());
     Ok(())

@@ -162,12 +162,7 @@ fn read_stat_file(path: &Path) -> Result<(StatFile, Vec<Vec<Vec<f64>>>)> {
 }
 
 pub fn merge_parts(parts: &[PathBuf], out: &Path, force: bool) -> Result<()> {
-    if out.exists() && !force {
-        anyhow::bail!(
-            "{} already exists (use --force to replace it)",
-            out.display()
-        );
-    }
+    simemu_core::fsutil::refuse_to_replace(out, force)?;
     let mut loaded = parts
         .iter()
         .map(|p| read_stat_file(p).map(|r| (p, r)))

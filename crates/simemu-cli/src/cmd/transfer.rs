@@ -125,20 +125,8 @@ pub fn import(reg: &Registry, a: &ImportArgs) -> Result<()> {
 pub fn export(reg: &Registry, a: &ExportArgs) -> Result<()> {
     let entry = reg.format(&a.format)?;
     let ds = Dataset::open(&a.dataset)?;
-    let field = match &a.field {
-        Some(f) => f.clone(),
-        None => match ds.fields() {
-            [one] => one.name.clone(),
-            many => {
-                let names: Vec<&str> = many.iter().map(|f| f.name.as_str()).collect();
-                return Err(usage(format!(
-                    "{} has several fields ({}); choose one with --field",
-                    a.dataset.display(),
-                    names.join(", ")
-                )));
-            }
-        },
-    };
+    let index = simemu_validate::measure::field_index(&ds, a.field.as_deref())?;
+    let field = ds.fields()[index].name.clone();
     let mut options = serde_json::Map::new();
     if a.compressed {
         options.insert("compressed".into(), true.into());
