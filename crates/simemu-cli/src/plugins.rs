@@ -22,15 +22,20 @@ mod tests {
         );
         assert_eq!(
             names(r.generators().map(|e| e.name.as_str()).collect()),
-            "dcgan,gaussian-field,simulator"
+            "dcgan,gaussian-field,shower-gan,simulator"
         );
         assert_eq!(
             names(r.statistics().map(|e| e.name.as_str()).collect()),
             "energy-response,hottest-cells,lateral-width,layer-fractions,minkowski,peaks,pixel-pdf,power-spectrum,shower-depth,sparsity"
         );
+        let formats = if cfg!(feature = "hdf5") {
+            "calogan,fits,npy,npz"
+        } else {
+            "fits,npy,npz"
+        };
         assert_eq!(
             names(r.formats().map(|e| e.name.as_str()).collect()),
-            "fits,npy,npz"
+            formats
         );
     }
 }

@@ -79,3 +79,62 @@ fn showers_simulate_and_validate_through_the_generic_harness() {
         .unwrap();
     assert!((0.99..=1.0).contains(&response), "{response}");
 }
+
+/// `configs/calorimeter.toml`, shrunk (fewer showers and steps, a narrower model),
+/// runs end to end: a uniform design of training energies, the shower generator,
+/// one report per validation energy on the shower statistics, and the energy
+/// response between the points.
+#[test]
+fn the_calorimeter_pipeline_runs_end_to_end() {
+    let config = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../configs/calorimeter.toml"
+    ))
+    .unwrap()
+    .replace("train = 20000", "train = 300")
+    .replace("validation = 500", "validation = 60")
+    .replace("count = 500", "count = 60")
+    .replace(
+        "steps = 6000",
+        "steps = 20\n[generator.options]\nwidth = 8\nbatch = 32\ncheckpoint_every = 10",
+    );
+    assert!(config.contains("train = 300") && config.contains("steps = 20"));
+    let points_start = config.find("points = [").unwrap();
+    let points_end = points_start + config[points_start..].find(']').unwrap() + 1;
+    let config = format!(
+        "{}points = [{{ energy = 3.0 }}, {{ energy = 60.0 }}]{}",
+        &config[..points_start],
+        &config[points_end..]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("calo.toml"), config).unwrap();
+    let out = ok(d, &["run", "calo.toml"]);
+    let run = d.join("runs/calorimeter");
+    let train = simemu_core::Dataset::open(&run.join("data/train")).unwrap();
+    assert_eq!(train.len(), 300);
+    let energies: Vec<f64> = (0..300).map(|i| train.params_of(i)[0]).collect();
+    assert!(energies.iter().all(|e| (1.0..=100.0).contains(e)));
+    assert!(
+        energies.iter().filter(|&&e| e < 50.5).count().abs_diff(150) <= 1,
+        "a Latin hypercube puts half the energies below the midpoint"
+    );
+    for (k, energy) in [3.0, 60.0].iter().enumerate() {
+        let generated =
+            simemu_core::Dataset::open(&run.join(format!("generated-{k}/shower-gan"))).unwrap();
+        assert_eq!(generated.len(), 60);
+        assert_eq!(generated.params_of(0), [*energy]);
+        let board: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(run.join(format!("report-{k}/leaderboard.json"))).unwrap(),
+        )
+        .unwrap();
+        let candidates: Vec<&str> = board["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["candidate"].as_str().unwrap())
+            .collect();
+        assert_eq!(candidates, ["shower-gan", "simulator"], "{out}");
+    }
+    assert!(run.join("response.json").exists(), "{out}");
+}

@@ -18,6 +18,7 @@ fn list_shows_the_static_plugins() {
         "peaks",
         "calorimeter",
         "layer-fractions",
+        "shower-gan",
         "fits",
     ] {
         assert!(out.contains(name), "{name} missing from:\n{out}");

@@ -548,6 +548,30 @@ impl Dataset {
         &self.manifest.fields
     }
 
+    /// Index of the named field, or of the only field when no name is given.
+    pub fn field_index(&self, field: Option<&str>) -> Result<usize> {
+        match field {
+            Some(name) => {
+                let spec = self.field_spec(name)?;
+                Ok(self
+                    .fields()
+                    .iter()
+                    .position(|f| f.name == spec.name)
+                    .expect("field_spec found it"))
+            }
+            None if self.fields().len() == 1 => Ok(0),
+            None => Err(Error::Option(format!(
+                "{} has several fields ({}); choose one with --field",
+                self.path.display(),
+                self.fields()
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
     pub fn field_spec(&self, name: &str) -> Result<&FieldSpec> {
         self.manifest
             .fields

@@ -17,8 +17,8 @@ use crate::{Dataset, Error, Manifest, Result};
 /// What every imported sample looks like, declared before the first sample.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ImportLayout {
-    /// The one field each sample holds (name, shape, element type, attributes).
-    pub field: FieldSpec,
+    /// The fields each sample holds, in order (name, shape, element type, attributes).
+    pub fields: Vec<FieldSpec>,
     /// Names of the parameters each sample carries (empty when the files carry none).
     pub param_names: Vec<String>,
     /// How many samples will follow, when the format knows it up front.
@@ -40,6 +40,8 @@ pub struct ExportSummary {
     pub count: usize,
     /// Files written (the output itself for single-file formats).
     pub files: usize,
+    /// The dataset fields written.
+    pub fields: Vec<String>,
     /// The destination.
     pub path: PathBuf,
 }
@@ -67,12 +69,14 @@ pub trait Format: Send + Sync {
         )))
     }
 
-    /// Writes field `field` of `dataset` to `out` atomically, replacing an existing
-    /// `out` only when `overwrite` is set.
+    /// Writes `dataset` to `out` atomically, replacing an existing `out` only when
+    /// `overwrite` is set. Formats that hold one array per sample write the named
+    /// field (or the only one: [`Dataset::field_index`]); formats with a fixed
+    /// multi-part layout write all of theirs and refuse a `field`.
     fn export(
         &self,
         dataset: &Dataset,
-        field: &str,
+        field: Option<&str>,
         out: &Path,
         options: &serde_json::Value,
         overwrite: bool,
@@ -148,7 +152,7 @@ impl ImportSink for DatasetSink {
         if self.writer.is_some() {
             return Err(Error::Other("import began twice".into()));
         }
-        let mut spec = DatasetSpec::new(vec![layout.field], layout.param_names);
+        let mut spec = DatasetSpec::new(layout.fields, layout.param_names);
         spec.shard_size = self.shard_size;
         spec.source = std::mem::take(&mut self.source);
         self.expected = layout.expected;
@@ -251,7 +255,7 @@ mod tests {
             sink: &mut dyn ImportSink,
         ) -> Result<()> {
             sink.begin(ImportLayout {
-                field: FieldSpec::new("x", vec![2, 2], DType::F32),
+                fields: vec![FieldSpec::new("x", vec![2, 2], DType::F32)],
                 param_names: vec!["a".into()],
                 expected: Some(self.n),
             })?;

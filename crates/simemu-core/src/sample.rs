@@ -56,6 +56,15 @@ impl Array {
         }
     }
 
+    /// A copy of `len` values from `start` (one sample of a block read at once).
+    pub fn slice(&self, start: usize, len: usize) -> Array {
+        let range = start..start + len;
+        match self {
+            Array::F32(v) => Array::F32(v[range].to_vec()),
+            Array::F64(v) => Array::F64(v[range].to_vec()),
+        }
+    }
+
     /// Index of the first value that is NaN or infinite.
     pub fn first_non_finite(&self) -> Option<usize> {
         match self {

@@ -10,9 +10,11 @@
 //! - [`reinit_normal`]: re-draws parameters from a seeded ChaCha stream (candle
 //!   cannot seed its CPU RNG);
 //! - [`save_tensors`] / [`load_tensors`]: atomic safetensors files that refuse
-//!   corrupt or mismatched content with a clear error.
+//!   corrupt or mismatched content with a clear error;
+//! - [`checkpoint`]: the run directory's checkpoint layout and variable bookkeeping.
 
 pub mod activation;
+pub mod checkpoint;
 pub mod conv;
 pub mod norm;
 

@@ -64,27 +64,6 @@ impl<'a> PooledValues<'a> {
     }
 }
 
-/// Index of the field a statistic reads: the named one, or the only one.
-pub fn field_index(ds: &Dataset, field: Option<&str>) -> Result<usize> {
-    match field {
-        Some(name) => ds
-            .fields()
-            .iter()
-            .position(|f| f.name == name)
-            .ok_or_else(|| ds.field_spec(name).err().unwrap()),
-        None if ds.fields().len() == 1 => Ok(0),
-        None => Err(Error::Option(format!(
-            "{} has several fields ({}); choose one with --field",
-            ds.path().display(),
-            ds.fields()
-                .iter()
-                .map(|f| f.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
-    }
-}
-
 /// Builds statistic `name` with `options` for field `field` of `reference`
 /// (quantile bins use the reference's pooled values).
 pub fn build_statistic(

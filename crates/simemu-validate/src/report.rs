@@ -12,7 +12,7 @@ use simemu_core::{Dataset, Error, Registry, Result, Statistic};
 use crate::compare::{
     compare_measurements, pooled_ks, PooledKs, StatisticComparison, LOW_POWER_SAMPLES,
 };
-use crate::measure::{build_statistic, field_index, measure_dataset, Measurement, PooledValues};
+use crate::measure::{build_statistic, measure_dataset, Measurement, PooledValues};
 
 /// One statistic to compute, by plugin name, with its options.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -107,7 +107,7 @@ impl<'a> Harness<'a> {
         if requests.is_empty() {
             return Err(Error::Option("no statistics requested".into()));
         }
-        let field = field_index(reference, field)?;
+        let field = reference.field_index(field)?;
         let stats = requests
             .iter()
             .map(|r| build_statistic(registry, &r.name, &r.options, reference, field, None))

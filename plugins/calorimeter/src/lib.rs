@@ -16,10 +16,15 @@
 //! mean 9/7 X0), at radii drawn from the core + tail profile of their depth, at
 //! uniform azimuth. `deposit = "active"` keeps the liquid-argon share with GFlash's
 //! sampling fluctuations. The shower statistics CaloGAN compares are registered
-//! beside it ([`stats`]). Simplifications: no lateral impact spread, equal-energy
-//! spots, electromagnetic particles only.
+//! beside it ([`stats`]), with the `shower-gan` conditional generator of whole
+//! showers ([`showergan`]) and, with the `hdf5` feature, CaloGAN's HDF5 files as the
+//! `calogan` format (`hdf5`). Simplifications: no lateral impact spread,
+//! equal-energy spots, electromagnetic particles only.
 
 pub mod gflash;
+#[cfg(feature = "hdf5")]
+pub mod hdf5;
+pub mod showergan;
 pub mod stats;
 
 use rand::Rng;
@@ -296,6 +301,24 @@ pub fn register(r: &mut Registry) -> Result<()> {
         "electromagnetic showers in the CaloGAN Pb/LAr calorimeter (3 layers: 3×96, 12×12, 12×6 cells), GFlash-parameterised",
         options(),
         |o| Ok(Box::new(CalorimeterSimulator::from_options(o)?) as Box<dyn Simulator>),
+    )?;
+    r.add_generator(
+        showergan::NAME,
+        "conditional GAN G(E, z) for whole showers (all layers and overflow), energy-normalised, fully connected (candle)",
+        showergan::options(),
+        |o, _| {
+            Ok(Box::new(showergan::ShowerGan::new(
+                showergan::ShowerGanConfig::from_options(o)?,
+            )) as Box<dyn simemu_core::Generator>)
+        },
+        |path, _, _| Ok(Box::new(showergan::load(path)?) as Box<dyn simemu_core::Generator>),
+    )?;
+    #[cfg(feature = "hdf5")]
+    r.add_format(
+        "CaloGAN's HDF5 showers: layer_0 (N,3,96), layer_1 (N,12,12), layer_2 (N,12,6), overflow (N,3) in MeV, energy (N,1) in GeV",
+        hdf5::EXTENSIONS,
+        Vec::new(),
+        hdf5::CaloganFormat,
     )?;
     stats::register(r)
 }

@@ -12,9 +12,9 @@ use simemu_core::seed::rng;
 use simemu_core::Result;
 use simemu_nn::{ce, Adam};
 
-use crate::model::{named_vars, parameter_count};
 use crate::train::{gan_step, initialise, StepOutcome};
 use crate::{DcganConfig, Nets};
+use simemu_nn::checkpoint::{named_vars, parameter_count};
 
 /// Transposed convolutions in G (and convolutions in D) of every benchmark model.
 pub const LAYERS: usize = 4;

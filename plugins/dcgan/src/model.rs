@@ -4,8 +4,8 @@
 //! first, then a linear layer to one logit. Conditions σ enter G concatenated to z
 //! and D as extra constant input channels.
 
-use candle_core::{Module, Tensor, Var};
-use candle_nn::{Conv2d, Conv2dConfig, ConvTranspose2dConfig, Linear, VarBuilder, VarMap};
+use candle_core::{Module, Tensor};
+use candle_nn::{Conv2d, Conv2dConfig, ConvTranspose2dConfig, Linear, VarBuilder};
 use simemu_nn::{bias_activation, Activation, BatchNorm2d};
 
 use crate::config::{DcganConfig, Upsample};
@@ -244,30 +244,4 @@ fn with_bias(x: Tensor, bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
         Some(_) => bias_activation(&x, bias, Activation::Identity),
         None => Ok(x),
     }
-}
-
-/// Named variables of a VarMap, sorted by name.
-pub fn named_vars(vm: &VarMap) -> Vec<(String, Var)> {
-    let mut v: Vec<(String, Var)> = vm
-        .data()
-        .lock()
-        .expect("varmap lock")
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
-}
-
-/// The variables an optimizer updates: all but BatchNorm running statistics.
-pub fn trainable(vars: &[(String, Var)]) -> Vec<(String, Var)> {
-    vars.iter()
-        .filter(|(n, _)| !n.contains("running_"))
-        .cloned()
-        .collect()
-}
-
-/// Number of trainable parameters.
-pub fn parameter_count(vars: &[(String, Var)]) -> usize {
-    trainable(vars).iter().map(|(_, v)| v.elem_count()).sum()
 }

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::Tensor;
 use rand::Rng;
@@ -24,11 +24,13 @@ use simemu_core::seed::{derive_seed, sample_seed};
 use simemu_core::{
     Array, Dataset, Error, Field, Registry, Result, Sample, StatContext, TrainOptions, TrainSummary,
 };
+use simemu_nn::checkpoint::{
+    checkpoint_steps, named_vars, parameter_count, prune, step_dir, tensors_of, trainable,
+};
 use simemu_nn::{
     assign, bce_with_logits, ce, load_tensors, reinit_normal, save_tensors, Adam, Ema,
 };
 
-use crate::model::{named_vars, trainable};
 use crate::spectrum::SpectrumMatcher;
 use crate::transform::Transform;
 use crate::{Condition, Dcgan, DcganConfig, Meta, Nets};
@@ -52,28 +54,6 @@ struct Best {
 
 const CSV_HEADER: &str = "step,loss_d,loss_g,d_real,d_fake,score";
 const MAX_ROLLBACKS: u64 = 5;
-
-fn step_dir(run: &Path, step: u64) -> PathBuf {
-    run.join("checkpoints").join(format!("step-{step:08}"))
-}
-
-/// Steps of the checkpoints present, ascending.
-fn checkpoint_steps(run: &Path) -> Vec<u64> {
-    let mut v: Vec<u64> = std::fs::read_dir(run.join("checkpoints"))
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()
-                .and_then(|n| n.strip_prefix("step-"))
-                .and_then(|n| n.parse().ok())
-        })
-        .filter(|s| step_dir(run, *s).join("state.json").exists())
-        .collect();
-    v.sort();
-    v
-}
 
 /// Training data: the field's values (transformed) per sample, read on demand.
 struct TrainingData<'a> {
@@ -271,18 +251,13 @@ impl Trainer<'_> {
         let (nets, meta) = self.gan.trained.as_ref().expect("trained");
         let final_dir = step_dir(run, step);
         let dir = TempDir::new(&final_dir)?;
-        let tensors = |vars: &[(String, candle_core::Var)]| -> HashMap<String, Tensor> {
-            vars.iter()
-                .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
-                .collect()
-        };
         save_tensors(
             &dir.path().join("generator.safetensors"),
-            &tensors(&named_vars(&nets.g_vars)),
+            &tensors_of(&named_vars(&nets.g_vars)),
         )?;
         save_tensors(
             &dir.path().join("discriminator.safetensors"),
-            &tensors(&named_vars(&nets.d_vars)),
+            &tensors_of(&named_vars(&nets.d_vars)),
         )?;
         if let Some(ema) = &self.ema {
             save_tensors(
@@ -836,8 +811,8 @@ pub fn train(
             "rollbacks": rollbacks,
             "budget_reached": budget_reached,
             "best": best.map(|b| serde_json::json!({"step": b.step, "score": b.score})),
-            "parameters_g": crate::model::parameter_count(&named_vars(&tr.gan.trained.as_ref().unwrap().0.g_vars)),
-            "parameters_d": crate::model::parameter_count(&named_vars(&tr.gan.trained.as_ref().unwrap().0.d_vars)),
+            "parameters_g": parameter_count(&named_vars(&tr.gan.trained.as_ref().unwrap().0.g_vars)),
+            "parameters_d": parameter_count(&named_vars(&tr.gan.trained.as_ref().unwrap().0.d_vars)),
         }),
     })
 }
@@ -849,19 +824,6 @@ fn write_csv(path: &Path, rows: &[String]) -> Result<()> {
         let _ = writeln!(s, "{r}");
     }
     write_atomic(path, s.as_bytes())
-}
-
-/// Deletes all but the last `keep` checkpoints and the best one.
-fn prune(run: &Path, keep: usize, best: Option<u64>) -> Result<()> {
-    let steps = checkpoint_steps(run);
-    let n = steps.len();
-    for (i, s) in steps.into_iter().enumerate() {
-        if i + keep < n && Some(s) != best {
-            let d = step_dir(run, s);
-            std::fs::remove_dir_all(&d).map_err(|e| Error::io(&d, e))?;
-        }
-    }
-    Ok(())
 }
 
 /// `save` after training: the loop writes every checkpoint itself (atomically, with

@@ -6,8 +6,8 @@ use simemu_core::{
     Array, DType, Dataset, DatasetSpec, DatasetWriter, Field, FieldSpec, Generator, Registry,
     Sample, TrainOptions,
 };
-use simemu_dcgan::model::{named_vars, parameter_count, trainable};
 use simemu_dcgan::{Dcgan, DcganConfig, Nets};
+use simemu_nn::checkpoint::{named_vars, parameter_count, trainable};
 
 fn config(extra: serde_json::Value) -> DcganConfig {
     let mut base = serde_json::json!({

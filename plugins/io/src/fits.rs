@@ -18,7 +18,7 @@ use simemu_core::formats::{ExportSummary, Format, ImportSink};
 use simemu_core::fsutil::TempDir;
 use simemu_core::{Array, DType, Dataset, Error, Result};
 
-use crate::{field_index, ExportOptions, ImportOptions, ANGLE_ATTR, BLOCK_SAMPLES};
+use crate::{ExportOptions, ImportOptions, ANGLE_ATTR, BLOCK_SAMPLES};
 
 const BLOCK: usize = 2880;
 const CARD: usize = 80;
@@ -696,13 +696,13 @@ impl Format for FitsFormat {
     fn export(
         &self,
         dataset: &Dataset,
-        field: &str,
+        field: Option<&str>,
         out: &Path,
         options: &serde_json::Value,
         overwrite: bool,
     ) -> Result<ExportSummary> {
         ExportOptions::parse("fits", options, false)?;
-        let index = field_index(dataset, field)?;
+        let index = dataset.field_index(field)?;
         let spec = dataset.fields()[index].clone();
         if spec.shape.len() != 2 {
             return Err(Error::Data(format!(
@@ -746,6 +746,7 @@ impl Format for FitsFormat {
         Ok(ExportSummary {
             count: n,
             files: n,
+            fields: vec![spec.name.clone()],
             path: out.to_path_buf(),
         })
     }

@@ -22,9 +22,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 use simemu_core::formats::{ImportLayout, ImportSink};
-use simemu_core::{
-    Array, DType, Dataset, Error, Field, FieldSpec, OptionSpec, Registry, Result, Sample,
-};
+use simemu_core::{Array, DType, Error, Field, FieldSpec, OptionSpec, Registry, Result, Sample};
 
 pub use fits::{FitsFormat, FitsImage};
 pub use npy_stack::NpyFormat;
@@ -163,7 +161,7 @@ fn begin_import(
     };
     let spec = o.field_spec(first.shape.to_vec(), dtype, first.angle, first.path)?;
     sink.begin(ImportLayout {
-        field: spec.clone(),
+        fields: vec![spec.clone()],
         param_names: first.param_names.iter().map(|s| s.to_string()).collect(),
         expected: Some(expected),
     })?;
@@ -280,16 +278,6 @@ impl AtomicOutput {
     fn persist(self) -> Result<()> {
         self.tmp.persist()
     }
-}
-
-/// The index of `field` in `dataset`, with a helpful error.
-fn field_index(dataset: &Dataset, field: &str) -> Result<usize> {
-    let spec = dataset.field_spec(field)?;
-    Ok(dataset
-        .fields()
-        .iter()
-        .position(|f| f.name == spec.name)
-        .expect("field_spec found it"))
 }
 
 fn import_options() -> Vec<OptionSpec> {

@@ -7,7 +7,7 @@ use simemu_core::formats::{ExportSummary, Format, ImportSink};
 use simemu_core::npy::{self, NpyDType, NpyElement};
 use simemu_core::{Array, DType, Dataset, Error, Result};
 
-use crate::{field_index, ExportOptions, ImportOptions, BLOCK_SAMPLES};
+use crate::{ExportOptions, ImportOptions, BLOCK_SAMPLES};
 
 pub struct NpyFormat;
 
@@ -59,7 +59,7 @@ impl Format for NpyFormat {
                 };
                 for k in 0..n {
                     let origin = format!("{}, sample {}", path.display(), start + k);
-                    let data = slice_sample(&block, k, per_sample);
+                    let data = block.slice(k * per_sample, per_sample);
                     crate::push_sample(sink, &spec, data, vec![], &origin)?;
                 }
             }
@@ -70,13 +70,13 @@ impl Format for NpyFormat {
     fn export(
         &self,
         dataset: &Dataset,
-        field: &str,
+        field: Option<&str>,
         out: &Path,
         options: &serde_json::Value,
         overwrite: bool,
     ) -> Result<ExportSummary> {
         ExportOptions::parse("npy", options, false)?;
-        let index = field_index(dataset, field)?;
+        let index = dataset.field_index(field)?;
         let spec = &dataset.fields()[index];
         let mut shape = vec![dataset.len()];
         shape.extend_from_slice(&spec.shape);
@@ -93,6 +93,7 @@ impl Format for NpyFormat {
         Ok(ExportSummary {
             count: dataset.len(),
             files: 1,
+            fields: vec![spec.name.clone()],
             path: out.to_path_buf(),
         })
     }
@@ -133,14 +134,5 @@ pub(crate) fn float_dtype(d: NpyDType, path: &Path) -> Result<DType> {
             path,
             format!("element type {other:?} is not float32 or float64"),
         )),
-    }
-}
-
-/// Sample `k` of a block of samples of `per_sample` values each.
-pub(crate) fn slice_sample(block: &Array, k: usize, per_sample: usize) -> Array {
-    let range = k * per_sample..(k + 1) * per_sample;
-    match block {
-        Array::F32(v) => Array::F32(v[range].to_vec()),
-        Array::F64(v) => Array::F64(v[range].to_vec()),
     }
 }

@@ -13,8 +13,8 @@ use simemu_core::{Array, DType, Dataset, Error, FieldSpec, Result};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
 
-use crate::npy_stack::{float_dtype, npy_dtype, slice_sample, write_field_data};
-use crate::{field_index, ExportOptions, ImportOptions, ANGLE_ATTR, BLOCK_SAMPLES};
+use crate::npy_stack::{float_dtype, npy_dtype, write_field_data};
+use crate::{ExportOptions, ImportOptions, ANGLE_ATTR, BLOCK_SAMPLES};
 
 const PARAMS_KEY: &str = "params";
 const PARAM_NAMES_KEY: &str = "param_names";
@@ -281,7 +281,7 @@ impl NpzFormat {
             for k in 0..n {
                 let i = start + k;
                 let origin = format!("{}, sample {i}", origin.display());
-                let data = slice_sample(&block, k, per_sample);
+                let data = block.slice(k * per_sample, per_sample);
                 let params = archive.params[i * p..(i + 1) * p].to_vec();
                 crate::push_sample(sink, spec, data, params, &origin)?;
             }
@@ -327,13 +327,13 @@ impl Format for NpzFormat {
     fn export(
         &self,
         dataset: &Dataset,
-        field: &str,
+        field: Option<&str>,
         out: &Path,
         options: &serde_json::Value,
         overwrite: bool,
     ) -> Result<ExportSummary> {
         let o = ExportOptions::parse("npz", options, true)?;
-        let index = field_index(dataset, field)?;
+        let index = dataset.field_index(field)?;
         let spec = &dataset.fields()[index];
         if RESERVED.contains(&spec.name.as_str()) {
             return Err(Error::Data(format!(
@@ -412,6 +412,7 @@ impl Format for NpzFormat {
         Ok(ExportSummary {
             count: n,
             files: 1,
+            fields: vec![spec.name.clone()],
             path: out.to_path_buf(),
         })
     }

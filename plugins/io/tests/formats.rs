@@ -323,7 +323,7 @@ fn round_trips_through_every_format_are_exact() {
         // dataset → FITS → dataset: values, parameters and angle.
         let fits_dir = dir.path().join("fits");
         let s = FitsFormat
-            .export(&ds, "kappa", &fits_dir, &serde_json::json!({}), false)
+            .export(&ds, Some("kappa"), &fits_dir, &serde_json::json!({}), false)
             .unwrap();
         assert_eq!((s.count, s.files), (7, 7));
         let files = expand_inputs(std::slice::from_ref(&fits_dir), &["fits"]).unwrap();
@@ -345,7 +345,7 @@ fn round_trips_through_every_format_are_exact() {
             NpzFormat
                 .export(
                     &ds,
-                    "kappa",
+                    Some("kappa"),
                     &npz,
                     &serde_json::json!({"compressed": compressed}),
                     false,
@@ -367,7 +367,7 @@ fn round_trips_through_every_format_are_exact() {
         // dataset → npy → dataset (a bare stack carries no parameters or angle).
         let npy_file = dir.path().join("x.npy");
         NpyFormat
-            .export(&ds, "kappa", &npy_file, &serde_json::json!({}), false)
+            .export(&ds, Some("kappa"), &npy_file, &serde_json::json!({}), false)
             .unwrap();
         let back = import(
             &NpyFormat,
@@ -395,7 +395,7 @@ fn npy_to_dataset_to_fits_to_dataset_is_exact() {
     FitsFormat
         .export(
             &first,
-            "data",
+            Some("data"),
             &dir.path().join("f"),
             &serde_json::json!({}),
             false,
@@ -419,8 +419,12 @@ fn exports_are_reproducible_and_never_clobber_without_permission() {
     let ds = synthetic(dir.path(), DType::F32);
     let opts = serde_json::json!({"compressed": true});
     let (a, b) = (dir.path().join("a.npz"), dir.path().join("b.npz"));
-    NpzFormat.export(&ds, "kappa", &a, &opts, false).unwrap();
-    NpzFormat.export(&ds, "kappa", &b, &opts, false).unwrap();
+    NpzFormat
+        .export(&ds, Some("kappa"), &a, &opts, false)
+        .unwrap();
+    NpzFormat
+        .export(&ds, Some("kappa"), &b, &opts, false)
+        .unwrap();
     assert_eq!(
         std::fs::read(&a).unwrap(),
         std::fs::read(&b).unwrap(),
@@ -429,19 +433,19 @@ fn exports_are_reproducible_and_never_clobber_without_permission() {
 
     let before = std::fs::read(&a).unwrap();
     let e = NpyFormat
-        .export(&ds, "kappa", &a, &serde_json::json!({}), false)
+        .export(&ds, Some("kappa"), &a, &serde_json::json!({}), false)
         .unwrap_err();
     assert!(e.to_string().contains("already exists"), "{e}");
     assert_eq!(std::fs::read(&a).unwrap(), before);
     NpyFormat
-        .export(&ds, "kappa", &a, &serde_json::json!({}), true)
+        .export(&ds, Some("kappa"), &a, &serde_json::json!({}), true)
         .unwrap();
     assert_ne!(std::fs::read(&a).unwrap(), before);
 
     let e = FitsFormat
         .export(
             &ds,
-            "nope",
+            Some("nope"),
             &dir.path().join("f"),
             &serde_json::json!({}),
             false,
@@ -451,7 +455,7 @@ fn exports_are_reproducible_and_never_clobber_without_permission() {
     let e = FitsFormat
         .export(
             &ds,
-            "kappa",
+            Some("kappa"),
             &dir.path().join("f"),
             &serde_json::json!({"compressed": true}),
             false,
@@ -474,7 +478,7 @@ fn a_fits_export_reads_back_as_astropy_would_lay_it_out() {
     FitsFormat
         .export(
             &ds,
-            "kappa",
+            Some("kappa"),
             &dir.path().join("f"),
             &serde_json::json!({}),
             false,

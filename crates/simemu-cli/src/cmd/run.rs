@@ -111,12 +111,16 @@ pub struct SimulatorSection {
     /// Training grid: NAME = [lo, hi, n] (n evenly spaced values; the product of axes).
     #[serde(default)]
     pub grid: BTreeMap<String, (f64, f64, usize)>,
+    /// Training parameters spread over NAME = [lo, hi] instead (a Latin hypercube of
+    /// `data.train` points, one sample each): a continuous condition.
+    #[serde(default)]
+    pub uniform: BTreeMap<String, (f64, f64)>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSection {
-    /// Training samples (per grid point).
+    /// Training samples (per grid point; in all with `simulator.uniform`).
     pub train: usize,
     /// Held-out simulator samples per validation point.
     pub validation: usize,
@@ -153,6 +157,8 @@ pub struct ValidationSection {
     /// simulator section's parameters).
     #[serde(default)]
     pub points: Vec<BTreeMap<String, f64>>,
+    /// The field that single-field statistics read, for samples with several fields.
+    pub field: Option<String>,
 }
 
 fn default_count() -> usize {
@@ -265,6 +271,11 @@ fn load_config(a: &RunArgs) -> Result<(RunConfig, Option<PathBuf>)> {
     if config.data.validation == 0 || config.validation.count == 0 {
         return Err(usage(format!(
             "{what}: data.validation and validation.count must be at least 1"
+        )));
+    }
+    if !config.simulator.grid.is_empty() && !config.simulator.uniform.is_empty() {
+        return Err(usage(format!(
+            "{what}: simulator.grid and simulator.uniform are alternatives; give one"
         )));
     }
     if config.name.is_empty() || config.name.contains(['/', '\\']) {
@@ -588,7 +599,7 @@ pub fn run(reg: &Registry, a: &RunArgs) -> Result<()> {
                     reg,
                     &validation_dir,
                     &generated,
-                    (&requests, None),
+                    (&requests, config.validation.field.as_deref()),
                     &report_dir,
                     force,
                 )
@@ -620,8 +631,8 @@ pub fn run(reg: &Registry, a: &RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// For every pair of validation points that differ in one parameter, how each
-/// candidate's statistics respond to the change compared with the simulator's
+/// For every pair of neighbouring validation points that differ in one parameter,
+/// how each candidate's statistics respond to the change compared with the simulator's
 /// (`response.md` / `response.json` in the run directory).
 fn write_responses(
     dir: &Path,
@@ -637,7 +648,7 @@ fn write_responses(
     };
     let mut md = String::from("# Parameter response
 
-Between validation points that differ in one parameter: the ratio of each statistic's mean at the second point to that at the first, for the simulator (held-out sets) and for each emulator, per bin; error = emulator ratio / simulator ratio − 1.
+Between neighbouring validation points that differ in one parameter: the ratio of each statistic's mean at the second point to that at the first, for the simulator (held-out sets) and for each emulator, per bin; error = emulator ratio / simulator ratio − 1.
 
 ");
     let mut json = Vec::new();
@@ -646,6 +657,17 @@ Between validation points that differ in one parameter: the ratio of each statis
         for (pb, db, lb) in &leaderboards[i + 1..] {
             let changed: Vec<&String> = pa.keys().filter(|k| pa[*k] != pb[*k]).collect();
             if changed.len() != 1 {
+                continue;
+            }
+            // Neighbours only: a point between the two along the changed parameter
+            // (the others equal) makes the pair the sum of two shorter steps.
+            let axis = changed[0];
+            let (lo, hi) = (pa[axis].min(pb[axis]), pa[axis].max(pb[axis]));
+            let between = leaderboards.iter().any(|(pc, _, _)| {
+                pc.iter().all(|(k, v)| k == axis || pa.get(k) == Some(v))
+                    && pc.get(axis).is_some_and(|&v| v > lo && v < hi)
+            });
+            if between {
                 continue;
             }
             let (from, to) = (
@@ -691,25 +713,30 @@ Between validation points that differ in one parameter: the ratio of each statis
     Ok(())
 }
 
+/// `simemu simulate` arguments for the training set (`training`: the grid or the
+/// uniform design over the varied parameters) or a held-out set at `params`.
 fn simulate_args(
     sim: &SimulatorSection,
     options: &[String],
     params: &BTreeMap<String, f64>,
-    (count, with_grid): (usize, bool),
+    (count, training): (usize, bool),
     out: &Path,
     force: bool,
 ) -> simulate::SimulateArgs {
+    let varied = |n: &String| sim.grid.contains_key(n) || sim.uniform.contains_key(n);
+    let latin = training && !sim.uniform.is_empty();
     simulate::SimulateArgs {
         name: sim.name.clone(),
         params: assignments(
             params
                 .iter()
-                .filter(|(n, _)| !(with_grid && sim.grid.contains_key(*n)))
+                .filter(|(n, _)| !(training && varied(n)))
                 .map(|(n, v)| (n.clone(), *v)),
         ),
         options: options.to_vec(),
-        count,
-        grid: if with_grid {
+        // A uniform design has `count` points of one sample each.
+        count: if latin { 1 } else { count },
+        grid: if training {
             sim.grid
                 .iter()
                 .map(|(n, (lo, hi, k))| format!("{n}={lo}:{hi}:{k}"))
@@ -717,8 +744,15 @@ fn simulate_args(
         } else {
             Vec::new()
         },
-        latin_hypercube: None,
-        ranges: Vec::new(),
+        latin_hypercube: latin.then_some(count),
+        ranges: if latin {
+            sim.uniform
+                .iter()
+                .map(|(n, (lo, hi))| format!("{n}={lo}:{hi}"))
+                .collect()
+        } else {
+            Vec::new()
+        },
         shard: None,
         shard_size: simemu_core::dataset::DEFAULT_SHARD_SIZE,
         out: out.to_path_buf(),

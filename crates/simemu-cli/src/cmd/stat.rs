@@ -7,7 +7,7 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use simemu_core::simulate::Shard;
 use simemu_core::{Dataset, Registry};
-use simemu_validate::measure::{build_statistic, field_index, measure_dataset, Measurement};
+use simemu_validate::measure::{build_statistic, measure_dataset, Measurement};
 use simemu_validate::StatRequest;
 
 use super::usage;
@@ -229,7 +229,7 @@ pub fn run(reg: &Registry, a: &StatArgs) -> Result<()> {
         None => ds.clone(),
     };
     let req = requests(reg, std::slice::from_ref(&a.name), &a.options)?.remove(0);
-    let field = field_index(&ds, a.options.field.as_deref())?;
+    let field = ds.field_index(a.options.field.as_deref())?;
     let rfield = field.min(reference.fields().len() - 1);
     let stat = build_statistic(
         reg,

@@ -51,7 +51,8 @@ pub struct ExportArgs {
     /// Output directory (fits) or file (npy, npz).
     #[arg(long)]
     pub out: PathBuf,
-    /// The field to export (default: the dataset's only field).
+    /// The field to export (default: the dataset's only field; formats with a fixed
+    /// multi-field layout, such as calogan, write all of theirs).
     #[arg(long)]
     pub field: Option<String>,
     /// `.npz`: deflate the members, as np.savez_compressed does.
@@ -104,20 +105,27 @@ pub fn import(reg: &Registry, a: &ImportArgs) -> Result<()> {
         a.force,
     )
     .with_context(|| format!("importing {} file(s) as {}", files.len(), entry.name))?;
-    let field = &m.fields[0];
-    let angle = field
-        .attr_f64("angle_deg")
-        .map(|x| format!(", side angle {x}°"))
-        .unwrap_or_else(|| ", no side angle (give --angle-deg to statistics that need one)".into());
+    let fields: Vec<String> = m
+        .fields
+        .iter()
+        .map(|f| format!("'{}' {:?} {:?}", f.name, f.shape, f.dtype))
+        .collect();
+    let angle = match &m.fields[..] {
+        [f] if f.shape.len() == 2 => f
+            .attr_f64("angle_deg")
+            .map(|x| format!(", side angle {x}°"))
+            .unwrap_or_else(|| {
+                ", no side angle (give --angle-deg to statistics that need one)".into()
+            }),
+        _ => String::new(),
+    };
     crate::ui::note(&format!(
-        "imported {} sample(s) from {} file(s) ({}) into {}: field '{}' {:?} {:?}{angle}",
+        "imported {} sample(s) from {} file(s) ({}) into {}: {}{angle}",
         m.count,
         files.len(),
         entry.name,
         a.out.display(),
-        field.name,
-        field.shape,
-        field.dtype
+        fields.join(", "),
     ));
     Ok(())
 }
@@ -125,8 +133,6 @@ pub fn import(reg: &Registry, a: &ImportArgs) -> Result<()> {
 pub fn export(reg: &Registry, a: &ExportArgs) -> Result<()> {
     let entry = reg.format(&a.format)?;
     let ds = Dataset::open(&a.dataset)?;
-    let index = simemu_validate::measure::field_index(&ds, a.field.as_deref())?;
-    let field = ds.fields()[index].name.clone();
     let mut options = serde_json::Map::new();
     if a.compressed {
         options.insert("compressed".into(), true.into());
@@ -134,11 +140,12 @@ pub fn export(reg: &Registry, a: &ExportArgs) -> Result<()> {
     let options = merge_options(serde_json::Value::Object(options), &a.options)?;
     let s = entry
         .format
-        .export(&ds, &field, &a.out, &options, a.force)
+        .export(&ds, a.field.as_deref(), &a.out, &options, a.force)
         .with_context(|| format!("exporting {} as {}", a.dataset.display(), entry.name))?;
     crate::ui::note(&format!(
-        "exported {} sample(s) of field '{field}' to {} ({} file(s), {})",
+        "exported {} sample(s) ({}) to {} ({} file(s), {})",
         s.count,
+        s.fields.join(", "),
         s.path.display(),
         s.files,
         entry.name

@@ -1,0 +1,108 @@
+//! The checkpoint directory convention every generator plugin shares, and the
+//! variable bookkeeping around it.
+//!
+//! ```text
+//! RUN_DIR/checkpoints/step-00000250/   one complete checkpoint (written atomically)
+//!     state.json                       written last: a directory without it is ignored
+//!     *.safetensors                    weights, optimizer moments, moving averages
+//! ```
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Tensor, Var};
+use candle_nn::VarMap;
+use simemu_core::{Error, Result};
+
+/// The file whose presence makes a checkpoint directory complete.
+pub const STATE_FILE: &str = "state.json";
+
+/// The directory of the checkpoint at `step` in run directory `run`.
+pub fn step_dir(run: &Path, step: u64) -> PathBuf {
+    run.join("checkpoints").join(format!("step-{step:08}"))
+}
+
+/// Steps of the complete checkpoints in `run`, ascending.
+pub fn checkpoint_steps(run: &Path) -> Vec<u64> {
+    let mut v: Vec<u64> = std::fs::read_dir(run.join("checkpoints"))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix("step-"))
+                .and_then(|n| n.parse().ok())
+        })
+        .filter(|s| step_dir(run, *s).join(STATE_FILE).exists())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Deletes all but the last `keep` checkpoints and the one at `protect`.
+pub fn prune(run: &Path, keep: usize, protect: Option<u64>) -> Result<()> {
+    let steps = checkpoint_steps(run);
+    let n = steps.len();
+    for (i, s) in steps.into_iter().enumerate() {
+        if i + keep < n && Some(s) != protect {
+            let d = step_dir(run, s);
+            std::fs::remove_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Named variables of a VarMap, sorted by name.
+pub fn named_vars(vm: &VarMap) -> Vec<(String, Var)> {
+    let mut v: Vec<(String, Var)> = vm
+        .data()
+        .lock()
+        .expect("varmap lock")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// The variables an optimizer updates: all but BatchNorm running statistics.
+pub fn trainable(vars: &[(String, Var)]) -> Vec<(String, Var)> {
+    vars.iter()
+        .filter(|(n, _)| !n.contains("running_"))
+        .cloned()
+        .collect()
+}
+
+/// Number of trainable parameters.
+pub fn parameter_count(vars: &[(String, Var)]) -> usize {
+    trainable(vars).iter().map(|(_, v)| v.elem_count()).sum()
+}
+
+/// The current values of `vars`, by name, for [`save_tensors`](crate::save_tensors).
+pub fn tensors_of(vars: &[(String, Var)]) -> HashMap<String, Tensor> {
+    vars.iter()
+        .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_complete_checkpoints_count_and_pruning_keeps_the_protected_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path();
+        for step in [10, 20, 30, 40] {
+            std::fs::create_dir_all(step_dir(run, step)).unwrap();
+            if step != 40 {
+                std::fs::write(step_dir(run, step).join(STATE_FILE), "{}").unwrap();
+            }
+        }
+        // 40 has no state.json: an interrupted write.
+        assert_eq!(checkpoint_steps(run), [10, 20, 30]);
+        prune(run, 1, Some(10)).unwrap();
+        assert_eq!(checkpoint_steps(run), [10, 30]);
+    }
+}
