@@ -14,6 +14,8 @@ use candle_core::{Tensor, Var};
 use candle_nn::VarMap;
 use simemu_core::{Error, Result};
 
+use crate::{assign, load_tensors, save_tensors};
+
 /// The file whose presence makes a checkpoint directory complete.
 pub const STATE_FILE: &str = "state.json";
 
@@ -84,6 +86,38 @@ pub fn tensors_of(vars: &[(String, Var)]) -> HashMap<String, Tensor> {
     vars.iter()
         .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
         .collect()
+}
+
+/// Reads a checkpoint's `state.json`, refusing a corrupt one with the file named.
+pub fn read_state<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<T> {
+    let p = dir.join(STATE_FILE);
+    let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::bad_file(&p, format!("corrupt checkpoint state: {e}")))
+}
+
+/// Writes each network's variables to `dir/NAME.safetensors`.
+pub fn save_networks(dir: &Path, networks: &[(&str, &VarMap)]) -> Result<()> {
+    for (name, vars) in networks {
+        save_tensors(
+            &dir.join(format!("{name}.safetensors")),
+            &tensors_of(&named_vars(vars)),
+        )?;
+    }
+    Ok(())
+}
+
+/// Loads each network's variables from `dir/NAME.safetensors` into existing
+/// networks (refusing missing, mis-shaped or non-finite tensors).
+pub fn load_networks(dir: &Path, networks: &[(&str, &VarMap)]) -> Result<()> {
+    for (name, vars) in networks {
+        assign(
+            &named_vars(vars),
+            &load_tensors(&dir.join(format!("{name}.safetensors")))?,
+            name,
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

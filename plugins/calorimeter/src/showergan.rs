@@ -37,8 +37,8 @@ use simemu_core::{
     Sample, TrainOptions, TrainSummary,
 };
 use simemu_nn::checkpoint::{
-    checkpoint_steps, named_vars, parameter_count, prune, step_dir, tensors_of, trainable,
-    STATE_FILE,
+    checkpoint_steps, load_networks, named_vars, parameter_count, prune, read_state, save_networks,
+    step_dir, trainable, STATE_FILE,
 };
 use simemu_nn::{
     assign, bce_with_logits, ce, load_tensors, reinit_normal, save_tensors, Adam, Ema,
@@ -51,6 +51,8 @@ const EMA_FILE: &str = "generator_ema.safetensors";
 /// Added to energy shares before their logarithm: parts that hold almost nothing
 /// (a deep layer at 1 GeV) are compared at this resolution.
 const SHARE_FLOOR: f64 = 1e-4;
+/// Added to a batch variance before its square root (whose slope is infinite at 0).
+const VARIANCE_FLOOR: f64 = 1e-12;
 /// Rows G generates at a time (see [`ShowerGan::generate`]).
 const GENERATE_ROWS: usize = 16;
 /// Keeps the shape normalisation finite for a shower whose cells are all zero.
@@ -252,6 +254,11 @@ impl Nets {
     /// exp(ρ) from G's last output, so that the spread of the total — 0.1% when
     /// every deposit is counted, ~10% in the argon alone — is one number to learn
     /// rather than a sum of hundreds of cells.
+    /// The networks as checkpoints name them.
+    fn networks(&self) -> [(&'static str, &VarMap); 2] {
+        [("generator", &self.g_vars), ("discriminator", &self.d_vars)]
+    }
+
     fn generate(&self, zc: &Tensor) -> candle_core::Result<Tensor> {
         let out = self.g.forward(zc)?;
         let cells = out.dim(1)? - 1;
@@ -407,7 +414,8 @@ fn share_matching(fake: &Tensor, real: &Tensor, meta: &ShowerMeta) -> candle_cor
     let log_moments = |t: &Tensor| -> candle_core::Result<Tensor> {
         let f = shares(t, meta)?;
         let mean = f.mean_keepdim(0)?;
-        let sd = f.broadcast_sub(&mean)?.sqr()?.mean_keepdim(0)?.sqrt()?;
+        // The offset keeps √ differentiable when a share does not vary in the batch.
+        let sd = (f.broadcast_sub(&mean)?.sqr()?.mean_keepdim(0)? + VARIANCE_FLOOR)?.sqrt()?;
         (Tensor::cat(&[mean, sd], 1)? + SHARE_FLOOR)?.log()
     };
     (log_moments(fake)? - log_moments(&real.detach())?)?
@@ -432,14 +440,7 @@ impl ShowerGan {
     ) -> Result<()> {
         let (nets, meta) = self.trained.as_ref().expect("built");
         let dir = TempDir::new(&step_dir(run, step))?;
-        save_tensors(
-            &dir.path().join("generator.safetensors"),
-            &tensors_of(&named_vars(&nets.g_vars)),
-        )?;
-        save_tensors(
-            &dir.path().join("discriminator.safetensors"),
-            &tensors_of(&named_vars(&nets.d_vars)),
-        )?;
+        save_networks(dir.path(), &nets.networks())?;
         save_tensors(
             &dir.path().join("optim_g.safetensors"),
             &opt.0.state().map_err(ce("optimizer state"))?,
@@ -501,14 +502,14 @@ impl ShowerGan {
         if options.resume {
             if let Some(&step) = checkpoint_steps(run).last() {
                 let dir = step_dir(run, step);
-                let state = read_state(&dir)?;
+                let state: CheckpointState = read_state(&dir)?;
                 if state.meta != meta {
                     return Err(Error::Data(format!(
                         "{NAME}: cannot resume {}: it was trained on other data (fields, parameter or range differ)",
                         run.display()
                     )));
                 }
-                load_weights(&nets, &dir)?;
+                load_networks(&dir, &nets.networks())?;
                 opt_g.load_state(&load_tensors(&dir.join("optim_g.safetensors"))?)?;
                 opt_d.load_state(&load_tensors(&dir.join("optim_d.safetensors"))?)?;
                 if let Some(ema) = &mut ema {
@@ -644,26 +645,6 @@ impl ShowerGan {
     }
 }
 
-fn read_state(dir: &Path) -> Result<CheckpointState> {
-    let p = dir.join(STATE_FILE);
-    let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
-    serde_json::from_str(&text)
-        .map_err(|e| Error::bad_file(&p, format!("corrupt checkpoint state: {e}")))
-}
-
-fn load_weights(nets: &Nets, dir: &Path) -> Result<()> {
-    assign(
-        &named_vars(&nets.g_vars),
-        &load_tensors(&dir.join("generator.safetensors"))?,
-        "generator",
-    )?;
-    assign(
-        &named_vars(&nets.d_vars),
-        &load_tensors(&dir.join("discriminator.safetensors"))?,
-        "discriminator",
-    )
-}
-
 /// Loads the latest checkpoint of a run directory, or one checkpoint directory,
 /// with G's moving-average weights when it has them.
 pub fn load(path: &Path) -> Result<ShowerGan> {
@@ -678,9 +659,9 @@ pub fn load(path: &Path) -> Result<ShowerGan> {
         })?;
         step_dir(path, step)
     };
-    let state = read_state(&dir)?;
+    let state: CheckpointState = read_state(&dir)?;
     let nets = Nets::new(&state.config, state.meta.cells(), state.meta.fields.len())?;
-    load_weights(&nets, &dir)?;
+    load_networks(&dir, &nets.networks())?;
     if dir.join(EMA_FILE).exists() {
         assign(
             &named_vars(&nets.g_vars),

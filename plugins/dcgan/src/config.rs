@@ -82,6 +82,9 @@ pub struct DcganConfig {
     /// Samples generated for each checkpoint's score.
     #[serde(default = "d_eval_count")]
     pub eval_count: usize,
+    /// How a checkpoint is scored against the held-out slice.
+    #[serde(default)]
+    pub score: Score,
     /// A loss above this (or NaN/Inf) rolls back to the last checkpoint.
     #[serde(default = "d_max_loss")]
     pub max_loss: f64,
@@ -105,6 +108,18 @@ fn d_batch() -> usize {
 fn d_true() -> bool {
     true
 }
+/// A checkpoint's score against the held-out slice (lower is better).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Score {
+    /// Mean over the statistics' bins of |Δ mean| / σ_held-out.
+    #[default]
+    Moments,
+    /// Fraction of bins whose two-sample KS test rejects at 5% (asymptotic critical
+    /// value), what the harness's verdicts count; ties broken by `moments`.
+    Ks,
+}
+
 /// G's upsampling layers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -102,6 +102,13 @@ impl Nets {
     }
 }
 
+impl Nets {
+    /// The networks as checkpoints name them.
+    pub fn networks(&self) -> [(&'static str, &VarMap); 2] {
+        [("generator", &self.g_vars), ("discriminator", &self.d_vars)]
+    }
+}
+
 pub struct Dcgan {
     pub config: DcganConfig,
     pub device: Device,
@@ -309,6 +316,7 @@ fn options() -> Vec<OptionSpec> {
         "holdout" => "training samples held out to score checkpoints",
         "eval_stats" => "statistics scored against the held-out slice",
         "eval_count" => "maps generated to score a checkpoint",
+        "score" => "\"moments\" (mean |Δ mean|/σ over bins) | \"ks\" (fraction of bins a KS test rejects)",
         "max_loss" => "a loss above this (or NaN) rolls back to the last checkpoint",
         _ => "",
     }
