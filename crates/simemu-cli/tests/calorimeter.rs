@@ -94,9 +94,10 @@ fn the_calorimeter_pipeline_runs_end_to_end() {
     .replace("train = 20000", "train = 300")
     .replace("validation = 500", "validation = 60")
     .replace("count = 500", "count = 60")
+    .replace("steps = 6000", "steps = 20")
     .replace(
-        "steps = 6000",
-        "steps = 20\n[generator.options]\nwidth = 8\nbatch = 32\ncheckpoint_every = 10",
+        "energy_range = [1.0, 100.0]",
+        "energy_range = [1.0, 100.0]\nwidth = 8\nbatch = 32\ncheckpoint_every = 10",
     );
     assert!(config.contains("train = 300") && config.contains("steps = 20"));
     let points_start = config.find("points = [").unwrap();
@@ -137,4 +138,21 @@ fn the_calorimeter_pipeline_runs_end_to_end() {
         assert_eq!(candidates, ["shower-gan", "simulator"], "{out}");
     }
     assert!(run.join("response.json").exists(), "{out}");
+    // The model is for the design's range, not just the span of the drawn energies.
+    let model = run.join("models/shower-gan");
+    ok(
+        d,
+        &[
+            "-q",
+            "generate",
+            "--checkpoint",
+            model.to_str().unwrap(),
+            "--param",
+            "energy=100",
+            "--count",
+            "3",
+            "--out",
+            "at-100",
+        ],
+    );
 }

@@ -84,6 +84,10 @@ pub struct ShowerGanConfig {
     pub keep_last: usize,
     /// A loss above this (or NaN) stops training with an error.
     pub max_loss: f64,
+    /// The energies (GeV) the model is for, [lo, hi]: the range the training
+    /// energies were drawn over (default: their smallest and largest). `generate`
+    /// refuses energies outside it.
+    pub energy_range: Option<(f64, f64)>,
 }
 
 impl Default for ShowerGanConfig {
@@ -102,6 +106,7 @@ impl Default for ShowerGanConfig {
             checkpoint_every: 500,
             keep_last: 3,
             max_loss: 1e4,
+            energy_range: None,
         }
     }
 }
@@ -133,6 +138,13 @@ impl ShowerGanConfig {
             if !(0.0..1.0).contains(&v) {
                 return Err(Error::Option(format!(
                     "{NAME}: {k} = {v} must be in [0, 1)"
+                )));
+            }
+        }
+        if let Some((lo, hi)) = c.energy_range {
+            if !(lo.is_finite() && hi.is_finite() && 0.0 < lo && lo < hi) {
+                return Err(Error::Option(format!(
+                    "{NAME}: energy_range = [{lo}, {hi}] must be two increasing positive energies"
                 )));
             }
         }
@@ -322,7 +334,7 @@ struct TrainingSet {
     cells: usize,
 }
 
-fn training_set(ds: &Dataset) -> Result<(TrainingSet, ShowerMeta)> {
+fn training_set(ds: &Dataset, range: Option<(f64, f64)>) -> Result<(TrainingSet, ShowerMeta)> {
     if ds.len() < 2 {
         return Err(Error::Data(format!(
             "{NAME}: {} holds {} shower(s); training needs at least 2",
@@ -348,8 +360,17 @@ fn training_set(ds: &Dataset) -> Result<(TrainingSet, ShowerMeta)> {
             energies[i]
         )));
     }
-    let lo = energies.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = energies.iter().copied().fold(0.0, f64::max);
+    let lowest = energies.iter().copied().fold(f64::INFINITY, f64::min);
+    let highest = energies.iter().copied().fold(0.0, f64::max);
+    let (lo, hi) = match range {
+        Some((lo, hi)) if lowest < lo || highest > hi => {
+            return Err(Error::Data(format!(
+                "{NAME}: the training energies span [{lowest}, {highest}] GeV, outside energy_range = [{lo}, {hi}]"
+            )))
+        }
+        Some(r) => r,
+        None => (lowest, highest),
+    };
     let meta = ShowerMeta {
         fields: ds.fields().to_vec(),
         condition: names[column].clone(),
@@ -469,7 +490,7 @@ impl ShowerGan {
 
     fn train_loop(&mut self, data: &Dataset, options: &TrainOptions) -> Result<TrainSummary> {
         let c = self.config.clone();
-        let (set, meta) = training_set(data)?;
+        let (set, meta) = training_set(data, c.energy_range)?;
         let nets = Nets::new(&c, meta.cells(), meta.fields.len())?;
         let g_vars = named_vars(&nets.g_vars);
         let d_vars = named_vars(&nets.d_vars);
@@ -798,6 +819,7 @@ pub fn options() -> Vec<OptionSpec> {
         "checkpoint_every" => "steps between checkpoints",
         "keep_last" => "recent checkpoints kept",
         "max_loss" => "a loss above this (or NaN) stops training",
+        "energy_range" => "[lo, hi] GeV the model is for (default: the training energies' span)",
         _ => "",
     };
     d.as_object()

@@ -137,6 +137,24 @@ fn bad_conditions_and_data_are_refused_clearly() {
     };
     assert!(e.contains("no shower-gan checkpoint here"), "{e}");
 
+    let e = ShowerGanConfig::from_options(&serde_json::json!({"energy_range": [10.0, 5.0]}))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("two increasing positive energies"), "{e}");
+    let narrow = ShowerGanConfig {
+        energy_range: Some((2.0, 50.0)),
+        ..small_config()
+    };
+    let e = ShowerGan::new(narrow)
+        .train(
+            &ds,
+            &options(&dir.path().join("narrow"), 2, false),
+            &Registry::new(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("outside energy_range = [2, 50]"), "{e}");
+
     // Resuming onto other data is refused rather than silently mixing runs.
     let other = tempfile::tempdir().unwrap();
     let fewer = showers(other.path(), 30);
