@@ -20,6 +20,16 @@ impl DType {
             DType::F64 => 8,
         }
     }
+
+    /// The type that holds values of all of `types` exactly: float32 only when
+    /// every one is (float64 holds both).
+    pub fn common(types: impl IntoIterator<Item = DType>) -> DType {
+        if types.into_iter().all(|t| t == DType::F32) {
+            DType::F32
+        } else {
+            DType::F64
+        }
+    }
 }
 
 /// Owned, C-ordered values of one field.

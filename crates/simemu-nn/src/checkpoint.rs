@@ -14,10 +14,13 @@ use candle_core::{Tensor, Var};
 use candle_nn::VarMap;
 use simemu_core::{Error, Result};
 
-use crate::{assign, load_tensors, save_tensors};
+use crate::{assign, ce, load_tensors, save_tensors, Adam, Ema};
 
 /// The file whose presence makes a checkpoint directory complete.
 pub const STATE_FILE: &str = "state.json";
+/// The moving average of G's weights, beside a checkpoint's raw weights.
+pub const MOVING_AVERAGE_FILE: &str = "generator_ema.safetensors";
+const OPTIMIZER_FILES: [&str; 2] = ["optim_g.safetensors", "optim_d.safetensors"];
 
 /// The directory of the checkpoint at `step` in run directory `run`.
 pub fn step_dir(run: &Path, step: u64) -> PathBuf {
@@ -120,6 +123,86 @@ pub fn load_networks(dir: &Path, networks: &[(&str, &VarMap)]) -> Result<()> {
     Ok(())
 }
 
+/// Writes a GAN's training state besides its networks: both Adam states (G's, D's)
+/// and the moving average of G's weights, if there is one.
+pub fn save_optimizers(
+    dir: &Path,
+    (opt_g, opt_d): (&Adam, &Adam),
+    ema: Option<&Ema>,
+) -> Result<()> {
+    for (file, opt) in OPTIMIZER_FILES.iter().zip([opt_g, opt_d]) {
+        save_tensors(
+            &dir.join(file),
+            &opt.state().map_err(ce("optimizer state"))?,
+        )?;
+    }
+    if let Some(ema) = ema {
+        save_tensors(
+            &dir.join(MOVING_AVERAGE_FILE),
+            &ema.state().map_err(ce("moving average"))?,
+        )?;
+    }
+    Ok(())
+}
+
+/// Restores what [`save_optimizers`] wrote.
+pub fn load_optimizers(
+    dir: &Path,
+    (opt_g, opt_d): (&mut Adam, &mut Adam),
+    ema: Option<&mut Ema>,
+) -> Result<()> {
+    for (file, opt) in OPTIMIZER_FILES.iter().zip([opt_g, opt_d]) {
+        opt.load_state(&load_tensors(&dir.join(file))?)?;
+    }
+    if let Some(ema) = ema {
+        ema.load_state(&load_tensors(&dir.join(MOVING_AVERAGE_FILE))?)?;
+    }
+    Ok(())
+}
+
+/// Sets G's variables to the moving average saved in checkpoint `dir`, when it has
+/// one: the weights that generate.
+pub fn load_moving_average(dir: &Path, g_vars: &VarMap) -> Result<()> {
+    let path = dir.join(MOVING_AVERAGE_FILE);
+    if path.exists() {
+        assign(
+            &named_vars(g_vars),
+            &load_tensors(&path)?,
+            "generator moving average",
+        )?;
+    }
+    Ok(())
+}
+
+/// The rows of a training log (a CSV whose first column is the step) up to and
+/// including `step`, without the header: what a run resumed at `step` keeps.
+pub fn log_rows_up_to(path: &Path, step: u64) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .map(|text| {
+            text.lines()
+                .skip(1)
+                .filter(|l| {
+                    l.split(',')
+                        .next()
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .is_some_and(|s| s <= step)
+                })
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Writes a training log atomically: `header`, then one line per row.
+pub fn write_log(path: &Path, header: &str, rows: &[String]) -> Result<()> {
+    let mut text = format!("{header}\n");
+    for r in rows {
+        text.push_str(r);
+        text.push('\n');
+    }
+    simemu_core::fsutil::write_atomic(path, text.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +221,19 @@ mod tests {
         assert_eq!(checkpoint_steps(run), [10, 20, 30]);
         prune(run, 1, Some(10)).unwrap();
         assert_eq!(checkpoint_steps(run), [10, 30]);
+    }
+
+    #[test]
+    fn a_resumed_log_keeps_the_rows_up_to_its_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("training.csv");
+        assert!(log_rows_up_to(&log, 5).is_empty(), "no log yet");
+        let rows: Vec<String> = ["10,0.5", "20,0.4", "30,0.3"].map(String::from).to_vec();
+        write_log(&log, "step,loss", &rows).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "step,loss\n10,0.5\n20,0.4\n30,0.3\n"
+        );
+        assert_eq!(log_rows_up_to(&log, 20), rows[..2]);
     }
 }

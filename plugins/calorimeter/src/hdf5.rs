@@ -170,6 +170,7 @@ fn read_rows(
     })
 }
 
+/// Pushes every shower of `input` into `sink`, read in the element type of `specs`.
 fn stream(input: &Inspected, specs: &[FieldSpec], sink: &mut dyn ImportSink) -> Result<()> {
     let path = &input.path;
     let file = h5::File::open(path).map_err(h5_error(path, "not a readable HDF5 file"))?;
@@ -179,7 +180,7 @@ fn stream(input: &Inspected, specs: &[FieldSpec], sink: &mut dyn ImportSink) -> 
         let n = rows.len();
         let blocks = specs
             .iter()
-            .map(|s| read_rows(&file, path, &s.name, rows.clone(), input.dtype))
+            .map(|s| read_rows(&file, path, &s.name, rows.clone(), s.dtype))
             .collect::<Result<Vec<_>>>()?;
         let energies = match read_rows(&file, path, ENERGY, rows.clone(), DType::F64)? {
             Array::F64(v) => v,
@@ -236,25 +237,14 @@ impl Format for CaloganFormat {
             .iter()
             .map(|p| inspect(p))
             .collect::<Result<Vec<_>>>()?;
-        // float32 only when every input is: float64 holds both exactly.
-        let dtype = if inspected.iter().all(|i| i.dtype == DType::F32) {
-            DType::F32
-        } else {
-            DType::F64
-        };
-        let specs = field_specs(dtype);
+        let specs = field_specs(DType::common(inspected.iter().map(|i| i.dtype)));
         sink.begin(ImportLayout {
             fields: specs.clone(),
             param_names: vec![ENERGY.into()],
             expected: Some(inspected.iter().map(|i| i.count).sum()),
         })?;
         for input in &inspected {
-            let input = Inspected {
-                dtype,
-                path: input.path.clone(),
-                count: input.count,
-            };
-            stream(&input, &specs, sink)?;
+            stream(input, &specs, sink)?;
         }
         Ok(())
     }

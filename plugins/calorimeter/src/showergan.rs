@@ -30,24 +30,23 @@ use candle_nn::{Linear, VarBuilder, VarMap};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
-use simemu_core::fsutil::{write_atomic, write_json_atomic, TempDir};
+use simemu_core::fsutil::{write_json_atomic, TempDir};
 use simemu_core::seed::derive_seed;
 use simemu_core::{
     Array, Dataset, Error, Field, FieldSpec, Generator, OptionSpec, ParamSpec, Registry, Result,
     Sample, TrainOptions, TrainSummary,
 };
 use simemu_nn::checkpoint::{
-    checkpoint_steps, load_networks, named_vars, parameter_count, prune, read_state, save_networks,
-    step_dir, trainable, STATE_FILE,
+    checkpoint_steps, load_moving_average, load_networks, load_optimizers, log_rows_up_to,
+    named_vars, parameter_count, prune, read_state, save_networks, save_optimizers, step_dir,
+    trainable, write_log, STATE_FILE,
 };
-use simemu_nn::{
-    assign, bce_with_logits, ce, load_tensors, reinit_normal, save_tensors, Adam, Ema,
-};
+use simemu_nn::{assign, bce_with_logits, ce, reinit_normal, Adam, Ema};
 
 pub const NAME: &str = "shower-gan";
 const MEV_PER_GEV: f64 = 1000.0;
 const LEAKY_SLOPE: f64 = 0.2;
-const EMA_FILE: &str = "generator_ema.safetensors";
+const LOG_HEADER: &str = "step,loss_d,loss_g,d_real,d_fake,share_loss";
 /// Added to energy shares before their logarithm: parts that hold almost nothing
 /// (a deep layer at 1 GeV) are compared at this resolution.
 const SHARE_FLOOR: f64 = 1e-4;
@@ -261,16 +260,16 @@ impl Nets {
         })
     }
 
-    /// √(share of E) per cell for rows of (z, scaled condition): a shape (the
-    /// cells' ReLU outputs, squared and normalised to sum 1) times a response
-    /// exp(ρ) from G's last output, so that the spread of the total — 0.1% when
-    /// every deposit is counted, ~10% in the argon alone — is one number to learn
-    /// rather than a sum of hundreds of cells.
     /// The networks as checkpoints name them.
     fn networks(&self) -> [(&'static str, &VarMap); 2] {
         [("generator", &self.g_vars), ("discriminator", &self.d_vars)]
     }
 
+    /// √(share of E) per cell for rows of (z, scaled condition): a shape (the
+    /// cells' ReLU outputs, squared and normalised to sum 1) times a response
+    /// exp(ρ) from G's last output, so that the spread of the total — 0.1% when
+    /// every deposit is counted, ~10% in the argon alone — is one number to learn
+    /// rather than a sum of hundreds of cells.
     fn generate(&self, zc: &Tensor) -> candle_core::Result<Tensor> {
         let out = self.g.forward(zc)?;
         let cells = out.dim(1)? - 1;
@@ -462,20 +461,7 @@ impl ShowerGan {
         let (nets, meta) = self.trained.as_ref().expect("built");
         let dir = TempDir::new(&step_dir(run, step))?;
         save_networks(dir.path(), &nets.networks())?;
-        save_tensors(
-            &dir.path().join("optim_g.safetensors"),
-            &opt.0.state().map_err(ce("optimizer state"))?,
-        )?;
-        save_tensors(
-            &dir.path().join("optim_d.safetensors"),
-            &opt.1.state().map_err(ce("optimizer state"))?,
-        )?;
-        if let Some(ema) = ema {
-            save_tensors(
-                &dir.path().join(EMA_FILE),
-                &ema.state().map_err(ce("moving average"))?,
-            )?;
-        }
+        save_optimizers(dir.path(), opt, ema)?;
         write_json_atomic(
             &dir.path().join(STATE_FILE),
             &CheckpointState {
@@ -519,7 +505,8 @@ impl ShowerGan {
         };
         let run = &options.run_dir;
         let mut start = 0;
-        let mut csv = String::from("step,loss_d,loss_g,d_real,d_fake,share_loss\n");
+        let log = run.join("training.csv");
+        let mut log_rows = Vec::new();
         if options.resume {
             if let Some(&step) = checkpoint_steps(run).last() {
                 let dir = step_dir(run, step);
@@ -531,24 +518,9 @@ impl ShowerGan {
                     )));
                 }
                 load_networks(&dir, &nets.networks())?;
-                opt_g.load_state(&load_tensors(&dir.join("optim_g.safetensors"))?)?;
-                opt_d.load_state(&load_tensors(&dir.join("optim_d.safetensors"))?)?;
-                if let Some(ema) = &mut ema {
-                    ema.load_state(&load_tensors(&dir.join(EMA_FILE))?)?;
-                }
-                if let Ok(old) = std::fs::read_to_string(run.join("training.csv")) {
-                    // Rows up to the checkpoint; later ones are redone.
-                    csv = old
-                        .lines()
-                        .filter(|l| {
-                            l.split(',')
-                                .next()
-                                .and_then(|s| s.parse::<u64>().ok())
-                                .is_none_or(|s| s <= step)
-                        })
-                        .map(|l| format!("{l}\n"))
-                        .collect();
-                }
+                load_optimizers(&dir, (&mut opt_g, &mut opt_d), ema.as_mut())?;
+                // Rows up to the checkpoint; later ones are redone.
+                log_rows = log_rows_up_to(&log, step);
                 start = step;
             }
         }
@@ -624,14 +596,14 @@ impl ShowerGan {
             step += 1;
             last = (ld, lg);
             if step % 10 == 0 || step == steps {
-                csv.push_str(&format!("{step},{ld},{lg},{p_real},{p_fake},{lm}\n"));
+                log_rows.push(format!("{step},{ld},{lg},{p_real},{p_fake},{lm}"));
             }
             let over_budget = options
                 .budget_seconds
                 .is_some_and(|b| t0.elapsed().as_secs_f64() >= b);
             if step % c.checkpoint_every == 0 || step == steps || over_budget {
                 self.save_checkpoint(run, step, (&opt_g, &opt_d), ema.as_ref())?;
-                write_atomic(&run.join("training.csv"), csv.as_bytes())?;
+                write_log(&log, LOG_HEADER, &log_rows)?;
                 prune(run, c.keep_last, None)?;
             }
             if let Some(b) = &bar {
@@ -683,13 +655,7 @@ pub fn load(path: &Path) -> Result<ShowerGan> {
     let state: CheckpointState = read_state(&dir)?;
     let nets = Nets::new(&state.config, state.meta.cells(), state.meta.fields.len())?;
     load_networks(&dir, &nets.networks())?;
-    if dir.join(EMA_FILE).exists() {
-        assign(
-            &named_vars(&nets.g_vars),
-            &load_tensors(&dir.join(EMA_FILE))?,
-            "generator moving average",
-        )?;
-    }
+    load_moving_average(&dir, &nets.g_vars)?;
     Ok(ShowerGan {
         config: state.config,
         trained: Some((nets, state.meta)),

@@ -13,24 +13,22 @@
 //! rollback count), so a run resumed from any checkpoint continues bit-identically.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::path::Path;
 
 use candle_core::Tensor;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use simemu_core::fsutil::{write_atomic, write_json_atomic, TempDir};
+use simemu_core::fsutil::{write_json_atomic, TempDir};
 use simemu_core::seed::{derive_seed, sample_seed};
 use simemu_core::{
     Array, Dataset, Error, Field, Registry, Result, Sample, StatContext, TrainOptions, TrainSummary,
 };
 use simemu_nn::checkpoint::{
-    checkpoint_steps, load_networks, named_vars, parameter_count, prune, read_state, save_networks,
-    step_dir, trainable,
+    checkpoint_steps, load_moving_average, load_networks, load_optimizers, log_rows_up_to,
+    named_vars, parameter_count, prune, read_state, save_networks, save_optimizers, step_dir,
+    trainable, write_log,
 };
-use simemu_nn::{
-    assign, bce_with_logits, ce, load_tensors, reinit_normal, save_tensors, Adam, Ema,
-};
+use simemu_nn::{assign, bce_with_logits, ce, reinit_normal, Adam, Ema};
 
 use crate::config::Score;
 use crate::spectrum::SpectrumMatcher;
@@ -245,29 +243,13 @@ struct Trainer<'a> {
     ema: Option<Ema>,
 }
 
-/// The moving average of G's weights, next to a checkpoint's raw weights.
-const EMA_FILE: &str = "generator_ema.safetensors";
-
 impl Trainer<'_> {
     fn save(&self, run: &Path, step: u64, rollbacks: u64, score: Option<f64>) -> Result<()> {
         let (nets, meta) = self.gan.trained.as_ref().expect("trained");
         let final_dir = step_dir(run, step);
         let dir = TempDir::new(&final_dir)?;
         save_networks(dir.path(), &nets.networks())?;
-        if let Some(ema) = &self.ema {
-            save_tensors(
-                &dir.path().join(EMA_FILE),
-                &ema.state().map_err(ce("moving average"))?,
-            )?;
-        }
-        save_tensors(
-            &dir.path().join("optim_g.safetensors"),
-            &self.opt_g.state().map_err(ce("optimizer state"))?,
-        )?;
-        save_tensors(
-            &dir.path().join("optim_d.safetensors"),
-            &self.opt_d.state().map_err(ce("optimizer state"))?,
-        )?;
+        save_optimizers(dir.path(), (&self.opt_g, &self.opt_d), self.ema.as_ref())?;
         let state = CheckpointState {
             format: "simemu-dcgan-checkpoint".into(),
             step,
@@ -285,13 +267,7 @@ impl Trainer<'_> {
         let state: CheckpointState = read_state(&dir)?;
         let (nets, _) = self.gan.trained.as_ref().expect("built");
         load_networks(&dir, &nets.networks())?;
-        self.opt_g
-            .load_state(&load_tensors(&dir.join("optim_g.safetensors"))?)?;
-        self.opt_d
-            .load_state(&load_tensors(&dir.join("optim_d.safetensors"))?)?;
-        if let Some(ema) = &mut self.ema {
-            ema.load_state(&load_tensors(&dir.join(EMA_FILE))?)?;
-        }
+        load_optimizers(&dir, (&mut self.opt_g, &mut self.opt_d), self.ema.as_mut())?;
         Ok(state)
     }
 
@@ -631,19 +607,7 @@ pub fn train(
             }
             step = state.step;
             rollbacks = state.rollbacks;
-            if let Ok(text) = std::fs::read_to_string(&csv_path) {
-                rows = text
-                    .lines()
-                    .skip(1)
-                    .filter(|l| {
-                        l.split(',')
-                            .next()
-                            .and_then(|s| s.parse::<u64>().ok())
-                            .is_some_and(|s| s <= step)
-                    })
-                    .map(|l| l.to_string())
-                    .collect();
-            }
+            rows = log_rows_up_to(&csv_path, step);
         }
     }
     let holdout = n_train..ds.len();
@@ -807,7 +771,7 @@ pub fn train(
             score.map(|v| v.to_string()).unwrap_or_default()
         ));
         if score.is_some() {
-            write_csv(&csv_path, &rows)?;
+            write_log(&csv_path, CSV_HEADER, &rows)?;
         }
         bar.set_position(step);
         bar.set_message(format!("loss_d {ld:.3} loss_g {lg:.3}"));
@@ -821,7 +785,7 @@ pub fn train(
             .transpose()?;
         tr.save(&run, step, rollbacks, score)?;
     }
-    write_csv(&csv_path, &rows)?;
+    write_log(&csv_path, CSV_HEADER, &rows)?;
     if let Some(ema) = &tr.ema {
         // From here on the trained generator generates, with its averaged weights.
         assign(
@@ -842,15 +806,6 @@ pub fn train(
             "parameters_d": parameter_count(&named_vars(&tr.gan.trained.as_ref().unwrap().0.d_vars)),
         }),
     })
-}
-
-fn write_csv(path: &Path, rows: &[String]) -> Result<()> {
-    let mut s = String::from(CSV_HEADER);
-    s.push('\n');
-    for r in rows {
-        let _ = writeln!(s, "{r}");
-    }
-    write_atomic(path, s.as_bytes())
 }
 
 /// `save` after training: the loop writes every checkpoint itself (atomically, with
@@ -894,14 +849,8 @@ pub fn load(path: &Path, config: DcganConfig) -> Result<Dcgan> {
     let mut gan = Dcgan::new(config);
     let nets = Nets::new(&gan.config, state.meta.conditions.len(), &gan.device)?;
     load_networks(&dir, &nets.networks())?;
-    if dir.join(EMA_FILE).exists() {
-        // Generation uses the moving average of G's weights.
-        assign(
-            &named_vars(&nets.g_vars),
-            &load_tensors(&dir.join(EMA_FILE))?,
-            "generator moving average",
-        )?;
-    }
+    // Generation uses the moving average of G's weights.
+    load_moving_average(&dir, &nets.g_vars)?;
     gan.trained = Some((nets, state.meta));
     gan.recalibrate_batch_norm()?;
     Ok(gan)

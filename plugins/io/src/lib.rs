@@ -154,11 +154,7 @@ fn begin_import(
 ) -> Result<FieldSpec> {
     check_inputs_agree(inputs)?;
     let first = &inputs[0];
-    let dtype = if inputs.iter().all(|i| i.dtype == DType::F32) {
-        DType::F32
-    } else {
-        DType::F64
-    };
+    let dtype = DType::common(inputs.iter().map(|i| i.dtype));
     let spec = o.field_spec(first.shape.to_vec(), dtype, first.angle, first.path)?;
     sink.begin(ImportLayout {
         fields: vec![spec.clone()],
