@@ -649,6 +649,43 @@ pub fn conv_transpose2d(
     x.contiguous()?.apply_op2(&kernel.contiguous()?, op)
 }
 
+/// Pads the last two dimensions of `x` by `p` on each side with the values from the
+/// opposite edge: a convolution of the padded tensor without padding is the
+/// convolution of a periodic image (a torus), with no border for the network to
+/// learn.
+pub fn circular_pad(x: &Tensor, p: usize) -> candle_core::Result<Tensor> {
+    if p == 0 {
+        return Ok(x.clone());
+    }
+    let mut x = x.clone();
+    for d in [2, 3] {
+        let n = x.dim(d)?;
+        if p > n {
+            candle_core::bail!("circular padding {p} exceeds the side {n}");
+        }
+        x = Tensor::cat(&[&x.narrow(d, n - p, p)?, &x, &x.narrow(d, 0, p)?], d)?;
+    }
+    Ok(x)
+}
+
+/// `conv_transpose2d` of a periodic image to a `stride`× larger periodic image: the
+/// input padded circularly by one grid pixel, transposed without padding, and the
+/// output cropped where the zero-padded version's would sit. One pixel suffices
+/// for the layers used here (stride 2 with 4×4/padding 1 or 5×5/padding 2): no
+/// output pixel draws on an input more than one pixel beyond the grid.
+pub fn circular_conv_transpose2d(
+    x: &Tensor,
+    weight: &Tensor,
+    stride: usize,
+    padding: usize,
+) -> candle_core::Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let full = conv_transpose2d(&circular_pad(x, 1)?, weight, stride, 0, 0)?;
+    let offset = stride + padding;
+    full.narrow(2, offset, stride * h)?
+        .narrow(3, offset, stride * w)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -877,5 +914,38 @@ mod tests {
         let w = Tensor::zeros((2, 1, 5, 5), DType::F32, &Device::Cpu).unwrap();
         let e = conv_transpose2d(&x, &w, 2, 2, 2).unwrap_err().to_string();
         assert!(e.contains("output_padding"), "{e}");
+    }
+    /// 3×3 copies of an image side by side: the middle copy sees periodic neighbours.
+    fn tiled(x: &Tensor) -> Tensor {
+        let row = Tensor::cat(&[x, x, x], 3).unwrap();
+        Tensor::cat(&[&row, &row, &row], 2).unwrap()
+    }
+
+    /// The circular layers equal the zero-padded ones applied to a periodically
+    /// tiled image, read in the middle copy, where no border is in reach.
+    #[test]
+    fn circular_layers_see_a_periodic_image() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let n = 6;
+        let x = random(&[2, 3, n, n], &mut rng);
+        for (k, padding) in [(4, 1), (5, 2)] {
+            let w = random(&[3, 4, k, k], &mut rng);
+            let got = circular_conv_transpose2d(&x, &w, 2, padding).unwrap();
+            let output_padding = (k + 1) % 2;
+            let big = conv_transpose2d(&tiled(&x), &w, 2, padding, output_padding).unwrap();
+            let want = big
+                .narrow(2, 2 * n, 2 * n)
+                .unwrap()
+                .narrow(3, 2 * n, 2 * n)
+                .unwrap();
+            assert!(max_abs_diff(&got, &want) < 1e-5 * scale(&want), "{k}×{k}");
+        }
+        let w = random(&[4, 3, 5, 5], &mut rng);
+        let got = conv2d(&circular_pad(&x, 2).unwrap(), &w, 2, 0).unwrap();
+        let big = conv2d(&tiled(&x), &w, 2, 2).unwrap();
+        let h = n / 2;
+        let want = big.narrow(2, h, h).unwrap().narrow(3, h, h).unwrap();
+        assert!(max_abs_diff(&got, &want) < 1e-5 * scale(&want));
+        assert!(circular_pad(&x, n + 1).is_err());
     }
 }

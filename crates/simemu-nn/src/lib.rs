@@ -19,7 +19,7 @@ pub mod conv;
 pub mod norm;
 
 pub use activation::{bias_activation, Activation};
-pub use conv::{conv2d, conv_transpose2d};
+pub use conv::{circular_conv_transpose2d, circular_pad, conv2d, conv_transpose2d};
 pub use norm::BatchNorm2d;
 
 use std::collections::HashMap;

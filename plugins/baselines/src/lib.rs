@@ -6,8 +6,10 @@
 //!   new seeds — the ideal emulator, which calibrates how often a perfect emulator
 //!   "fails" a test by chance;
 //! - `gaussian-field`: Gaussian random fields with the training maps' mean 2D power
-//!   (and mean) — it matches the power spectrum by construction and misses every
-//!   non-Gaussian feature (pixel PDF skewness, Minkowski functionals, peaks).
+//!   (and mean), each map scaled by a random amplitude fitted to the training maps'
+//!   excess map-to-map scatter of power — it matches the power spectrum, mean and
+//!   per-map scatter, and misses every non-Gaussian feature (pixel PDF skewness,
+//!   Minkowski functionals, peaks).
 //!
 //! Both go through the generic `simemu train` / `simemu generate` like any generator.
 
@@ -31,7 +33,7 @@ pub fn register(r: &mut Registry) -> Result<()> {
     r.add_generator(
         "gaussian-field",
         "baseline: Gaussian random fields with the training maps' mean 2D power spectrum",
-        vec![],
+        GaussianField::options(),
         |o, _| Ok(Box::new(GaussianField::from_config(o)?) as Box<dyn simemu_core::Generator>),
         |dir, o, _| Ok(Box::new(GaussianField::load(dir, o)?) as Box<dyn simemu_core::Generator>),
     )

@@ -93,7 +93,7 @@ impl TrainStep {
             (&self.real, &z, None),
             (1.0, 0.0),
             f64::INFINITY,
-            None,
+            &[],
         )? {
             StepOutcome::Updated { loss_d, loss_g, .. } => Ok((loss_d, loss_g)),
             StepOutcome::Diverged { loss_d, loss_g } => Err(simemu_core::Error::Other(format!(

@@ -31,10 +31,19 @@ pub struct DcganConfig {
     /// gone); or nearest-neighbour resizing then a 3×3 convolution ("resize").
     #[serde(default)]
     pub upsample: Upsample,
+    /// Pad every convolution of G and D circularly (the maps are periodic): no
+    /// border exists for G to draw or for D to inspect.
+    #[serde(default)]
+    pub circular_padding: bool,
     /// Weight of the power-spectrum matching term in G's loss (0: off): the mean
     /// squared difference of log band powers between G's batch and the training set.
     #[serde(default)]
     pub spectrum_loss: f64,
+    /// Weight of the summary-statistic matching term in G's loss (0: off): the
+    /// mean and map-to-map scatter of per-map summaries (mean pixel, log band
+    /// powers, fractions of pixels above thresholds) against the training data's.
+    #[serde(default)]
+    pub summary_loss: f64,
     /// Augment every training batch with the exact symmetries of periodic,
     /// statistically isotropic maps: a random periodic shift and one of the 8
     /// rotations/reflections per sample. Turn off for data without them.
@@ -201,8 +210,13 @@ impl DcganConfig {
         {
             return bad("beta1, beta2 must lie in [0, 1) and label_flip in [0, 0.5]".into());
         }
-        if !(c.spectrum_loss.is_finite() && c.spectrum_loss >= 0.0) {
-            return bad(format!("spectrum_loss = {} must be ≥ 0", c.spectrum_loss));
+        for (name, v) in [
+            ("spectrum_loss", c.spectrum_loss),
+            ("summary_loss", c.summary_loss),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(format!("{name} = {v} must be ≥ 0"));
+            }
         }
         if !(0.0..1.0).contains(&c.ema) {
             return bad(format!("ema = {} must lie in [0, 1)", c.ema));

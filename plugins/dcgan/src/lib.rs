@@ -15,6 +15,7 @@ pub mod bench;
 pub mod config;
 pub mod model;
 pub mod spectrum;
+pub mod summary;
 pub mod train;
 pub mod transform;
 
@@ -298,7 +299,9 @@ fn options() -> Vec<OptionSpec> {
         "width" => "base width (CosmoGAN: 64)",
         "bias_before_batchnorm" => "biases on convolutions that BatchNorm follows (CosmoGAN: true)",
         "upsample" => "\"transposed\" 5×5 (CosmoGAN) | \"even\" 4×4 | \"resize\": nearest ×2 then 3×3",
+        "circular_padding" => "pad every convolution circularly (periodic maps)",
         "spectrum_loss" => "weight of the power-spectrum matching term in G's loss (0: off)",
+        "summary_loss" => "weight of the per-map summary matching term (mean and scatter) in G's loss (0: off)",
         "augment" => "random periodic shifts and rotations/reflections of training maps",
         "ema" => "decay of the moving average of G's weights used to generate (0: off)",
         "latent" => "latent dimension of z",

@@ -37,6 +37,7 @@ pub struct GeneratorNet {
     /// Each upsampling layer's weight and bias.
     convs: Vec<(Tensor, Option<Tensor>)>,
     upsample: Upsample,
+    circular: bool,
     bns: Vec<BatchNorm2d>,
     top: usize,
     seed: usize,
@@ -110,6 +111,7 @@ impl GeneratorNet {
             top,
             seed,
             upsample: c.upsample,
+            circular: c.circular_padding,
         })
     }
 
@@ -142,15 +144,24 @@ impl GeneratorNet {
             .bn0
             .forward_with_momentum(&x, momentum, Activation::Relu)?;
         for (l, (weight, bias)) in self.convs.iter().enumerate() {
-            x = match self.upsample {
-                Upsample::Transposed => {
-                    simemu_nn::conv_transpose2d(&x, weight, STRIDE, PADDING, OUTPUT_PADDING)?
-                }
-                Upsample::Even => simemu_nn::conv_transpose2d(&x, weight, STRIDE, 1, 0)?,
-                Upsample::Resize => {
+            let (padding, output_padding) = match self.upsample {
+                Upsample::Transposed => (PADDING, OUTPUT_PADDING),
+                _ => (1, 0),
+            };
+            x = match (self.upsample, self.circular) {
+                (Upsample::Resize, circular) => {
                     let (_, _, h, w) = x.dims4()?;
                     let up = x.upsample_nearest2d(2 * h, 2 * w)?;
-                    simemu_nn::conv2d(&up, weight, 1, RESIZE_KERNEL / 2)?
+                    if circular {
+                        let up = simemu_nn::circular_pad(&up, RESIZE_KERNEL / 2)?;
+                        simemu_nn::conv2d(&up, weight, 1, 0)?
+                    } else {
+                        simemu_nn::conv2d(&up, weight, 1, RESIZE_KERNEL / 2)?
+                    }
+                }
+                (_, true) => simemu_nn::circular_conv_transpose2d(&x, weight, STRIDE, padding)?,
+                (_, false) => {
+                    simemu_nn::conv_transpose2d(&x, weight, STRIDE, padding, output_padding)?
                 }
             };
             x = match self.bns.get(l) {
@@ -170,6 +181,7 @@ pub struct DiscriminatorNet {
     convs: Vec<Conv2d>,
     bns: Vec<BatchNorm2d>,
     lin: Linear,
+    circular: bool,
 }
 
 impl DiscriminatorNet {
@@ -199,7 +211,12 @@ impl DiscriminatorNet {
         }
         let s = c.seed_size();
         let lin = candle_nn::linear(ch * s * s, 1, vb.pp("lin"))?;
-        Ok(DiscriminatorNet { convs, bns, lin })
+        Ok(DiscriminatorNet {
+            convs,
+            bns,
+            lin,
+            circular: c.circular_padding,
+        })
     }
 
     /// Logits (B,) of images (B, 1, H, W) with conditions `cond` (B, n_cond) broadcast
@@ -227,7 +244,11 @@ impl DiscriminatorNet {
             } else {
                 conv.weight().clone()
             };
-            x = simemu_nn::conv2d(&x, &weight, STRIDE, PADDING)?;
+            x = if self.circular {
+                simemu_nn::conv2d(&simemu_nn::circular_pad(&x, PADDING)?, &weight, STRIDE, 0)?
+            } else {
+                simemu_nn::conv2d(&x, &weight, STRIDE, PADDING)?
+            };
             let leaky = Activation::LeakyRelu(LEAKY_SLOPE);
             x = match l.checked_sub(1) {
                 Some(k) => self.bns[k].forward(&with_bias(x, conv.bias())?, train, leaky)?,

@@ -16,11 +16,24 @@ use crate::transform::Transform;
 /// Log-spaced bands of the integer wavenumber |k| from 1 to N/√2·… (the corner).
 const BANDS: usize = 12;
 
-pub struct SpectrumMatcher {
+/// Band powers of (B, 1, N, N) maps inside the graph: the 2D DFT as two products
+/// with fixed cos/sin matrices, then |X_k|² averaged over the modes of each band.
+#[derive(Clone)]
+pub struct BandPower {
     cos: Tensor,
     sin: Tensor,
     /// (N², bands): averages |X_k|² over the modes of each band.
     bands: Tensor,
+}
+
+/// A term added to G's loss, computed from G's batch and the real batch beside it
+/// (both in the network's units).
+pub trait GeneratorLossTerm {
+    fn loss(&self, fake: &Tensor, real: &Tensor) -> candle_core::Result<Tensor>;
+}
+
+pub struct SpectrumMatcher {
+    band_power: BandPower,
     /// ln of the training set's mean band powers, (bands,).
     target: Tensor,
     /// Conditional models: the target is the real batch's band powers (G's batch is
@@ -47,16 +60,9 @@ fn band_of_modes(n: usize) -> (Vec<Option<usize>>, usize) {
     (out, BANDS)
 }
 
-impl SpectrumMatcher {
-    /// Builds the DFT and band matrices for N×N maps and the target from
-    /// `maps` (each N², physical values); `transform` maps G's output to them.
-    pub fn new(
-        n: usize,
-        maps: &[&[f32]],
-        transform: Transform,
-        weight: f64,
-        device: &Device,
-    ) -> Result<Self> {
+impl BandPower {
+    /// DFT and band matrices for N×N maps.
+    pub fn new(n: usize, device: &Device) -> Result<Self> {
         let mut c = vec![0f32; n * n];
         let mut s = vec![0f32; n * n];
         for j in 0..n {
@@ -78,19 +84,52 @@ impl SpectrumMatcher {
             }
         }
         let t = |v: Vec<f32>, shape: (usize, usize)| Tensor::from_vec(v, shape, device);
-        let mut matcher = SpectrumMatcher {
+        Ok(BandPower {
             cos: t(c, (n, n)).map_err(ce("spectrum"))?,
             sin: t(s, (n, n)).map_err(ce("spectrum"))?,
             bands: t(m, (n * n, nb)).map_err(ce("spectrum"))?,
-            target: Tensor::zeros(nb, DType::F32, device).map_err(ce("spectrum"))?,
+        })
+    }
+
+    /// Band powers of each of (B, 1, N, N) maps: (B, bands).
+    pub fn per_map(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, _, n, _) = x.dims4()?;
+        let x = x.reshape((b, n, n))?;
+        // X = W x W with W = C − iS (symmetric): Re = CxC − SxS, Im = −(CxS + SxC).
+        let cx = x.broadcast_matmul(&self.cos)?;
+        let sx = x.broadcast_matmul(&self.sin)?;
+        let re = (self.cos.broadcast_matmul(&cx)? - self.sin.broadcast_matmul(&sx)?)?;
+        let im = (self.cos.broadcast_matmul(&sx)? + self.sin.broadcast_matmul(&cx)?)?;
+        let power = (re.sqr()? + im.sqr()?)?.reshape((b, n * n))?;
+        power.matmul(&self.bands)
+    }
+}
+
+/// Maps in physical values as a (count, 1, n, n) tensor.
+pub fn maps_tensor(maps: &[&[f32]], n: usize, device: &Device) -> Result<Tensor> {
+    let flat: Vec<f32> = maps.iter().flat_map(|m| m.iter().copied()).collect();
+    Tensor::from_vec(flat, (maps.len(), 1, n, n), device).map_err(ce("matching target"))
+}
+
+impl SpectrumMatcher {
+    /// Builds the DFT and band matrices for N×N maps and the target from
+    /// `maps` (each N², physical values); `transform` maps G's output to them.
+    pub fn new(
+        n: usize,
+        maps: &[&[f32]],
+        transform: Transform,
+        weight: f64,
+        device: &Device,
+    ) -> Result<Self> {
+        let mut matcher = SpectrumMatcher {
+            band_power: BandPower::new(n, device)?,
+            target: Tensor::zeros(BANDS, DType::F32, device).map_err(ce("spectrum"))?,
             target_from_real_batch: false,
             transform,
             weight,
         };
-        let flat: Vec<f32> = maps.iter().flat_map(|m| m.iter().copied()).collect();
-        let x = Tensor::from_vec(flat, (maps.len(), 1, n, n), device).map_err(ce("spectrum"))?;
         matcher.target = matcher
-            .log_band_power(&x)
+            .log_band_power(&maps_tensor(maps, n, device)?)
             .map_err(ce("spectrum target"))?
             .detach();
         Ok(matcher)
@@ -105,21 +144,15 @@ impl SpectrumMatcher {
 
     /// ln of the batch-mean band powers of (B, 1, N, N) maps: (bands,).
     fn log_band_power(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let (b, _, n, _) = x.dims4()?;
-        let x = x.reshape((b, n, n))?;
-        // X = W x W with W = C − iS (symmetric): Re = CxC − SxS, Im = −(CxS + SxC).
-        let cx = x.broadcast_matmul(&self.cos)?;
-        let sx = x.broadcast_matmul(&self.sin)?;
-        let re = (self.cos.broadcast_matmul(&cx)? - self.sin.broadcast_matmul(&sx)?)?;
-        let im = (self.cos.broadcast_matmul(&sx)? + self.sin.broadcast_matmul(&cx)?)?;
-        let power = (re.sqr()? + im.sqr()?)?.reshape((b, n * n))?;
-        let band = power.matmul(&self.bands)?.mean(0)?;
+        let band = self.band_power.per_map(x)?.mean(0)?;
         (band + 1e-12)?.log()
     }
+}
 
+impl GeneratorLossTerm for SpectrumMatcher {
     /// weight · mean over bands of (ln P_G − ln P_data)², from G's output and the
     /// real batch it was drawn beside (both in the network's units).
-    pub fn loss(&self, fake: &Tensor, real: &Tensor) -> candle_core::Result<Tensor> {
+    fn loss(&self, fake: &Tensor, real: &Tensor) -> candle_core::Result<Tensor> {
         let physical = self.transform.inverse_tensor(fake)?;
         let target = if self.target_from_real_batch {
             let real = self.transform.inverse_tensor(&real.detach())?;

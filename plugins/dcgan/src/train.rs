@@ -31,7 +31,8 @@ use simemu_nn::checkpoint::{
 use simemu_nn::{assign, bce_with_logits, ce, reinit_normal, Adam, Ema};
 
 use crate::config::Score;
-use crate::spectrum::SpectrumMatcher;
+use crate::spectrum::{GeneratorLossTerm, SpectrumMatcher};
+use crate::summary::SummaryMatcher;
 use crate::transform::Transform;
 use crate::{Condition, Dcgan, DcganConfig, Meta, Nets};
 
@@ -338,7 +339,7 @@ pub fn gan_step(
     (real, z, cond): (&Tensor, &Tensor, Option<&Tensor>),
     (target_real, target_fake): (f32, f32),
     max_loss: f64,
-    spectrum: Option<&SpectrumMatcher>,
+    extra_g_terms: &[Box<dyn GeneratorLossTerm>],
 ) -> Result<StepOutcome> {
     let bad = |l: f64| !l.is_finite() || l.abs() > max_loss;
     let mut run = || -> candle_core::Result<StepOutcome> {
@@ -360,8 +361,8 @@ pub fn gan_step(
         let (p_real, p_fake) = (mean_p(&d_real)?, mean_p(&d_fake)?);
         opt_d.backward_step(&loss_d)?;
         let mut loss_g = bce_with_logits(&nets.d.forward(&fake, cond, true, true)?, 1.0)?;
-        if let Some(m) = spectrum {
-            loss_g = (loss_g + m.loss(&fake, real)?)?;
+        for term in extra_g_terms {
+            loss_g = (loss_g + term.loss(&fake, real)?)?;
         }
         let lg = loss_g.to_scalar::<f32>()? as f64;
         if bad(lg) {
@@ -379,6 +380,51 @@ pub fn gan_step(
         })
     };
     run().map_err(ce("training step"))
+}
+
+/// The summary-matching terms of G's loss the config turns on, with targets from
+/// (at most 512 of) the training maps; conditional models match each batch to the
+/// real batch drawn beside it instead.
+fn matching_terms(
+    config: &DcganConfig,
+    transform: &Transform,
+    ds: &Dataset,
+    n_train: usize,
+    conditional: bool,
+    device: &candle_core::Device,
+) -> Result<Vec<Box<dyn GeneratorLossTerm>>> {
+    if config.spectrum_loss == 0.0 && config.summary_loss == 0.0 {
+        return Ok(Vec::new());
+    }
+    let maps: Vec<f32> = ds
+        .read_field_range(0, 0, n_train.min(512))?
+        .to_f64()
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
+    let refs: Vec<&[f32]> = maps.chunks(config.size * config.size).collect();
+    let mut terms: Vec<Box<dyn GeneratorLossTerm>> = Vec::new();
+    if config.spectrum_loss > 0.0 {
+        let m = SpectrumMatcher::new(
+            config.size,
+            &refs,
+            transform.clone(),
+            config.spectrum_loss,
+            device,
+        )?;
+        terms.push(Box::new(if conditional { m.per_batch() } else { m }));
+    }
+    if config.summary_loss > 0.0 {
+        let m = SummaryMatcher::new(
+            config.size,
+            &refs,
+            transform.clone(),
+            config.summary_loss,
+            device,
+        )?;
+        terms.push(Box::new(if conditional { m.per_batch() } else { m }));
+    }
+    Ok(terms)
 }
 
 fn nets_g_vars(gan: &Dcgan) -> candle_nn::VarMap {
@@ -631,27 +677,14 @@ pub fn train(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let spectrum = if config.spectrum_loss > 0.0 {
-        let k = n_train.min(512);
-        let maps = ds.read_field_range(0, 0, k)?.to_f64();
-        let maps: Vec<f32> = maps.iter().map(|&v| v as f32).collect();
-        let per = config.size * config.size;
-        let refs: Vec<&[f32]> = maps.chunks(per).collect();
-        let matcher = SpectrumMatcher::new(
-            config.size,
-            &refs,
-            meta.transform.clone(),
-            config.spectrum_loss,
-            &tr.gan.device,
-        )?;
-        Some(if n_cond > 0 {
-            matcher.per_batch()
-        } else {
-            matcher
-        })
-    } else {
-        None
-    };
+    let extra_g_terms = matching_terms(
+        &config,
+        &meta.transform,
+        ds,
+        n_train,
+        n_cond > 0,
+        &tr.gan.device,
+    )?;
     let train_seed = derive_seed(options.seed, "dcgan-steps");
     let g_named = named_vars(&nets_g_vars(tr.gan));
     let (h, w) = (config.size, config.size);
@@ -711,7 +744,7 @@ pub fn train(
             (&real, &z, cond.as_ref()),
             (t_real, t_fake),
             config.max_loss,
-            spectrum.as_ref(),
+            &extra_g_terms,
         )?;
         let (ld, lg, pr, pf) = match outcome {
             StepOutcome::Updated {
