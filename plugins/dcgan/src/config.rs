@@ -39,6 +39,12 @@ pub struct DcganConfig {
     /// squared difference of log band powers between G's batch and the training set.
     #[serde(default)]
     pub spectrum_loss: f64,
+    /// What the spectrum term compares: 12 log-spaced bands of |k| ("log"), or
+    /// every shell of equal |k|² ("shells": a few hundred at 64², so that excess
+    /// power in a handful of modes — an artefact of G's seed-map grid at a fixed
+    /// k — is not averaged away inside a wide band).
+    #[serde(default)]
+    pub spectrum_bins: SpectrumBins,
     /// Weight of the summary-statistic matching term in G's loss (0: off): the
     /// mean and map-to-map scatter of per-map summaries (mean pixel, log band
     /// powers, fractions of pixels above thresholds) against the training data's.
@@ -127,6 +133,15 @@ pub enum Score {
     /// Fraction of bins whose two-sample KS test rejects at 5% (asymptotic critical
     /// value), what the harness's verdicts count; ties broken by `moments`.
     Ks,
+}
+
+/// The bins of the spectrum-matching term.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpectrumBins {
+    #[default]
+    Log,
+    Shells,
 }
 
 /// G's upsampling layers.

@@ -301,6 +301,7 @@ fn options() -> Vec<OptionSpec> {
         "upsample" => "\"transposed\" 5×5 (CosmoGAN) | \"even\" 4×4 | \"resize\": nearest ×2 then 3×3",
         "circular_padding" => "pad every convolution circularly (periodic maps)",
         "spectrum_loss" => "weight of the power-spectrum matching term in G's loss (0: off)",
+        "spectrum_bins" => "\"log\": 12 log bands of |k| | \"shells\": every shell of equal |k|²",
         "summary_loss" => "weight of the per-map summary matching term (mean and scatter) in G's loss (0: off)",
         "augment" => "random periodic shifts and rotations/reflections of training maps",
         "ema" => "decay of the moving average of G's weights used to generate (0: off)",

@@ -11,9 +11,11 @@ use candle_core::{DType, Device, Tensor};
 use simemu_core::Result;
 use simemu_nn::ce;
 
+pub use crate::config::SpectrumBins;
 use crate::transform::Transform;
 
-/// Log-spaced bands of the integer wavenumber |k| from 1 to N/√2·… (the corner).
+/// `SpectrumBins::Log`: log-spaced bands of the integer wavenumber |k| from 1 to
+/// the corner N/√2.
 const BANDS: usize = 12;
 
 /// Band powers of (B, 1, N, N) maps inside the graph: the 2D DFT as two products
@@ -45,24 +47,34 @@ pub struct SpectrumMatcher {
     pub weight: f64,
 }
 
-/// The band of every mode (None: the mean mode k = 0).
-fn band_of_modes(n: usize) -> (Vec<Option<usize>>, usize) {
-    let kmax = (2.0f64).sqrt() * (n / 2) as f64;
-    let band = |k: f64| -> usize {
-        let t = k.ln() / kmax.ln(); // 0 at |k| = 1, 1 at the corner
-        ((t * BANDS as f64) as usize).min(BANDS - 1)
-    };
+/// The band of every mode (None: the mean mode k = 0) and the number of bands.
+fn band_of_modes(n: usize, bins: SpectrumBins) -> (Vec<Option<usize>>, usize) {
     // Integer |k|: wavenumbers for a side of 2π.
-    let out = simemu_grid::mode_wavenumbers(n, 2.0 * std::f64::consts::PI)
-        .into_iter()
-        .map(|k| (k >= 1.0).then(|| band(k)))
-        .collect();
-    (out, BANDS)
+    let k = simemu_grid::mode_wavenumbers(n, 2.0 * std::f64::consts::PI);
+    match bins {
+        SpectrumBins::Log => {
+            let kmax = (2.0f64).sqrt() * (n / 2) as f64;
+            let band = |k: f64| -> usize {
+                let t = k.ln() / kmax.ln(); // 0 at |k| = 1, 1 at the corner
+                ((t * BANDS as f64) as usize).min(BANDS - 1)
+            };
+            let out = k.into_iter().map(|k| (k >= 1.0).then(|| band(k))).collect();
+            (out, BANDS)
+        }
+        SpectrumBins::Shells => {
+            let k2: Vec<u64> = k.iter().map(|k| (k * k).round() as u64).collect();
+            let mut shells: Vec<u64> = k2.iter().copied().filter(|&q| q > 0).collect();
+            shells.sort_unstable();
+            shells.dedup();
+            let out = k2.iter().map(|q| shells.binary_search(q).ok()).collect();
+            (out, shells.len())
+        }
+    }
 }
 
 impl BandPower {
     /// DFT and band matrices for N×N maps.
-    pub fn new(n: usize, device: &Device) -> Result<Self> {
+    pub fn new(n: usize, bins: SpectrumBins, device: &Device) -> Result<Self> {
         let mut c = vec![0f32; n * n];
         let mut s = vec![0f32; n * n];
         for j in 0..n {
@@ -72,7 +84,7 @@ impl BandPower {
                 s[j * n + k] = a.sin() as f32;
             }
         }
-        let (modes, nb) = band_of_modes(n);
+        let (modes, nb) = band_of_modes(n, bins);
         let mut count = vec![0usize; nb];
         for b in modes.iter().flatten() {
             count[*b] += 1;
@@ -116,14 +128,15 @@ impl SpectrumMatcher {
     /// `maps` (each N², physical values); `transform` maps G's output to them.
     pub fn new(
         n: usize,
+        bins: SpectrumBins,
         maps: &[&[f32]],
         transform: Transform,
         weight: f64,
         device: &Device,
     ) -> Result<Self> {
         let mut matcher = SpectrumMatcher {
-            band_power: BandPower::new(n, device)?,
-            target: Tensor::zeros(BANDS, DType::F32, device).map_err(ce("spectrum"))?,
+            band_power: BandPower::new(n, bins, device)?,
+            target: Tensor::zeros(1, DType::F32, device).map_err(ce("spectrum"))?,
             target_from_real_batch: false,
             transform,
             weight,
@@ -173,15 +186,34 @@ mod tests {
     /// the data it was built from and grows when the maps are scaled (P ∝ a²).
     #[test]
     fn band_powers_match_a_direct_dft_and_the_loss_sees_scaling() {
+        for bins in [SpectrumBins::Log, SpectrumBins::Shells] {
+            band_powers_match_a_direct_dft_and_the_loss_sees_scaling_with(bins);
+        }
+    }
+
+    /// At 8²: |k|² ∈ {1, 2, 4, 5, 8, 9, 10, 13, 16, 17, 18, 20, 25, 32}.
+    #[test]
+    fn shells_are_the_distinct_squared_wavenumbers() {
+        let (modes, nb) = band_of_modes(8, SpectrumBins::Shells);
+        assert_eq!(nb, 14);
+        assert_eq!(modes[0], None);
+        assert_eq!(modes[1], Some(0)); // (0, 1)
+        assert_eq!(modes[8 + 1], Some(1)); // (1, 1)
+        assert_eq!(modes[4 * 8 + 4], Some(13)); // (4, 4): the corner, |k|² = 32
+        assert_eq!(modes.iter().filter(|b| **b == Some(0)).count(), 4);
+    }
+
+    fn band_powers_match_a_direct_dft_and_the_loss_sees_scaling_with(bins: SpectrumBins) {
         let n = 8;
         let map: Vec<f32> = (0..n * n)
-            .map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.1)
+            .map(|i| ((i * i * 7919 + i * 37) % 101) as f32 * 0.01 - 0.5)
             .collect();
-        let m = SpectrumMatcher::new(n, &[&map], Transform::Identity, 1.0, &Device::Cpu).unwrap();
+        let m =
+            SpectrumMatcher::new(n, bins, &[&map], Transform::Identity, 1.0, &Device::Cpu).unwrap();
         let x = Tensor::from_vec(map.clone(), (1, 1, n, n), &Device::Cpu).unwrap();
         let got: Vec<f32> = m.log_band_power(&x).unwrap().to_vec1().unwrap();
         // Direct DFT.
-        let (modes, nb) = band_of_modes(n);
+        let (modes, nb) = band_of_modes(n, bins);
         let mut sum = vec![0f64; nb];
         let mut cnt = vec![0usize; nb];
         for ky in 0..n {
@@ -210,7 +242,10 @@ mod tests {
             if cnt[b] > 0 {
                 let want = sum[b] / cnt[b] as f64;
                 let p = (got[b] as f64).exp() - 1e-12;
-                assert!((p - want).abs() < 1e-5 * largest, "band {b}: {p} vs {want}");
+                assert!(
+                    (p - want).abs() < 1e-5 * largest,
+                    "{bins:?} band {b}: {p} vs {want}"
+                );
             }
         }
         let zero: f32 = m.loss(&x, &x).unwrap().to_scalar().unwrap();

@@ -14,7 +14,7 @@ use candle_core::{Device, Tensor};
 use simemu_core::{Error, Result};
 use simemu_nn::ce;
 
-use crate::spectrum::{maps_tensor, BandPower, GeneratorLossTerm};
+use crate::spectrum::{maps_tensor, BandPower, GeneratorLossTerm, SpectrumBins};
 use crate::transform::Transform;
 
 /// Pixel thresholds of the smooth-step fractions, linear between two quantiles of
@@ -66,7 +66,7 @@ impl SummaryMatcher {
             .map(|i| (lo + (i as f64 + 0.5) * spacing) as f32)
             .collect();
         let mut matcher = SummaryMatcher {
-            band_power: BandPower::new(n, device)?,
+            band_power: BandPower::new(n, SpectrumBins::Log, device)?,
             thresholds: Tensor::from_vec(thresholds, (1, 1, THRESHOLDS), device)
                 .map_err(ce("summary thresholds"))?,
             step_width: spacing / 2.0,

@@ -407,6 +407,7 @@ fn matching_terms(
     if config.spectrum_loss > 0.0 {
         let m = SpectrumMatcher::new(
             config.size,
+            config.spectrum_bins,
             &refs,
             transform.clone(),
             config.spectrum_loss,
