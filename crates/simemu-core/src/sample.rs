@@ -77,9 +77,28 @@ impl Array {
 
     /// Index of the first value that is NaN or infinite.
     pub fn first_non_finite(&self) -> Option<usize> {
+        // A full pass that vectorises (integer compares on the exponent bits, no
+        // early exit) answers the common question, "is there any?"; the position is
+        // searched only when there is one.
         match self {
-            Array::F32(v) => v.iter().position(|x| !x.is_finite()),
-            Array::F64(v) => v.iter().position(|x| !x.is_finite()),
+            Array::F32(v) => {
+                const EXPONENT: u32 = 0x7f80_0000;
+                let any = v.iter().fold(0u32, |bad, x| {
+                    bad | u32::from(x.to_bits() & EXPONENT == EXPONENT)
+                });
+                (any != 0)
+                    .then(|| v.iter().position(|x| !x.is_finite()))
+                    .flatten()
+            }
+            Array::F64(v) => {
+                const EXPONENT: u64 = 0x7ff0_0000_0000_0000;
+                let any = v.iter().fold(0u64, |bad, x| {
+                    bad | u64::from(x.to_bits() & EXPONENT == EXPONENT)
+                });
+                (any != 0)
+                    .then(|| v.iter().position(|x| !x.is_finite()))
+                    .flatten()
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ use simemu_core::{
 };
 
 use crate::power::PowerSpectrum;
-use crate::topology::{minkowski, peak_counts, pixel_pdf, std_ddof0};
+use crate::topology::{minkowski, peak_counts, pixel_pdf, std_ddof0, Pixel};
 
 /// Default threshold bins: 30 linear bins over the reference pixels' [0.1%, 99.9%]
 /// quantiles (in κ units), as the validation calibration used.
@@ -62,12 +62,6 @@ fn square_side(stat: &str, ctx: &StatContext) -> Result<usize> {
     }
 }
 
-thread_local! {
-    /// The f64 copy of the map being measured, reused: a fresh 0.5 MB allocation per
-    /// 256² map costs page faults that rival the statistic itself.
-    static MAP: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 /// The map field of a sample (the named one, or the only one), checked to be N×N.
 fn map_field<'s>(sample: &'s Sample, field: &str, n: usize) -> Result<&'s simemu_core::Field> {
     let fd = match sample.field(field) {
@@ -87,43 +81,17 @@ fn map_field<'s>(sample: &'s Sample, field: &str, n: usize) -> Result<&'s simemu
 /// Refuses NaN/Inf, naming the first bad pixel.
 fn check_finite(data: &simemu_core::Array, n: usize) -> Result<()> {
     match data.first_non_finite() {
-        Some(i) => Err(Error::Data(format!(
-            "non-finite pixel at row {}, column {}",
-            i / n,
-            i % n
-        ))),
+        Some(i) => Err(non_finite_pixel(i, n)),
         None => Ok(()),
     }
 }
 
-/// Runs `f` on the map of a sample as f64, refusing NaN/Inf.
-fn with_map<T>(sample: &Sample, field: &str, n: usize, f: impl FnOnce(&[f64]) -> T) -> Result<T> {
-    let fd = map_field(sample, field, n)?;
-    MAP.with(|buf| {
-        let mut m = buf.borrow_mut();
-        m.clear();
-        // Convert and check finiteness in one vectorisable pass; locate the culprit
-        // only when there is one.
-        let mut bad = false;
-        match &fd.data {
-            simemu_core::Array::F32(v) => m.extend(v.iter().map(|&x| {
-                bad |= !x.is_finite();
-                x as f64
-            })),
-            simemu_core::Array::F64(v) => m.extend(v.iter().map(|&x| {
-                bad |= !x.is_finite();
-                x
-            })),
-        }
-        if let Some(i) = bad.then(|| m.iter().position(|x| !x.is_finite())).flatten() {
-            return Err(Error::Data(format!(
-                "non-finite pixel at row {}, column {}",
-                i / n,
-                i % n
-            )));
-        }
-        Ok(f(&m))
-    })
+fn non_finite_pixel(index: usize, n: usize) -> Error {
+    Error::Data(format!(
+        "non-finite pixel at row {}, column {}",
+        index / n,
+        index % n
+    ))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -195,19 +163,29 @@ impl Statistic for ThresholdStat {
         serde_json::json!({"thresholds": self.thresholds, "sigma_units": self.sigma_units})
     }
     fn compute(&self, sample: &Sample) -> Result<StatValues> {
-        with_map(sample, &self.field, self.n, |m| {
-            let sigma = if self.sigma_units { std_ddof0(m) } else { 1.0 };
-            if self.sigma_units && sigma == 0.0 {
-                return Err(Error::Data(
-                    "constant map: σ = 0, cannot use sigma units".into(),
-                ));
-            }
-            Ok(match self.kind {
-                Kind::Pdf => vec![pixel_pdf(m, &self.thresholds, sigma)],
-                Kind::Minkowski => minkowski(m, self.n, &self.thresholds, sigma).to_vec(),
-                Kind::Peaks => vec![peak_counts(m, self.n, &self.thresholds, sigma)],
-            })
-        })?
+        let fd = map_field(sample, &self.field, self.n)?;
+        check_finite(&fd.data, self.n)?;
+        match &fd.data {
+            simemu_core::Array::F32(m) => self.compute_on(m),
+            simemu_core::Array::F64(m) => self.compute_on(m),
+        }
+    }
+}
+
+impl ThresholdStat {
+    /// The statistic of one map, read in its stored precision.
+    fn compute_on<T: Pixel>(&self, m: &[T]) -> Result<StatValues> {
+        let sigma = if self.sigma_units { std_ddof0(m) } else { 1.0 };
+        if self.sigma_units && sigma == 0.0 {
+            return Err(Error::Data(
+                "constant map: σ = 0, cannot use sigma units".into(),
+            ));
+        }
+        Ok(match self.kind {
+            Kind::Pdf => vec![pixel_pdf(m, &self.thresholds, sigma)],
+            Kind::Minkowski => minkowski(m, self.n, &self.thresholds, sigma).to_vec(),
+            Kind::Peaks => vec![peak_counts(m, self.n, &self.thresholds, sigma)],
+        })
     }
 }
 
@@ -298,11 +276,11 @@ impl Statistic for PowerStat {
     }
     fn compute(&self, sample: &Sample) -> Result<StatValues> {
         let f = map_field(sample, &self.field, self.n)?;
-        check_finite(&f.data, self.n)?;
-        Ok(vec![match &f.data {
+        let power = match &f.data {
             simemu_core::Array::F32(v) => self.estimator.compute_rows(v),
             simemu_core::Array::F64(v) => self.estimator.compute_rows(v),
-        }])
+        };
+        Ok(vec![power.map_err(|i| non_finite_pixel(i, self.n))?])
     }
 }
 
@@ -365,3 +343,59 @@ pub fn register(r: &mut Registry) -> Result<()> {
 }
 
 simemu_core::inventory::submit! { simemu_core::StaticPlugin { name: "map-stats", register } }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use simemu_core::{Array, DType, Field, FieldSpec};
+
+    fn build(name: &str, options: serde_json::Value, n: usize) -> Box<dyn Statistic> {
+        let mut r = Registry::new();
+        register(&mut r).unwrap();
+        let q = |_: &[f64]| Ok(vec![-1.0, 1.0]);
+        let v = || Ok(1.0);
+        let mut field = FieldSpec::new("kappa", vec![n, n], DType::F32);
+        field
+            .attrs
+            .insert("angle_deg".into(), serde_json::json!(3.5));
+        let ctx = StatContext {
+            field,
+            quantiles: &q,
+            pooled_variance: &v,
+        };
+        (r.statistic(name).unwrap().build)(&options, &ctx).unwrap()
+    }
+
+    /// Every statistic refuses a NaN or infinite pixel, naming its row and column,
+    /// whether the map is stored in f32 or f64 (the power spectrum checks while it
+    /// reads, the others before).
+    #[test]
+    fn non_finite_pixels_are_refused_with_their_position() {
+        let n = 16;
+        let clean: Vec<f64> = (0..n * n)
+            .map(|i| ((i * 37 % 101) as f64 - 50.0) / 60.0)
+            .collect();
+        for name in ["pixel-pdf", "power-spectrum", "minkowski", "peaks"] {
+            let stat = build(name, serde_json::Value::Null, n);
+            for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+                let mut m = clean.clone();
+                m[5 * n + 9] = bad;
+                m[11 * n + 2] = bad;
+                let arrays = [
+                    Array::F64(m.clone()),
+                    Array::F32(m.iter().map(|&x| x as f32).collect()),
+                ];
+                for data in arrays {
+                    let s = Sample::single(Field::new("kappa", vec![n, n], data).unwrap(), vec![]);
+                    let e = stat.compute(&s).unwrap_err().to_string();
+                    assert!(e.contains("row 5, column 9"), "{name}, {bad}: {e}");
+                }
+            }
+            let s = Sample::single(
+                Field::new("kappa", vec![n, n], Array::F64(clean.clone())).unwrap(),
+                vec![],
+            );
+            assert!(stat.compute(&s).is_ok(), "{name}");
+        }
+    }
+}

@@ -45,7 +45,7 @@ thread_local! {
 pub struct PowerSpectrum {
     n: usize,
     /// Bin of each rfft mode, column-major (mode (i, j) at j·N + i) like the column
-    /// pass, or `u32::MAX` outside all bins.
+    /// pass, or `u32::MAX` outside all bins (counted in a spare slot past the last).
     bin_of_mode: Vec<u32>,
     modes_per_bin: Vec<usize>,
     norm: f64,
@@ -95,22 +95,35 @@ impl PowerSpectrum {
         &self.modes_per_bin
     }
 
-    /// The binned power spectrum of `map` (row-major N×N).
-    pub fn compute(&self, map: &[f64]) -> Vec<f64> {
+    /// The binned power spectrum of `map` (row-major N×N), or the index of its first
+    /// NaN or infinite pixel.
+    pub fn compute(&self, map: &[f64]) -> Result<Vec<f64>, usize> {
         self.compute_rows(map)
     }
 
     /// The binned power spectrum of a row-major N×N map of f32 or f64 values, read
-    /// row by row straight into the transform's input (no f64 copy of the map).
-    pub fn compute_rows<T: Copy + Into<f64>>(&self, map: &[T]) -> Vec<f64> {
-        BUFFERS.with(|b| {
+    /// row by row straight into the transform's input (no f64 copy of the map), or
+    /// the index of its first NaN or infinite pixel. Finiteness is checked while the
+    /// rows are read, not in a pass of its own: on maps that are not yet in cache
+    /// that pass costs a sixth of the estimate.
+    pub fn compute_rows<T: Copy + Into<f64>>(&self, map: &[T]) -> Result<Vec<f64>, usize> {
+        let (power, all_finite) = BUFFERS.with(|b| {
             let mut all = b.borrow_mut();
             let buf = all.entry(self.n).or_insert_with(|| Buffers::new(self));
             self.compute_with(map, buf)
-        })
+        });
+        if all_finite {
+            Ok(power)
+        } else {
+            Err(map
+                .iter()
+                .position(|&x| !x.into().is_finite())
+                .expect("a non-finite pixel was seen"))
+        }
     }
 
-    fn compute_with<T: Copy + Into<f64>>(&self, map: &[T], buf: &mut Buffers) -> Vec<f64> {
+    /// The power spectrum, and whether every pixel was finite.
+    fn compute_with<T: Copy + Into<f64>>(&self, map: &[T], buf: &mut Buffers) -> (Vec<f64>, bool) {
         let n = self.n;
         let half = n / 2 + 1;
         let Buffers {
@@ -121,12 +134,14 @@ impl PowerSpectrum {
             cscratch,
         } = buf;
         // Rows: real-to-complex along axis 1, written column-major for the column pass.
+        let mut any_non_finite = false;
         for i0 in (0..n).step_by(ROW_BLOCK) {
             let rows = ROW_BLOCK.min(n - i0);
             for b in 0..rows {
                 let i = i0 + b;
                 for (d, &x) in row_in.iter_mut().zip(&map[i * n..(i + 1) * n]) {
                     *d = x.into();
+                    any_non_finite |= !d.is_finite();
                 }
                 self.row_r2c
                     .process_with_scratch(row_in, &mut row_out[b * half..(b + 1) * half], scratch)
@@ -140,24 +155,35 @@ impl PowerSpectrum {
             }
         }
         let nb = self.modes_per_bin.len();
-        let mut sums = vec![0.0; nb];
         // All columns in one call (rustfft batches them), then one pass over the
-        // modes in the same column-major order as the bin table.
+        // modes in the same column-major order as the bin table. Neighbouring modes
+        // share a bin, so four interleaved sums per bin keep each addition from
+        // waiting for the previous one; modes outside every bin go to a spare slot
+        // instead of a branch.
         self.col_fft.process_with_scratch(cols, cscratch);
-        for (z, &b) in cols.iter().zip(&self.bin_of_mode) {
-            if b != u32::MAX {
-                sums[b as usize] += z.re * z.re + z.im * z.im;
+        let mut sums = vec![[0.0f64; 4]; nb + 1];
+        let mut quads = cols.chunks_exact(4).zip(self.bin_of_mode.chunks_exact(4));
+        for (z, b) in &mut quads {
+            for lane in 0..4 {
+                let slot = (b[lane] as usize).min(nb);
+                sums[slot][lane] += z[lane].re * z[lane].re + z[lane].im * z[lane].im;
             }
         }
-        sums.iter()
+        let tail = cols.len() - cols.len() % 4;
+        for (z, &b) in cols[tail..].iter().zip(&self.bin_of_mode[tail..]) {
+            sums[(b as usize).min(nb)][0] += z.re * z.re + z.im * z.im;
+        }
+        let power = sums[..nb]
+            .iter()
             .zip(&self.modes_per_bin)
-            .map(|(&s, &h)| {
+            .map(|(s, &h)| {
                 if h == 0 {
                     0.0
                 } else {
-                    self.norm * s / h as f64
+                    self.norm * ((s[0] + s[1]) + (s[2] + s[3])) / h as f64
                 }
             })
-            .collect()
+            .collect();
+        (power, !any_non_finite)
     }
 }

@@ -146,7 +146,7 @@ fn power_spectrum_both_bin_layouts() {
             "{layout} modes per bin"
         );
         let want = hex_floats(&r["power_hex"]);
-        let got = ps.compute(&map);
+        let got = ps.compute(&map).unwrap();
         let max = want.iter().cloned().fold(0.0, f64::max);
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
             let ok = (g - w).abs() <= 1e-12 * max || (g - w).abs() <= 1e-8 * w.abs();
@@ -262,4 +262,31 @@ fn zero_gradient_branch_of_v2() {
     // hxx = (m[4,6] + m[4,2] − 2)/4 = −0.5, hyy = −0.5, hxy = (m[5,5] + m[3,3] − m[5,3] − m[3,5])/4 = 0.125
     let expected = (2.0 * 0.125 + 0.5 + 0.5) / (4.0 * std::f64::consts::PI) / (64.0 * 0.2);
     assert!((v2[0] - expected).abs() < 1e-15, "{} vs {expected}", v2[0]);
+}
+
+/// The statistics read f32 maps without an f64 copy; the fixture map is exactly
+/// representable in f32, so its f32 copy must give the very same bits (every
+/// statistic does its arithmetic in f64, in the same order).
+#[test]
+fn an_f32_map_gives_the_numbers_of_its_f64_copy() {
+    let (map, j) = fixture();
+    let map32: Vec<f32> = map.iter().map(|&x| x as f32).collect();
+    assert!(map32.iter().zip(&map).all(|(&a, &b)| a as f64 == b));
+    assert_eq!(std_ddof0(&map32), std_ddof0(&map));
+    let sigma = std_ddof0(&map);
+    for (conv, s) in [
+        ("sigma_units_norm_true", sigma),
+        ("kappa_units_norm_false", 1.0),
+    ] {
+        let t = hex_floats(&j["minkowskiFunctionals"][conv]["thresholds_hex"]);
+        assert_eq!(minkowski(&map32, 256, &t, s), minkowski(&map, 256, &t, s));
+        let t = hex_floats(&j["peakCount"][conv]["thresholds_hex"]);
+        assert_eq!(
+            peak_counts(&map32, 256, &t, s),
+            peak_counts(&map, 256, &t, s)
+        );
+        let t = floats(&j["pdf"][conv]["thresholds"]);
+        assert_eq!(pixel_pdf(&map32, &t, s), pixel_pdf(&map, &t, s));
+    }
+    assert_eq!(peaks(&map32, 256), peaks(&map, 256));
 }
