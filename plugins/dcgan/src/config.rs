@@ -71,6 +71,16 @@ pub struct DcganConfig {
     pub lr_g: f64,
     #[serde(default = "d_lr")]
     pub lr_d: f64,
+    /// How both learning rates change over the run's steps: "constant" (CosmoGAN),
+    /// or "linear" / "cosine" decay from `lr_g`/`lr_d` at the first step to
+    /// `lr_final` times them at the last (the `--steps`/`--epochs` target), so that
+    /// the end of a run settles instead of oscillating between checkpoints.
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
+    /// Fraction of the learning rates reached at the last step of a decaying
+    /// schedule.
+    #[serde(default)]
+    pub lr_final: f64,
     #[serde(default = "d_beta1")]
     pub beta1: f64,
     #[serde(default = "d_beta2")]
@@ -141,6 +151,34 @@ pub enum SpectrumBins {
     #[default]
     Log,
     Shells,
+}
+
+/// The learning-rate schedule.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    #[default]
+    Constant,
+    Linear,
+    Cosine,
+}
+
+impl LrSchedule {
+    /// The factor on the learning rates for step `step` (1-based) of `total`, from 1
+    /// at the first step to `last` at step `total`.
+    pub fn factor(self, step: u64, total: u64, last: f64) -> f64 {
+        let progress = if total <= 1 {
+            1.0
+        } else {
+            (step.saturating_sub(1) as f64 / (total - 1) as f64).min(1.0)
+        };
+        let fall = match self {
+            LrSchedule::Constant => return 1.0,
+            LrSchedule::Linear => progress,
+            LrSchedule::Cosine => 0.5 * (1.0 - (std::f64::consts::PI * progress).cos()),
+        };
+        1.0 - (1.0 - last) * fall
+    }
 }
 
 /// G's upsampling layers.
@@ -218,6 +256,9 @@ impl DcganConfig {
                 return bad(format!("{name} = {v} must be positive"));
             }
         }
+        if !(0.0..=1.0).contains(&c.lr_final) {
+            return bad(format!("lr_final = {} must lie in [0, 1]", c.lr_final));
+        }
         if !(0.0..1.0).contains(&c.beta1)
             || !(0.0..1.0).contains(&c.beta2)
             || !(0.0..=0.5).contains(&c.label_flip)
@@ -249,5 +290,37 @@ impl DcganConfig {
     /// Channels of G's seed map: width·2^(layers−1).
     pub fn top_channels(&self) -> usize {
         self.width << (self.layers - 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learning_rate_schedules_run_from_one_to_the_final_fraction() {
+        for schedule in [LrSchedule::Linear, LrSchedule::Cosine] {
+            assert_eq!(schedule.factor(1, 2000, 0.1), 1.0);
+            assert!((schedule.factor(2000, 2000, 0.1) - 0.1).abs() < 1e-15);
+            // Halfway both have fallen halfway.
+            assert!((schedule.factor(1001, 2001, 0.0) - 0.5).abs() < 1e-12);
+            let f: Vec<f64> = (1..=100).map(|s| schedule.factor(s, 100, 0.0)).collect();
+            assert!(f.windows(2).all(|w| w[1] < w[0]), "{schedule:?} decreases");
+            // Steps past the target (a resumed run asked for fewer) stay at the end.
+            assert_eq!(
+                schedule.factor(150, 100, 0.2),
+                schedule.factor(100, 100, 0.2)
+            );
+        }
+        // Cosine falls slower at first, linear later.
+        assert!(
+            LrSchedule::Cosine.factor(101, 1001, 0.0) > LrSchedule::Linear.factor(101, 1001, 0.0)
+        );
+        assert_eq!(LrSchedule::Constant.factor(77, 100, 0.0), 1.0);
+        let bad = serde_json::json!({"lr_schedule": "cosine", "lr_final": 1.5});
+        assert!(DcganConfig::from_options(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("lr_final"));
     }
 }

@@ -312,6 +312,8 @@ fn options() -> Vec<OptionSpec> {
         "condition" => "parameters to condition on (default: those that vary in the data)",
         "batch" => "batch size",
         "lr_g" | "lr_d" => "Adam learning rate",
+        "lr_schedule" => "\"constant\" | \"linear\" | \"cosine\": decay of the learning rates over the run's steps",
+        "lr_final" => "fraction of the learning rates a decaying schedule reaches at the last step",
         "beta1" | "beta2" => "Adam β",
         "label_flip" => "probability of swapping a whole D batch's labels",
         "steps" => "training steps without --steps/--epochs",

@@ -7,7 +7,7 @@
 //! graph): the mean squared difference of the log band powers. candle has no FFT, so the 2D DFT is two products with fixed cos/sin
 //! matrices per map (at 64² as cheap as a convolution layer), all inside the graph.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use simemu_core::Result;
 use simemu_nn::ce;
 
@@ -117,6 +117,13 @@ impl BandPower {
     }
 }
 
+impl BandPower {
+    /// ln of the batch-mean band powers of (B, 1, N, N) maps: (bands,).
+    fn log_batch_mean(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        (self.per_map(x)?.mean(0)? + 1e-12)?.log()
+    }
+}
+
 /// Maps in physical values as a (count, 1, n, n) tensor.
 pub fn maps_tensor(maps: &[&[f32]], n: usize, device: &Device) -> Result<Tensor> {
     let flat: Vec<f32> = maps.iter().flat_map(|m| m.iter().copied()).collect();
@@ -134,18 +141,18 @@ impl SpectrumMatcher {
         weight: f64,
         device: &Device,
     ) -> Result<Self> {
-        let mut matcher = SpectrumMatcher {
-            band_power: BandPower::new(n, bins, device)?,
-            target: Tensor::zeros(1, DType::F32, device).map_err(ce("spectrum"))?,
+        let band_power = BandPower::new(n, bins, device)?;
+        let target = band_power
+            .log_batch_mean(&maps_tensor(maps, n, device)?)
+            .map_err(ce("spectrum target"))?
+            .detach();
+        Ok(SpectrumMatcher {
+            band_power,
+            target,
             target_from_real_batch: false,
             transform,
             weight,
-        };
-        matcher.target = matcher
-            .log_band_power(&maps_tensor(maps, n, device)?)
-            .map_err(ce("spectrum target"))?
-            .detach();
-        Ok(matcher)
+        })
     }
 
     /// Match each step's fake batch to its real batch instead of the fixed target
@@ -157,8 +164,7 @@ impl SpectrumMatcher {
 
     /// ln of the batch-mean band powers of (B, 1, N, N) maps: (bands,).
     fn log_band_power(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let band = self.band_power.per_map(x)?.mean(0)?;
-        (band + 1e-12)?.log()
+        self.band_power.log_batch_mean(x)
     }
 }
 

@@ -736,6 +736,9 @@ pub fn train(
             })
             .collect();
         let z = tr.gan.latents_rows(&zseeds, &cond_rows)?;
+        let lr_factor = config.lr_schedule.factor(s, target, config.lr_final);
+        tr.opt_g.lr = config.lr_g * lr_factor;
+        tr.opt_d.lr = config.lr_d * lr_factor;
         let flip = rng.random::<f64>() < config.label_flip;
         let (t_real, t_fake) = if flip { (0.0, 1.0) } else { (1.0, 0.0) };
         let (nets, _) = tr.gan.trained.as_ref().expect("built");
