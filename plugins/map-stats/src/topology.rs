@@ -50,13 +50,9 @@ pub fn std_ddof0<T: Pixel>(m: &[T]) -> f64 {
         .sqrt()
 }
 
-/// numpy's pairwise summation (blocks of 8 partial sums below 128 elements).
-pub fn pairwise_sum(a: &[f64]) -> f64 {
-    pairwise_sum_of(a.len(), |i| a[i])
-}
-
-/// Pairwise summation of `value(0..n)` in numpy's order, without materialising the
-/// values (σ of a map needs the squared deviations only once).
+/// numpy's pairwise summation (blocks of 8 partial sums below 128 elements) of
+/// `value(0..n)`, without materialising the values (σ of a map needs the squared
+/// deviations only once).
 fn pairwise_sum_of(n: usize, value: impl Fn(usize) -> f64 + Copy) -> f64 {
     fn go(start: usize, n: usize, value: impl Fn(usize) -> f64 + Copy) -> f64 {
         if n < 8 {
