@@ -49,6 +49,11 @@ pub struct DcganConfig {
     /// powers, fractions of pixels above thresholds) against the training data's.
     #[serde(default)]
     pub summary_loss: f64,
+    /// The quantiles of the training pixels between which the summary term's 16
+    /// pixel-fraction thresholds lie (linearly spaced): how far into the tails of
+    /// the one-point distribution the term looks.
+    #[serde(default = "d_summary_quantiles")]
+    pub summary_quantiles: [f64; 2],
     /// Augment every training batch with the exact symmetries of periodic,
     /// statistically isotropic maps: a random periodic shift and one of the 8
     /// rotations/reflections per sample. Turn off for data without them.
@@ -191,6 +196,9 @@ pub enum Upsample {
     Resize,
 }
 
+fn d_summary_quantiles() -> [f64; 2] {
+    [0.01, 0.99]
+}
 fn d_ema() -> f64 {
     0.999
 }
@@ -273,6 +281,12 @@ impl DcganConfig {
                 return bad(format!("{name} = {v} must be ≥ 0"));
             }
         }
+        let [q_lo, q_hi] = c.summary_quantiles;
+        if !(0.0 <= q_lo && q_lo < q_hi && q_hi <= 1.0) {
+            return bad(format!(
+                "summary_quantiles = [{q_lo}, {q_hi}] must be increasing within [0, 1]"
+            ));
+        }
         if !(0.0..1.0).contains(&c.ema) {
             return bad(format!("ema = {} must lie in [0, 1)", c.ema));
         }
@@ -298,7 +312,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn learning_rate_schedules_run_from_one_to_the_final_fraction() {
+    fn learning_rate_schedules_run_from_one_to_the_final_fraction_and_bad_ranges_are_refused() {
         for schedule in [LrSchedule::Linear, LrSchedule::Cosine] {
             assert_eq!(schedule.factor(1, 2000, 0.1), 1.0);
             assert!((schedule.factor(2000, 2000, 0.1) - 0.1).abs() < 1e-15);
@@ -317,6 +331,11 @@ mod tests {
             LrSchedule::Cosine.factor(101, 1001, 0.0) > LrSchedule::Linear.factor(101, 1001, 0.0)
         );
         assert_eq!(LrSchedule::Constant.factor(77, 100, 0.0), 1.0);
+        let reversed = serde_json::json!({"summary_quantiles": [0.9, 0.1]});
+        assert!(DcganConfig::from_options(&reversed)
+            .unwrap_err()
+            .to_string()
+            .contains("summary_quantiles"));
         let bad = serde_json::json!({"lr_schedule": "cosine", "lr_final": 1.5});
         assert!(DcganConfig::from_options(&bad)
             .unwrap_err()

@@ -18,10 +18,9 @@ use crate::spectrum::{maps_tensor, BandPower, GeneratorLossTerm, SpectrumBins};
 use crate::transform::Transform;
 
 /// Pixel thresholds of the smooth-step fractions, linear between two quantiles of
-/// the training pixels (the harness's default bins span [0.001, 0.999]; the tails
-/// beyond [0.01, 0.99] hold too few pixels per map for a batch of 64 to resolve).
+/// the training pixels (the config's `summary_quantiles`; the harness's default
+/// bins span [0.001, 0.999]).
 const THRESHOLDS: usize = 16;
-const QUANTILE_RANGE: (f64, f64) = (0.01, 0.99);
 
 pub struct SummaryMatcher {
     band_power: BandPower,
@@ -42,6 +41,7 @@ impl SummaryMatcher {
     pub fn new(
         n: usize,
         maps: &[&[f32]],
+        quantile_range: [f64; 2],
         transform: Transform,
         weight: f64,
         device: &Device,
@@ -54,11 +54,11 @@ impl SummaryMatcher {
         }
         pixels.sort_unstable_by(f32::total_cmp);
         let quantile = |q: f64| pixels[((pixels.len() - 1) as f64 * q).round() as usize] as f64;
-        let (lo, hi) = (quantile(QUANTILE_RANGE.0), quantile(QUANTILE_RANGE.1));
+        let (lo, hi) = (quantile(quantile_range[0]), quantile(quantile_range[1]));
         if hi <= lo {
             return Err(Error::Data(format!(
                 "summary_loss: the training pixels have no spread between their {} and {} quantiles",
-                QUANTILE_RANGE.0, QUANTILE_RANGE.1
+                quantile_range[0], quantile_range[1]
             )));
         }
         let spacing = (hi - lo) / THRESHOLDS as f64;
@@ -169,7 +169,15 @@ mod tests {
         let n = 16;
         let data = maps(256, n, 1.0, 1);
         let refs: Vec<&[f32]> = data.iter().map(|v| v.as_slice()).collect();
-        let m = SummaryMatcher::new(n, &refs, Transform::Identity, 1.0, &Device::Cpu).unwrap();
+        let m = SummaryMatcher::new(
+            n,
+            &refs,
+            [0.01, 0.99],
+            Transform::Identity,
+            1.0,
+            &Device::Cpu,
+        )
+        .unwrap();
         assert!(loss_of(&m, &data, n) < 1e-6);
         let same = loss_of(&m, &maps(256, n, 1.0, 2), n);
         let scaled = loss_of(&m, &maps(256, n, 1.3, 3), n);
@@ -202,9 +210,16 @@ mod tests {
     fn constant_training_maps_are_refused() {
         let flat = vec![vec![1f32; 64]; 4];
         let refs: Vec<&[f32]> = flat.iter().map(|v| v.as_slice()).collect();
-        let e = SummaryMatcher::new(8, &refs, Transform::Identity, 1.0, &Device::Cpu)
-            .err()
-            .unwrap();
+        let e = SummaryMatcher::new(
+            8,
+            &refs,
+            [0.01, 0.99],
+            Transform::Identity,
+            1.0,
+            &Device::Cpu,
+        )
+        .err()
+        .unwrap();
         assert!(e.to_string().contains("no spread"), "{e}");
     }
 }

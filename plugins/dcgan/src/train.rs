@@ -419,6 +419,7 @@ fn matching_terms(
         let m = SummaryMatcher::new(
             config.size,
             &refs,
+            config.summary_quantiles,
             transform.clone(),
             config.summary_loss,
             device,
