@@ -131,8 +131,7 @@ fn miniature_pipeline_runs_skips_resumes_and_redoes_what_changed() {
 /// On four independent 500-map sets it passed the peak counts in 97–100% of bins
 /// and P(ℓ) in 67–83% (this set: 100% and 67%), with the P(ℓ) means agreeing in
 /// every bin with ≥ 50 modes; the model shipped before session 6 passed P(ℓ) in
-/// 8–42%. A
-/// retrained or broken model that loses that fails here (the run is
+/// 8–42%. A retrained or broken model that loses that fails here (the run is
 /// deterministic, so the check cannot flicker).
 #[test]
 fn the_shipped_model_unpacks_and_keeps_its_fidelity() {

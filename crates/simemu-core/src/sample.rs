@@ -77,28 +77,20 @@ impl Array {
 
     /// Index of the first value that is NaN or infinite.
     pub fn first_non_finite(&self) -> Option<usize> {
-        // A full pass that vectorises (integer compares on the exponent bits, no
-        // early exit) answers the common question, "is there any?"; the position is
-        // searched only when there is one.
+        // Non-finite means all exponent bits set. A full pass that vectorises
+        // (integer compares, no early exit) answers the common question, "is there
+        // any?"; the position is searched only when there is one.
+        fn first_where<T: Copy>(v: &[T], special: impl Fn(T) -> bool) -> Option<usize> {
+            let any = v.iter().fold(0u8, |bad, &x| bad | u8::from(special(x)));
+            (any != 0)
+                .then(|| v.iter().position(|&x| special(x)))
+                .flatten()
+        }
+        const EXPONENT_32: u32 = 0x7f80_0000;
+        const EXPONENT_64: u64 = 0x7ff0_0000_0000_0000;
         match self {
-            Array::F32(v) => {
-                const EXPONENT: u32 = 0x7f80_0000;
-                let any = v.iter().fold(0u32, |bad, x| {
-                    bad | u32::from(x.to_bits() & EXPONENT == EXPONENT)
-                });
-                (any != 0)
-                    .then(|| v.iter().position(|x| !x.is_finite()))
-                    .flatten()
-            }
-            Array::F64(v) => {
-                const EXPONENT: u64 = 0x7ff0_0000_0000_0000;
-                let any = v.iter().fold(0u64, |bad, x| {
-                    bad | u64::from(x.to_bits() & EXPONENT == EXPONENT)
-                });
-                (any != 0)
-                    .then(|| v.iter().position(|x| !x.is_finite()))
-                    .flatten()
-            }
+            Array::F32(v) => first_where(v, |x| x.to_bits() & EXPONENT_32 == EXPONENT_32),
+            Array::F64(v) => first_where(v, |x| x.to_bits() & EXPONENT_64 == EXPONENT_64),
         }
     }
 }

@@ -115,9 +115,7 @@ impl BandPower {
         let power = (re.sqr()? + im.sqr()?)?.reshape((b, n * n))?;
         power.matmul(&self.bands)
     }
-}
 
-impl BandPower {
     /// ln of the batch-mean band powers of (B, 1, N, N) maps: (bands,).
     fn log_batch_mean(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         (self.per_map(x)?.mean(0)? + 1e-12)?.log()
@@ -161,11 +159,6 @@ impl SpectrumMatcher {
         self.target_from_real_batch = true;
         self
     }
-
-    /// ln of the batch-mean band powers of (B, 1, N, N) maps: (bands,).
-    fn log_band_power(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        self.band_power.log_batch_mean(x)
-    }
 }
 
 impl GeneratorLossTerm for SpectrumMatcher {
@@ -175,11 +168,11 @@ impl GeneratorLossTerm for SpectrumMatcher {
         let physical = self.transform.inverse_tensor(fake)?;
         let target = if self.target_from_real_batch {
             let real = self.transform.inverse_tensor(&real.detach())?;
-            self.log_band_power(&real)?.detach()
+            self.band_power.log_batch_mean(&real)?.detach()
         } else {
             self.target.clone()
         };
-        let d = (self.log_band_power(&physical)? - target)?;
+        let d = (self.band_power.log_batch_mean(&physical)? - target)?;
         d.sqr()?.mean_all()? * self.weight
     }
 }
@@ -217,7 +210,7 @@ mod tests {
         let m =
             SpectrumMatcher::new(n, bins, &[&map], Transform::Identity, 1.0, &Device::Cpu).unwrap();
         let x = Tensor::from_vec(map.clone(), (1, 1, n, n), &Device::Cpu).unwrap();
-        let got: Vec<f32> = m.log_band_power(&x).unwrap().to_vec1().unwrap();
+        let got: Vec<f32> = m.band_power.log_batch_mean(&x).unwrap().to_vec1().unwrap();
         // Direct DFT.
         let (modes, nb) = band_of_modes(n, bins);
         let mut sum = vec![0f64; nb];
