@@ -7,6 +7,12 @@ the two can be run side by side on one machine:
     python benches/reference/torch_bench.py train --width 16 --size 64   # simemu bench train-step --width 16
     python benches/reference/torch_bench.py train --width 64 --size 64   # simemu bench train-step --width 64
     python benches/reference/torch_bench.py gen --width 64 --size 256    # simemu bench generate --arch cosmogan
+    python benches/reference/torch_bench.py layers --width 16 --size 64  # simemu bench layers --width 16
+
+`layers` times each convolution block of the train-step networks alone (forward,
+and forward + backward of <output, fixed gradient> into the weights and, except
+for D1 whose input is data, the input), with the names simemu prints;
+`compare.py` divides one JSON by the other.
 
 Layout (simemu's `dcgan::bench`): z (64) -> linear -> (8W, S/16, S/16) -> BN, ReLU ->
 four 5x5 stride-2 transposed convolutions halving the channels (BN, ReLU; the last
@@ -91,6 +97,26 @@ def peak_rss_mb():
     return None
 
 
+def layer_blocks(width, size):
+    """(name, shape, module, input, input needs grad) of G's and D's conv blocks."""
+    blocks = []
+    for l in range(LAYERS):
+        last = l == LAYERS - 1
+        cin, side = width << (LAYERS - 1 - l), (size >> LAYERS) << l
+        cout = 1 if last else cin // 2
+        conv = nn.ConvTranspose2d(cin, cout, 5, 2, 2, output_padding=1, bias=last)
+        post = [nn.Tanh()] if last else [nn.BatchNorm2d(cout, eps=1e-5, momentum=0.1), nn.ReLU()]
+        blocks.append((f"G{l + 1}", f"{cin}→{cout} {side}²→{2 * side}²",
+                       nn.Sequential(conv, *post), (BATCH, cin, side, side), True))
+    for l in range(LAYERS):
+        cin, cout, side = 1 if l == 0 else width << (l - 1), width << l, size >> l
+        conv = nn.Conv2d(cin, cout, 5, 2, 2, bias=(l == 0))
+        post = ([] if l == 0 else [nn.BatchNorm2d(cout, eps=1e-5, momentum=0.1)]) + [nn.LeakyReLU(0.2)]
+        blocks.append((f"D{l + 1}", f"{cin}→{cout} {side}²→{side // 2}²",
+                       nn.Sequential(conv, *post), (BATCH, cin, side, side), l > 0))
+    return blocks
+
+
 def timed(fn, repeats):
     for _ in range(WARM_UP):
         fn()
@@ -105,7 +131,7 @@ def timed(fn, repeats):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("workload", choices=["train", "gen"])
+    ap.add_argument("workload", choices=["train", "gen", "layers"])
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5)
@@ -114,6 +140,8 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1234)
+    if a.workload == "layers":
+        return layers(a)
     g = Generator(a.width, a.size)
     g.apply(init)
     if a.workload == "train":
@@ -152,6 +180,34 @@ def main():
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"results": [row]}, f, indent=1)
+
+
+def layers(a):
+    rows = []
+    for name, shape, m, in_shape, input_grad in layer_blocks(a.width, a.size):
+        m.apply(init)
+        m.train()
+        x = torch.randn(*in_shape).requires_grad_(input_grad)
+        grad = torch.randn_like(m(x))
+
+        def forward():
+            m(x)
+
+        def forward_backward():
+            m.zero_grad(set_to_none=True)
+            x.grad = None
+            (m(x) * grad).sum().backward()
+
+        for what, fn in (("forward", forward), ("forward+backward", forward_backward)):
+            runs = timed(fn, a.repeats)
+            row = {"workload": f"layer {name} {shape} {what}", "threads": a.threads, "items": BATCH,
+                   "median_s": statistics.median(runs), "runs_s": runs, "peak_rss_mb": peak_rss_mb(),
+                   "torch": torch.__version__}
+            print(f"{row['workload']:<44} threads {a.threads}  median {row['median_s']:.4f} s")
+            rows.append(row)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"results": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -19,28 +19,35 @@ pub enum Activation {
 }
 
 impl Activation {
-    pub(crate) fn apply(self, h: f32) -> f32 {
+    /// `out = act(x · scale + shift)`, with the match outside the loop.
+    pub(crate) fn apply_affine(self, x: &[f32], (scale, shift): (f32, f32), out: &mut [f32]) {
+        fn each(x: &[f32], out: &mut [f32], (scale, shift): (f32, f32), act: impl Fn(f32) -> f32) {
+            for (o, &v) in out.iter_mut().zip(x) {
+                *o = act(v * scale + shift);
+            }
+        }
         match self {
-            Activation::Identity => h,
-            Activation::Relu => h.max(0.0),
-            Activation::LeakyRelu(a) => h.max(a * h),
-            Activation::Tanh => h.tanh(),
+            Activation::Identity => each(x, out, (scale, shift), |h| h),
+            Activation::Relu => each(x, out, (scale, shift), |h| h.max(0.0)),
+            Activation::LeakyRelu(a) => each(x, out, (scale, shift), |h| h.max(a * h)),
+            Activation::Tanh => each(x, out, (scale, shift), f32::tanh),
         }
     }
 
-    /// The derivative at the input that produced output `y`.
-    pub(crate) fn slope_at_output(self, y: f32) -> f32 {
-        match self {
-            Activation::Identity => 1.0,
-            Activation::Relu => (y > 0.0) as u8 as f32,
-            Activation::LeakyRelu(a) => {
-                if y > 0.0 {
-                    1.0
-                } else {
-                    a
-                }
+    /// `dx = dy · act'(h)` given the outputs `y = act(h)`, with the match on the
+    /// activation outside the loop, so that each loop is branch-free and vectorises
+    /// (a per-element match and LeakyReLU's sign branch cost ~10 ns per value).
+    pub(crate) fn scale_by_slope(self, y: &[f32], dy: &[f32], dx: &mut [f32]) {
+        fn each(y: &[f32], dy: &[f32], dx: &mut [f32], slope: impl Fn(f32) -> f32) {
+            for ((d, &g), &v) in dx.iter_mut().zip(dy).zip(y) {
+                *d = g * slope(v);
             }
-            Activation::Tanh => 1.0 - y * y,
+        }
+        match self {
+            Activation::Identity => dx.copy_from_slice(&dy[..dx.len()]),
+            Activation::Relu => each(y, dy, dx, |v| (v > 0.0) as u8 as f32),
+            Activation::LeakyRelu(a) => each(y, dy, dx, |v| if v > 0.0 { 1.0 } else { a }),
+            Activation::Tanh => each(y, dy, dx, |v| 1.0 - v * v),
         }
     }
 
@@ -131,9 +138,7 @@ impl CustomOp2 for BiasActivation {
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(hw).enumerate().for_each(|(plane, out)| {
             let b = bias[plane % c];
-            for (o, &v) in out.iter_mut().zip(&x[plane * hw..][..hw]) {
-                *o = self.act.apply(v + b);
-            }
+            self.act.apply_affine(&x[plane * hw..][..hw], (1.0, b), out);
         });
         Ok((CpuStorage::F32(y), lx.shape().clone()))
     }
@@ -158,12 +163,9 @@ impl CustomOp2 for BiasActivation {
             .enumerate()
             .map(|(plane, out)| {
                 let o = plane * hw;
-                let mut sum = 0f64;
-                for (j, d) in out.iter_mut().enumerate() {
-                    *d = dy[o + j] * self.act.slope_at_output(y[o + j]);
-                    sum += *d as f64;
-                }
-                sum
+                self.act.scale_by_slope(&y[o..o + hw], &dy[o..o + hw], out);
+                // In index order, in f64: the bits do not depend on how dx was made.
+                out.iter().fold(0f64, |sum, &d| sum + d as f64)
             })
             .collect();
         let mut db = vec![0f64; c];

@@ -222,9 +222,8 @@ impl CustomOp3 for BatchNormAct {
             let ch = plane % c;
             let scale = gamma[ch] * self.inv_std[ch];
             let shift = beta[ch] - self.mean[ch] * scale;
-            for (o, &v) in out.iter_mut().zip(&x[plane * hw..][..hw]) {
-                *o = self.act.apply(v * scale + shift);
-            }
+            self.act
+                .apply_affine(&x[plane * hw..][..hw], (scale, shift), out);
         });
         Ok((CpuStorage::F32(y), (b, c, h, w).into()))
     }
@@ -249,7 +248,13 @@ impl CustomOp3 for BatchNormAct {
         let yv = cpu_slice(&sy, ly, "output")?;
         let dy = cpu_slice(&sd, ld, "gradient")?;
         let g = cpu_slice(&sg, lg, "weight")?;
-        // dh = dy·act'(h); per channel Σdh (= ∂β) and Σdh·x̂ (= ∂γ).
+        // dh = dy·act'(h), kept in dx's buffer; per channel Σdh (= ∂β) and Σdh·x̂ (= ∂γ).
+        let mut dx = vec![0f32; xv.len()];
+        dx.par_chunks_mut(hw).enumerate().for_each(|(plane, dh)| {
+            let o = plane * hw;
+            self.act.scale_by_slope(&yv[o..o + hw], &dy[o..o + hw], dh);
+        });
+        let dh = &dx;
         let sums: Vec<(f64, f64)> = (0..c)
             .into_par_iter()
             .map(|ch| {
@@ -257,16 +262,14 @@ impl CustomOp3 for BatchNormAct {
                 for i in 0..b {
                     let o = (i * c + ch) * hw;
                     for k in o..o + hw {
-                        let dh = dy[k] * self.act.slope_at_output(yv[k]);
                         let xhat = (xv[k] - self.mean[ch]) * self.inv_std[ch];
-                        sd += dh as f64;
-                        sdx += (dh * xhat) as f64;
+                        sd += dh[k] as f64;
+                        sdx += (dh[k] * xhat) as f64;
                     }
                 }
                 (sd, sdx)
             })
             .collect();
-        let mut dx = vec![0f32; xv.len()];
         dx.par_chunks_mut(hw).enumerate().for_each(|(plane, out)| {
             let ch = plane % c;
             let k = g[ch] * self.inv_std[ch];
@@ -275,11 +278,10 @@ impl CustomOp3 for BatchNormAct {
             } else {
                 (0.0, 0.0)
             };
-            let o = plane * hw;
-            for (j, d) in out.iter_mut().enumerate() {
-                let dh = dy[o + j] * self.act.slope_at_output(yv[o + j]);
-                let xhat = (xv[o + j] - self.mean[ch]) * self.inv_std[ch];
-                *d = k * (dh - mean_dh - xhat * mean_dhx);
+            let (mean, inv_std) = (self.mean[ch], self.inv_std[ch]);
+            for (d, &v) in out.iter_mut().zip(&xv[plane * hw..][..hw]) {
+                let xhat = (v - mean) * inv_std;
+                *d = k * (*d - mean_dh - xhat * mean_dhx);
             }
         });
         let dev = x.device();

@@ -6,11 +6,12 @@
 //! BatchNorm (`bias_before_batchnorm = false`), exactly as `torch_bench.py` builds
 //! it. The training step is [`gan_step`], the code `simemu train` runs.
 
-use candle_core::{Device, Tensor};
+use candle_core::{Device, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
 use rand_distr::{Distribution, StandardNormal};
 use simemu_core::seed::rng;
 use simemu_core::Result;
-use simemu_nn::{ce, Adam};
+use simemu_nn::{bias_activation, ce, Activation, Adam, BatchNorm2d};
 
 use crate::train::{gan_step, initialise, StepOutcome};
 use crate::{DcganConfig, Nets};
@@ -138,5 +139,214 @@ impl Generate {
             .sum_all()
             .and_then(|s| s.to_scalar::<f32>())
             .map_err(ce("generating"))? as f64)
+    }
+}
+
+/// One convolution block of the benchmark networks — the convolution, then
+/// BatchNorm or a bias, then the activation, as in the training step — with a fixed
+/// input and output gradient, timed alone to show where a step's time goes
+/// (`torch_bench.py layers`, with the same names).
+pub struct LayerBlock {
+    /// `G1`…`G4` (G's transposed convolutions), `D1`…`D4` (D's convolutions).
+    pub name: String,
+    /// Channels and sides: `128→64 4²→8²`.
+    pub shape: String,
+    input: Tensor,
+    weight: Var,
+    bias: Option<Var>,
+    norm: Option<BatchNorm2d>,
+    activation: Activation,
+    transposed: bool,
+    output_grad: Tensor,
+}
+
+impl LayerBlock {
+    fn new(
+        (name, transposed): (String, bool),
+        (c_in, c_out): (usize, usize),
+        side_in: usize,
+        normalised: bool,
+        activation: Activation,
+        input_needs_grad: bool,
+        seed: u64,
+    ) -> Result<Self> {
+        let device = Device::Cpu;
+        let side_out = if transposed { side_in * 2 } else { side_in / 2 };
+        let batch = 64;
+        let input = normal_tensor(&[batch, c_in, side_in, side_in], seed, &device)?;
+        let input = if input_needs_grad {
+            Var::from_tensor(&input)
+                .map_err(ce("layer input"))?
+                .as_tensor()
+                .clone()
+        } else {
+            input
+        };
+        let kernel_shape = if transposed {
+            [c_in, c_out, BENCH_KERNEL, BENCH_KERNEL]
+        } else {
+            [c_out, c_in, BENCH_KERNEL, BENCH_KERNEL]
+        };
+        let weight = (normal_tensor(&kernel_shape, seed + 1, &device)? * 0.02)
+            .and_then(|w| Var::from_tensor(&w))
+            .map_err(ce("layer weight"))?;
+        let (norm, bias) = if normalised {
+            let vars = VarMap::new();
+            let vb = VarBuilder::from_varmap(&vars, candle_core::DType::F32, &device);
+            let bn = BatchNorm2d::new(c_out, 1e-5, 0.1, vb).map_err(ce("layer norm"))?;
+            (Some(bn), None)
+        } else {
+            let b =
+                Var::zeros(c_out, candle_core::DType::F32, &device).map_err(ce("layer bias"))?;
+            (None, Some(b))
+        };
+        let output_grad = normal_tensor(&[batch, c_out, side_out, side_out], seed + 2, &device)?;
+        Ok(LayerBlock {
+            name,
+            shape: format!("{c_in}→{c_out} {side_in}²→{side_out}²"),
+            input,
+            weight,
+            bias,
+            norm,
+            activation,
+            transposed,
+            output_grad,
+        })
+    }
+
+    /// The block's output (training mode: batch statistics).
+    pub fn forward(&self) -> Result<Tensor> {
+        let (pad, w) = (BENCH_KERNEL / 2, self.weight.as_tensor());
+        let run = || -> candle_core::Result<Tensor> {
+            let x = if self.transposed {
+                simemu_nn::conv_transpose2d(&self.input, w, 2, pad, 1)?
+            } else {
+                simemu_nn::conv2d(&self.input, w, 2, pad)?
+            };
+            match &self.norm {
+                Some(bn) => bn.forward(&x, true, self.activation),
+                None => bias_activation(
+                    &x,
+                    self.bias.as_ref().map(|b| b.as_tensor()),
+                    self.activation,
+                ),
+            }
+        };
+        run().map_err(ce("layer forward"))
+    }
+
+    /// Forward, then the gradients of ⟨output, fixed output gradient⟩ with respect
+    /// to the weights (and the input, unless it is data); returns the convolution
+    /// weight's gradient and whether the input got one.
+    pub fn forward_backward(&self) -> Result<(Tensor, bool)> {
+        let grads = self
+            .forward()?
+            .mul(&self.output_grad)
+            .and_then(|l| l.sum_all())
+            .and_then(|l| l.backward())
+            .map_err(ce("layer backward"))?;
+        let weight = grads.get(self.weight.as_tensor()).cloned().ok_or_else(|| {
+            simemu_core::Error::Other(format!("{}: no weight gradient", self.name))
+        })?;
+        Ok((weight, grads.get(&self.input).is_some()))
+    }
+}
+
+/// 5×5 stride-2 convolutions, as in every benchmark model.
+const BENCH_KERNEL: usize = 5;
+
+/// The eight convolution blocks of the benchmark model of side `size` and base
+/// width `width`: G's four transposed convolutions (BatchNorm + ReLU; the last
+/// to one channel with a bias and tanh), then D's four convolutions (a bias on the
+/// first, BatchNorm on the others; LeakyReLU 0.2). D1's input is data and gets no
+/// gradient, as in the D update.
+pub fn layer_blocks(size: usize, width: usize) -> Result<Vec<LayerBlock>> {
+    bench_config(size, width)?;
+    let mut blocks = Vec::with_capacity(2 * LAYERS);
+    for l in 0..LAYERS {
+        let last = l == LAYERS - 1;
+        let c_in = width << (LAYERS - 1 - l);
+        let (c_out, activation) = if last {
+            (1, Activation::Tanh)
+        } else {
+            (c_in / 2, Activation::Relu)
+        };
+        blocks.push(LayerBlock::new(
+            (format!("G{}", l + 1), true),
+            (c_in, c_out),
+            (size >> LAYERS) << l,
+            !last,
+            activation,
+            true,
+            100 + 10 * l as u64,
+        )?);
+    }
+    for l in 0..LAYERS {
+        let c_in = if l == 0 { 1 } else { width << (l - 1) };
+        blocks.push(LayerBlock::new(
+            (format!("D{}", l + 1), false),
+            (c_in, width << l),
+            size >> l,
+            l > 0,
+            Activation::LeakyRelu(0.2),
+            l > 0,
+            200 + 10 * l as u64,
+        )?);
+    }
+    Ok(blocks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The eight blocks have the shapes of `torch_bench.py layers` (names, channels,
+    /// sides), produce outputs of those shapes, and the backward pass yields a
+    /// weight gradient of the weight's shape for each, and an input gradient for
+    /// all but D1, whose input is data.
+    #[test]
+    fn layer_blocks_mirror_the_benchmark_networks() {
+        let blocks = layer_blocks(32, 4).unwrap();
+        let shapes: Vec<String> = blocks
+            .iter()
+            .map(|b| format!("{} {}", b.name, b.shape))
+            .collect();
+        assert_eq!(
+            shapes,
+            [
+                "G1 32→16 2²→4²",
+                "G2 16→8 4²→8²",
+                "G3 8→4 8²→16²",
+                "G4 4→1 16²→32²",
+                "D1 1→4 32²→16²",
+                "D2 4→8 16²→8²",
+                "D3 8→16 8²→4²",
+                "D4 16→32 4²→2²",
+            ]
+        );
+        for b in &blocks {
+            let y = b.forward().unwrap();
+            assert_eq!(y.dims(), b.output_grad.dims(), "{}", b.name);
+            let (weight_grad, input_grad) = b.forward_backward().unwrap();
+            assert_eq!(
+                weight_grad.dims(),
+                b.weight.as_tensor().dims(),
+                "{}",
+                b.name
+            );
+            let norm: f32 = weight_grad
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar()
+                .unwrap();
+            assert!(norm.is_finite() && norm > 0.0, "{}: {norm}", b.name);
+            assert_eq!(input_grad, b.name != "D1", "{}", b.name);
+        }
+        assert!(
+            layer_blocks(40, 4).is_err(),
+            "sizes must be multiples of 16"
+        );
     }
 }

@@ -54,6 +54,10 @@ pub struct DcganConfig {
     /// the one-point distribution the term looks.
     #[serde(default = "d_summary_quantiles")]
     pub summary_quantiles: [f64; 2],
+    /// Add smooth per-map Minkowski functionals V1 and V2 (mean |∇x| and level-set
+    /// curvature per bin between consecutive thresholds) to the summary term.
+    #[serde(default)]
+    pub summary_minkowski: bool,
     /// Augment every training batch with the exact symmetries of periodic,
     /// statistically isotropic maps: a random periodic shift and one of the 8
     /// rotations/reflections per sample. Turn off for data without them.
@@ -287,6 +291,11 @@ impl DcganConfig {
                 "summary_quantiles = [{q_lo}, {q_hi}] must be increasing within [0, 1]"
             ));
         }
+        if c.summary_minkowski && c.summary_loss == 0.0 {
+            return bad(
+                "summary_minkowski = true needs summary_loss > 0 (it adds to that term)".into(),
+            );
+        }
         if !(0.0..1.0).contains(&c.ema) {
             return bad(format!("ema = {} must lie in [0, 1)", c.ema));
         }
@@ -336,6 +345,11 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("summary_quantiles"));
+        let idle = serde_json::json!({"summary_minkowski": true});
+        assert!(DcganConfig::from_options(&idle)
+            .unwrap_err()
+            .to_string()
+            .contains("summary_minkowski"));
         let bad = serde_json::json!({"lr_schedule": "cosine", "lr_final": 1.5});
         assert!(DcganConfig::from_options(&bad)
             .unwrap_err()

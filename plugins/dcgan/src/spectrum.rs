@@ -16,7 +16,7 @@ use crate::transform::Transform;
 
 /// `SpectrumBins::Log`: log-spaced bands of the integer wavenumber |k| from 1 to
 /// the corner N/√2.
-const BANDS: usize = 12;
+pub(crate) const BANDS: usize = 12;
 
 /// Band powers of (B, 1, N, N) maps inside the graph: the 2D DFT as two products
 /// with fixed cos/sin matrices, then |X_k|² averaged over the modes of each band.

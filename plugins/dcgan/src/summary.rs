@@ -9,6 +9,13 @@
 //! smooth step, so V0 and the pixel CDF have gradients) — and pulls both the mean
 //! and the standard deviation over the batch of each towards the training data's,
 //! in units of the data's standard deviation.
+//!
+//! With `summary_minkowski`, the summaries also include smooth versions of the
+//! other two Minkowski functionals between consecutive thresholds: the mean of
+//! |∇x| (V1, boundary length) and of the level-set curvature term (V2, Euler
+//! characteristic) over the pixels in each threshold bin, with the same
+//! periodic central differences as the harness's statistics and a soft bin
+//! membership (the difference of two smooth steps), so that they have gradients.
 
 use candle_core::{Device, Tensor};
 use simemu_core::{Error, Result};
@@ -28,6 +35,10 @@ pub struct SummaryMatcher {
     thresholds: Tensor,
     /// Width of the smooth step: half the threshold spacing.
     step_width: f64,
+    /// Smooth V1 and V2 per threshold bin (`summary_minkowski`): the floor added
+    /// to |∇x|², a thousandth of the training maps' mean, keeps V2's division
+    /// and the square root of V1 differentiable where the gradient vanishes.
+    minkowski: Option<f64>,
     /// Mean and standard deviation over the training maps of every summary, (F,).
     target: Option<(Tensor, Tensor)>,
     transform: Transform,
@@ -42,6 +53,7 @@ impl SummaryMatcher {
         n: usize,
         maps: &[&[f32]],
         quantile_range: [f64; 2],
+        minkowski: bool,
         transform: Transform,
         weight: f64,
         device: &Device,
@@ -70,12 +82,30 @@ impl SummaryMatcher {
             thresholds: Tensor::from_vec(thresholds, (1, 1, THRESHOLDS), device)
                 .map_err(ce("summary thresholds"))?,
             step_width: spacing / 2.0,
+            minkowski: None,
             target: None,
             transform,
             weight,
         };
-        let summaries = matcher
-            .summaries(&maps_tensor(maps, n, device)?)
+        let training = maps_tensor(maps, n, device)?;
+        if minkowski {
+            let mean_gradient2 = (|| {
+                let (gx, gy, ..) = derivatives(&training)?;
+                (gx.sqr()? + gy.sqr()?)?.mean_all()?.to_scalar::<f32>()
+            })()
+            .map_err(ce("summary gradients"))?;
+            matcher.minkowski = Some(1e-3 * mean_gradient2 as f64);
+        }
+        // In chunks: the smooth steps of all maps at once would hold maps × N² ×
+        // thresholds values.
+        let summaries = (0..maps.len())
+            .step_by(TARGET_CHUNK)
+            .map(|start| {
+                let len = TARGET_CHUNK.min(maps.len() - start);
+                matcher.summaries(&training.narrow(0, start, len)?)
+            })
+            .collect::<candle_core::Result<Vec<_>>>()
+            .and_then(|parts| Tensor::cat(&parts, 0))
             .map_err(ce("summary target"))?;
         matcher.target = Some(mean_and_std(&summaries).map_err(ce("summary target"))?);
         Ok(matcher)
@@ -88,22 +118,59 @@ impl SummaryMatcher {
     }
 
     /// Per-map summaries of (B, 1, N, N) physical maps: (B, F) with F = 1 + bands +
-    /// thresholds.
+    /// thresholds [+ 2 (thresholds − 1) with `minkowski`].
     fn summaries(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let (b, _, n, _) = x.dims4()?;
         let flat = x.reshape((b, n * n))?;
         let mean = flat.mean_keepdim(1)?;
         let log_power = (self.band_power.per_map(x)? + 1e-12)?.log()?;
-        // Smooth step σ((x − t)/w) = (1 + tanh((x − t)/2w))/2, averaged over pixels.
-        let above = flat
+        // Smooth step σ((x − t)/w) = (1 + tanh((x − t)/2w))/2 per pixel: (B, N², T).
+        let steps = flat
             .unsqueeze(2)?
             .broadcast_sub(&self.thresholds)?
             .affine(0.5 / self.step_width, 0.0)?
             .tanh()?
-            .affine(0.5, 0.5)?
-            .mean(1)?;
-        Tensor::cat(&[&mean, &log_power, &above], 1)
+            .affine(0.5, 0.5)?;
+        let above = steps.mean(1)?;
+        let Some(floor) = self.minkowski else {
+            return Tensor::cat(&[&mean, &log_power, &above], 1);
+        };
+        // Soft membership of the bins between consecutive thresholds: (B, N², T − 1).
+        let bins = (steps.narrow(2, 0, THRESHOLDS - 1)? - steps.narrow(2, 1, THRESHOLDS - 1)?)?;
+        let (gx, gy, hxx, hyy, hxy) = derivatives(x)?;
+        let g2 = ((gx.sqr()? + gy.sqr()?)? + floor)?;
+        let curvature = ((((gx.clone() * &gy)? * hxy)?.affine(2.0, 0.0)? - (gx.sqr()? * hyy)?)?
+            - (gy.sqr()? * hxx)?)?
+            .div(&g2)?;
+        let per_bin = |integrand: Tensor| -> candle_core::Result<Tensor> {
+            (integrand.reshape((b, 1, n * n))?.matmul(&bins)? / (n * n) as f64)?.squeeze(1)
+        };
+        let v1 = per_bin(g2.sqrt()?)?;
+        let v2 = per_bin(curvature)?;
+        Tensor::cat(&[&mean, &log_power, &above, &v1, &v2], 1)
     }
+}
+
+/// Maps per chunk when computing the training targets.
+const TARGET_CHUNK: usize = 64;
+
+/// Periodic central differences of (B, 1, N, N) maps, each (B, N, N): the gradient
+/// (gx, gy) and the wide-stencil Hessian (hxx, hyy, hxy) — the stencils of the
+/// harness's Minkowski functionals (lenstools'), with x along the last axis.
+fn derivatives(x: &Tensor) -> candle_core::Result<(Tensor, Tensor, Tensor, Tensor, Tensor)> {
+    let (b, _, n, _) = x.dims4()?;
+    let m = x.reshape((b, n, n))?;
+    // roll(−1) brings the next pixel to each position, roll(1) the previous one.
+    let (right, left) = (m.roll(-1, 2)?, m.roll(1, 2)?);
+    let (down, up) = (m.roll(-1, 1)?, m.roll(1, 1)?);
+    let gx = ((&right - &left)? * 0.5)?;
+    let gy = ((&down - &up)? * 0.5)?;
+    let twice = (&m * 2.0)?;
+    let hxx = (((m.roll(-2, 2)? + m.roll(2, 2)?)? - &twice)? * 0.25)?;
+    let hyy = (((m.roll(-2, 1)? + m.roll(2, 1)?)? - &twice)? * 0.25)?;
+    let hxy =
+        ((((down.roll(-1, 2)? + up.roll(1, 2)?)? - down.roll(1, 2)?)? - up.roll(-1, 2)?)? * 0.25)?;
+    Ok((gx, gy, hxx, hyy, hxy))
 }
 
 /// Mean and standard deviation over the rows of (B, F): two (F,) tensors.
@@ -173,6 +240,7 @@ mod tests {
             n,
             &refs,
             [0.01, 0.99],
+            false,
             Transform::Identity,
             1.0,
             &Device::Cpu,
@@ -206,6 +274,62 @@ mod tests {
         assert!(zero.abs() < 1e-6);
     }
 
+    /// The smooth V1 and V2 summaries equal a direct loop over the pixels with the
+    /// harness's stencils (lenstools': central gradient, wide Hessian, periodic),
+    /// and the loss is zero on the training maps themselves.
+    #[test]
+    fn smooth_minkowski_summaries_follow_the_harness_stencils() {
+        let n = 12;
+        let data = maps(8, n, 1.0, 7);
+        let refs: Vec<&[f32]> = data.iter().map(|v| v.as_slice()).collect();
+        let m = SummaryMatcher::new(
+            n,
+            &refs,
+            [0.01, 0.99],
+            true,
+            Transform::Identity,
+            1.0,
+            &Device::Cpu,
+        )
+        .unwrap();
+        let floor = m.minkowski.unwrap();
+        let x = maps_tensor(&refs, n, &Device::Cpu).unwrap();
+        let got: Vec<Vec<f32>> = m.summaries(&x).unwrap().to_vec2().unwrap();
+        let thresholds: Vec<f32> = m.thresholds.flatten_all().unwrap().to_vec1().unwrap();
+        let step = |v: f64, t: f32| 0.5 + 0.5 * ((v - t as f64) / (2.0 * m.step_width)).tanh();
+        let first_v1 = 1 + crate::spectrum::BANDS + THRESHOLDS;
+        for (map, row) in data.iter().zip(&got) {
+            let at = |r: usize, c: usize| map[(r % n) * n + c % n] as f64;
+            let mut v1 = [0f64; THRESHOLDS - 1];
+            let mut v2 = [0f64; THRESHOLDS - 1];
+            for r in 0..n {
+                for c in 0..n {
+                    let (rp, cp, rm, cm) = (r + 1, c + 1, r + n - 1, c + n - 1);
+                    let gx = (at(r, cp) - at(r, cm)) / 2.0;
+                    let gy = (at(rp, c) - at(rm, c)) / 2.0;
+                    let hxx = (at(r, c + 2) + at(r, c + n - 2) - 2.0 * at(r, c)) / 4.0;
+                    let hyy = (at(r + 2, c) + at(r + n - 2, c) - 2.0 * at(r, c)) / 4.0;
+                    let hxy = (at(rp, cp) + at(rm, cm) - at(rp, cm) - at(rm, cp)) / 4.0;
+                    let g2 = gx * gx + gy * gy + floor;
+                    let curvature = (2.0 * gx * gy * hxy - gx * gx * hyy - gy * gy * hxx) / g2;
+                    for i in 0..THRESHOLDS - 1 {
+                        let w = step(at(r, c), thresholds[i]) - step(at(r, c), thresholds[i + 1]);
+                        v1[i] += w * g2.sqrt() / (n * n) as f64;
+                        v2[i] += w * curvature / (n * n) as f64;
+                    }
+                }
+            }
+            let expected = v1.iter().chain(&v2);
+            for (g, e) in row[first_v1..].iter().zip(expected) {
+                // f32 tensor arithmetic against an f64 loop: a few ulps of f32 on
+                // sums of order 1, relative to the largest summary.
+                assert!((*g as f64 - e).abs() < 1e-5 * (1.0 + e.abs()), "{g} vs {e}");
+            }
+            assert_eq!(row.len(), first_v1 + 2 * (THRESHOLDS - 1));
+        }
+        assert!(loss_of(&m, &data, n) < 1e-6);
+    }
+
     #[test]
     fn constant_training_maps_are_refused() {
         let flat = vec![vec![1f32; 64]; 4];
@@ -214,6 +338,7 @@ mod tests {
             8,
             &refs,
             [0.01, 0.99],
+            false,
             Transform::Identity,
             1.0,
             &Device::Cpu,

@@ -420,6 +420,7 @@ fn matching_terms(
             config.size,
             &refs,
             config.summary_quantiles,
+            config.summary_minkowski,
             transform.clone(),
             config.summary_loss,
             device,

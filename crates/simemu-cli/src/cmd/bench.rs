@@ -45,6 +45,15 @@ pub enum Workload {
         #[arg(long, default_value_t = 16)]
         width: usize,
     },
+    /// Each convolution block of the `train-step` networks alone (convolution,
+    /// BatchNorm or bias, activation; batch 64): forward, and forward + backward
+    /// (weight and input gradients): `torch_bench.py layers`, with the same names.
+    Layers {
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        #[arg(long, default_value_t = 16)]
+        width: usize,
+    },
     /// Generation of 64 maps (G forward, evaluation mode) in the benchmark layout:
     /// `torch_bench.py gen WIDTH SIZE/16 4 2 REPEATS`.
     Generate {
@@ -127,9 +136,8 @@ fn time_it(
 
 pub fn run(reg: &Registry, a: &BenchArgs) -> Result<()> {
     use rayon::prelude::*;
-    let all = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    // The global pool's size: all cores, or `--threads`.
+    let all = rayon::current_num_threads();
     let thread_counts: Vec<usize> = if all > 1 { vec![1, all] } else { vec![1] };
     let mut rows = Vec::new();
     match &a.workload {
@@ -216,6 +224,25 @@ pub fn run(reg: &Registry, a: &BenchArgs) -> Result<()> {
                 &mut || step.run().map(|_| ()).map_err(Into::into),
             )?);
         }
+        Workload::Layers { size, width } => {
+            for block in simemu_dcgan::bench::layer_blocks(*size, *width)? {
+                let name = format!("layer {} {}", block.name, block.shape);
+                rows.push(time_it(
+                    &format!("{name} forward"),
+                    all,
+                    64,
+                    a.repeats,
+                    &mut || block.forward().map(|_| ()).map_err(Into::into),
+                )?);
+                rows.push(time_it(
+                    &format!("{name} forward+backward"),
+                    all,
+                    64,
+                    a.repeats,
+                    &mut || block.forward_backward().map(|_| ()).map_err(Into::into),
+                )?);
+            }
+        }
         Workload::Generate { arch, size, width } => {
             let (size, width) = match arch.as_deref() {
                 Some("cosmogan") => (256, 64),
@@ -232,7 +259,7 @@ pub fn run(reg: &Registry, a: &BenchArgs) -> Result<()> {
         }
     }
     println!(
-        "{:<28} {:>8} {:>8} {:>12} {:>12} {:>12}",
+        "{:<44} {:>8} {:>8} {:>12} {:>12} {:>12}",
         "workload", "threads", "items", "median s", "items/s", "peak RSS MB"
     );
     for r in &rows {
@@ -241,7 +268,7 @@ pub fn run(reg: &Registry, a: &BenchArgs) -> Result<()> {
             .map(|m| format!("{m:.0}"))
             .unwrap_or_else(|| "-".into());
         println!(
-            "{:<28} {:>8} {:>8} {:>12.4} {:>12.1} {:>12}",
+            "{:<44} {:>8} {:>8} {:>12.4} {:>12.1} {:>12}",
             r.workload, r.threads, r.items, r.median_s, r.items_per_s, rss
         );
     }
