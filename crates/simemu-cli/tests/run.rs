@@ -128,8 +128,8 @@ fn miniature_pipeline_runs_skips_resumes_and_redoes_what_changed() {
 
 /// The embedded default's model against 500 fresh maps (another seed than the
 /// default run's): it unpacks, generates, and keeps the fidelity it shipped with.
-/// On ten independent 500-map sets it passed the peak counts in 93–100% of bins,
-/// V0–V2 in 74–94% and P(ℓ) in 50–100% (this set: 100%, 89% and 67%), with the
+/// On ten independent 500-map sets it passed the peak counts in 90–100% of bins,
+/// V0–V2 in 78–93% and P(ℓ) in 67–92% (this set: 93%, 91% and 75%), with the
 /// P(ℓ) means agreeing in every bin with ≥ 50 modes; the model shipped before
 /// session 6 passed P(ℓ) in 8–42%, session 6's V0–V2 in 76% of this set's bins.
 /// A retrained or broken model that loses that fails here (the run is

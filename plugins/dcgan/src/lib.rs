@@ -303,6 +303,8 @@ fn options() -> Vec<OptionSpec> {
         "spectrum_loss" => "weight of the power-spectrum matching term in G's loss (0: off)",
         "spectrum_bins" => "\"log\": 12 log bands of |k| | \"shells\": every shell of equal |k|²",
         "summary_quantiles" => "[lo, hi]: training-pixel quantiles spanned by the summary term's 16 pixel-fraction thresholds",
+        "matching_maps" => "training maps the spectrum and summary terms take their targets from (at most)",
+        "summary_match" => "\"moments\": the summary term matches the mean and scatter of per-map summaries; \"quantiles\": their whole distribution (sorted batch against the data's quantiles)",
         "summary_minkowski" => "true: the summary term also matches smooth per-map V1 and V2 between its thresholds",
         "summary_loss" => "weight of the per-map summary matching term (mean and scatter) in G's loss (0: off)",
         "augment" => "random periodic shifts and rotations/reflections of training maps",

@@ -383,7 +383,7 @@ pub fn gan_step(
 }
 
 /// The summary-matching terms of G's loss the config turns on, with targets from
-/// (at most 512 of) the training maps; conditional models match each batch to the
+/// (at most `matching_maps` of) the training maps; conditional models match each batch to the
 /// real batch drawn beside it instead.
 fn matching_terms(
     config: &DcganConfig,
@@ -397,7 +397,7 @@ fn matching_terms(
         return Ok(Vec::new());
     }
     let maps: Vec<f32> = ds
-        .read_field_range(0, 0, n_train.min(512))?
+        .read_field_range(0, 0, n_train.min(config.matching_maps))?
         .to_f64()
         .iter()
         .map(|&v| v as f32)
@@ -424,7 +424,8 @@ fn matching_terms(
             transform.clone(),
             config.summary_loss,
             device,
-        )?;
+        )?
+        .matching(config.summary_match);
         terms.push(Box::new(if conditional { m.per_batch() } else { m }));
     }
     Ok(terms)
