@@ -311,9 +311,14 @@ mod tests {
         )
     }
 
+    /// N×N maps as a (count, 1, N, N) tensor.
+    fn tensor_of(maps: &[Vec<f32>], n: usize) -> Tensor {
+        let refs: Vec<&[f32]> = maps.iter().map(|v| v.as_slice()).collect();
+        maps_tensor(&refs, n, &Device::Cpu).unwrap()
+    }
+
     fn loss_of(m: &SummaryMatcher, fake: &[Vec<f32>], n: usize) -> f32 {
-        let refs: Vec<&[f32]> = fake.iter().map(|v| v.as_slice()).collect();
-        let x = maps_tensor(&refs, n, &Device::Cpu).unwrap();
+        let x = tensor_of(fake, n);
         m.loss(&x, &x).unwrap().to_scalar().unwrap()
     }
 
@@ -346,9 +351,7 @@ mod tests {
 
         // Per batch: the real batch is the target.
         let m = m.per_batch();
-        let a = maps(64, n, 1.0, 5);
-        let refs: Vec<&[f32]> = a.iter().map(|v| v.as_slice()).collect();
-        let x = maps_tensor(&refs, n, &Device::Cpu).unwrap();
+        let x = tensor_of(&maps(64, n, 1.0, 5), n);
         let zero: f32 = m.loss(&x, &x).unwrap().to_scalar().unwrap();
         assert!(zero.abs() < 1e-6);
     }
@@ -405,19 +408,10 @@ mod tests {
         );
 
         let per_batch = quantiles.per_batch();
-        let refs: Vec<&[f32]> = other[..64].iter().map(|v| v.as_slice()).collect();
-        let x = maps_tensor(&refs, n, &Device::Cpu).unwrap();
+        let x = tensor_of(&other[..64], n);
         let zero: f32 = per_batch.loss(&x, &x).unwrap().to_scalar().unwrap();
         assert!(zero.abs() < 1e-6);
-        let y = maps_tensor(
-            &two_valued[..64]
-                .iter()
-                .map(|v| v.as_slice())
-                .collect::<Vec<_>>(),
-            n,
-            &Device::Cpu,
-        )
-        .unwrap();
+        let y = tensor_of(&two_valued[..64], n);
         let apart: f32 = per_batch.loss(&y, &x).unwrap().to_scalar().unwrap();
         assert!(
             apart > 0.01,
@@ -432,10 +426,9 @@ mod tests {
     fn smooth_minkowski_summaries_follow_the_harness_stencils() {
         let n = 12;
         let data = maps(8, n, 1.0, 7);
-        let refs: Vec<&[f32]> = data.iter().map(|v| v.as_slice()).collect();
         let m = matcher(&data, n, true).unwrap();
         let floor = m.minkowski.unwrap();
-        let x = maps_tensor(&refs, n, &Device::Cpu).unwrap();
+        let x = tensor_of(&data, n);
         let got: Vec<Vec<f32>> = m.summaries(&x).unwrap().to_vec2().unwrap();
         let thresholds: Vec<f32> = m.thresholds.flatten_all().unwrap().to_vec1().unwrap();
         let step = |v: f64, t: f32| 0.5 + 0.5 * ((v - t as f64) / (2.0 * m.step_width)).tanh();
