@@ -44,16 +44,27 @@ pub struct DcganConfig {
     /// in a handful of modes are not averaged away inside a wide band).
     #[serde(default)]
     pub spectrum_bins: SpectrumBins,
+    /// How the spectrum term weighs its shells (with `spectrum_bins = "shells"`):
+    /// all alike ("shells"), or so that each of the 12 log bands of |k| weighs
+    /// the same, shared among its shells ("bands"). The harness judges log bins of
+    /// ℓ; alike, the few shells of the largest scales are a few of hundreds.
+    #[serde(default)]
+    pub spectrum_weights: SpectrumWeights,
     /// Weight of the summary-statistic matching term in G's loss (0: off): the
     /// mean and map-to-map scatter of per-map summaries (mean pixel, log band
     /// powers, fractions of pixels above thresholds) against the training data's.
     #[serde(default)]
     pub summary_loss: f64,
-    /// The quantiles of the training pixels between which the summary term's 16
+    /// The quantiles of the training pixels between which the summary term's
     /// pixel-fraction thresholds lie (linearly spaced): how far into the tails of
     /// the one-point distribution the term looks.
     #[serde(default = "d_summary_quantiles")]
     pub summary_quantiles: [f64; 2],
+    /// How many pixel-fraction thresholds the summary term has (its smooth steps
+    /// are half their spacing wide): how finely it resolves the one-point
+    /// distribution and, with `summary_minkowski`, V1 and V2.
+    #[serde(default = "d_summary_thresholds")]
+    pub summary_thresholds: usize,
     /// Add smooth per-map Minkowski functionals V1 and V2 (mean |∇x| and level-set
     /// curvature per bin between consecutive thresholds) to the summary term.
     #[serde(default)]
@@ -174,6 +185,15 @@ pub enum SpectrumBins {
     Shells,
 }
 
+/// How the spectrum term weighs its bins.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpectrumWeights {
+    #[default]
+    Shells,
+    Bands,
+}
+
 /// The learning-rate schedule.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -226,6 +246,9 @@ fn d_matching_maps() -> usize {
 }
 fn d_summary_quantiles() -> [f64; 2] {
     [0.01, 0.99]
+}
+fn d_summary_thresholds() -> usize {
+    16
 }
 fn d_ema() -> f64 {
     0.999
@@ -315,6 +338,12 @@ impl DcganConfig {
                 "summary_quantiles = [{q_lo}, {q_hi}] must be increasing within [0, 1]"
             ));
         }
+        if c.summary_thresholds < 2 {
+            return bad(format!(
+                "summary_thresholds = {} must be ≥ 2",
+                c.summary_thresholds
+            ));
+        }
         if c.summary_minkowski && c.summary_loss == 0.0 {
             return bad(
                 "summary_minkowski = true needs summary_loss > 0 (it adds to that term)".into(),
@@ -325,6 +354,13 @@ impl DcganConfig {
                 "matching_maps = {} must be ≥ 2 (the targets' scatter needs two maps)",
                 c.matching_maps
             ));
+        }
+        if c.spectrum_weights != SpectrumWeights::Shells && c.spectrum_bins != SpectrumBins::Shells
+        {
+            return bad(
+                "spectrum_weights = \"bands\" needs spectrum_bins = \"shells\" (it weighs shells)"
+                    .into(),
+            );
         }
         if c.summary_match != SummaryMatch::Moments && c.summary_loss == 0.0 {
             return bad("summary_match needs summary_loss > 0 (it shapes that term)".into());
@@ -373,32 +409,39 @@ mod tests {
             LrSchedule::Cosine.factor(101, 1001, 0.0) > LrSchedule::Linear.factor(101, 1001, 0.0)
         );
         assert_eq!(LrSchedule::Constant.factor(77, 100, 0.0), 1.0);
-        let reversed = serde_json::json!({"summary_quantiles": [0.9, 0.1]});
-        assert!(DcganConfig::from_options(&reversed)
-            .unwrap_err()
-            .to_string()
-            .contains("summary_quantiles"));
-        let idle = serde_json::json!({"summary_minkowski": true});
-        assert!(DcganConfig::from_options(&idle)
-            .unwrap_err()
-            .to_string()
-            .contains("summary_minkowski"));
-        let idle = serde_json::json!({"summary_match": "quantiles"});
-        assert!(DcganConfig::from_options(&idle)
-            .unwrap_err()
-            .to_string()
-            .contains("summary_match"));
-        let lone = serde_json::json!({"matching_maps": 1});
-        assert!(DcganConfig::from_options(&lone)
-            .unwrap_err()
-            .to_string()
-            .contains("matching_maps"));
+        // Each refused option set, and the option its error names.
+        let refused = [
+            (
+                serde_json::json!({"summary_quantiles": [0.9, 0.1]}),
+                "summary_quantiles",
+            ),
+            (
+                serde_json::json!({"summary_minkowski": true}),
+                "summary_minkowski",
+            ),
+            (
+                serde_json::json!({"summary_match": "quantiles"}),
+                "summary_match",
+            ),
+            (
+                serde_json::json!({"summary_thresholds": 1}),
+                "summary_thresholds",
+            ),
+            (
+                serde_json::json!({"spectrum_weights": "bands"}),
+                "spectrum_weights",
+            ),
+            (serde_json::json!({"matching_maps": 1}), "matching_maps"),
+            (
+                serde_json::json!({"lr_schedule": "cosine", "lr_final": 1.5}),
+                "lr_final",
+            ),
+        ];
+        for (options, named) in refused {
+            let e = DcganConfig::from_options(&options).unwrap_err().to_string();
+            assert!(e.contains(named), "{options}: {e}");
+        }
         let unknown = serde_json::json!({"summary_loss": 1.0, "summary_match": "median"});
         assert!(DcganConfig::from_options(&unknown).is_err());
-        let bad = serde_json::json!({"lr_schedule": "cosine", "lr_final": 1.5});
-        assert!(DcganConfig::from_options(&bad)
-            .unwrap_err()
-            .to_string()
-            .contains("lr_final"));
     }
 }

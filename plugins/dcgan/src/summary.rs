@@ -25,15 +25,22 @@ pub use crate::config::SummaryMatch;
 use crate::spectrum::{maps_tensor, BandPower, GeneratorLossTerm, SpectrumBins};
 use crate::transform::Transform;
 
-/// Pixel thresholds of the smooth-step fractions, linear between two quantiles of
-/// the training pixels (the config's `summary_quantiles`; the harness's default
-/// bins span [0.001, 0.999]).
-const THRESHOLDS: usize = 16;
+/// The pixel thresholds of the smooth-step fractions: `count` of them, linear
+/// between two quantiles of the training pixels (the config's
+/// `summary_thresholds` and `summary_quantiles`; the harness's default bins span
+/// [0.001, 0.999]).
+#[derive(Clone, Copy, Debug)]
+pub struct Thresholds {
+    pub quantiles: [f64; 2],
+    pub count: usize,
+}
 
 pub struct SummaryMatcher {
     band_power: BandPower,
-    /// (1, 1, THRESHOLDS) pixel thresholds, physical values.
+    /// (1, 1, T) pixel thresholds, physical values.
     thresholds: Tensor,
+    /// How many thresholds (T).
+    threshold_count: usize,
     /// Width of the smooth step: half the threshold spacing.
     step_width: f64,
     /// Smooth V1 and V2 per threshold bin (`summary_minkowski`): the floor added
@@ -54,7 +61,7 @@ impl SummaryMatcher {
     pub fn new(
         n: usize,
         maps: &[&[f32]],
-        quantile_range: [f64; 2],
+        thresholds: Thresholds,
         minkowski: bool,
         transform: Transform,
         weight: f64,
@@ -68,21 +75,28 @@ impl SummaryMatcher {
         }
         pixels.sort_unstable_by(f32::total_cmp);
         let quantile = |q: f64| pixels[((pixels.len() - 1) as f64 * q).round() as usize] as f64;
-        let (lo, hi) = (quantile(quantile_range[0]), quantile(quantile_range[1]));
+        let [q_lo, q_hi] = thresholds.quantiles;
+        let (lo, hi) = (quantile(q_lo), quantile(q_hi));
         if hi <= lo {
             return Err(Error::Data(format!(
-                "summary_loss: the training pixels have no spread between their {} and {} quantiles",
-                quantile_range[0], quantile_range[1]
+                "summary_loss: the training pixels have no spread between their {q_lo} and {q_hi} quantiles"
             )));
         }
-        let spacing = (hi - lo) / THRESHOLDS as f64;
-        let thresholds: Vec<f32> = (0..THRESHOLDS)
+        let count = thresholds.count;
+        if count < 2 {
+            return Err(Error::Option(format!(
+                "summary_loss: {count} thresholds; at least 2 are needed"
+            )));
+        }
+        let spacing = (hi - lo) / count as f64;
+        let values: Vec<f32> = (0..count)
             .map(|i| (lo + (i as f64 + 0.5) * spacing) as f32)
             .collect();
         let mut matcher = SummaryMatcher {
             band_power: BandPower::new(n, SpectrumBins::Log, device)?,
-            thresholds: Tensor::from_vec(thresholds, (1, 1, THRESHOLDS), device)
+            thresholds: Tensor::from_vec(values, (1, 1, count), device)
                 .map_err(ce("summary thresholds"))?,
+            threshold_count: count,
             step_width: spacing / 2.0,
             minkowski: None,
             target: None,
@@ -171,7 +185,8 @@ impl SummaryMatcher {
             return Tensor::cat(&[&mean, &log_power, &above], 1);
         };
         // Soft membership of the bins between consecutive thresholds: (B, N², T − 1).
-        let bins = (steps.narrow(2, 0, THRESHOLDS - 1)? - steps.narrow(2, 1, THRESHOLDS - 1)?)?;
+        let t = self.threshold_count;
+        let bins = (steps.narrow(2, 0, t - 1)? - steps.narrow(2, 1, t - 1)?)?;
         let (gx, gy, hxx, hyy, hxy) = derivatives(x)?;
         let g2 = ((gx.sqr()? + gy.sqr()?)? + floor)?;
         let curvature = ((((gx.clone() * &gy)? * hxy)?.affine(2.0, 0.0)? - (gx.sqr()? * hyy)?)?
@@ -296,14 +311,19 @@ mod tests {
             .collect()
     }
 
-    /// A matcher of weight 1 on physical values from `data`, thresholds between
+    const THRESHOLDS: usize = 16;
+
+    /// A matcher of weight 1 on physical values from `data`, 16 thresholds between
     /// its 1% and 99% quantiles.
     fn matcher(data: &[Vec<f32>], n: usize, minkowski: bool) -> Result<SummaryMatcher> {
         let refs: Vec<&[f32]> = data.iter().map(|v| v.as_slice()).collect();
         SummaryMatcher::new(
             n,
             &refs,
-            [0.01, 0.99],
+            Thresholds {
+                quantiles: [0.01, 0.99],
+                count: THRESHOLDS,
+            },
             minkowski,
             Transform::Identity,
             1.0,

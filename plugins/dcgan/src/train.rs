@@ -32,7 +32,7 @@ use simemu_nn::{assign, bce_with_logits, ce, reinit_normal, Adam, Ema};
 
 use crate::config::Score;
 use crate::spectrum::{GeneratorLossTerm, SpectrumMatcher};
-use crate::summary::SummaryMatcher;
+use crate::summary::{SummaryMatcher, Thresholds};
 use crate::transform::Transform;
 use crate::{Condition, Dcgan, DcganConfig, Meta, Nets};
 
@@ -412,14 +412,18 @@ fn matching_terms(
             transform.clone(),
             config.spectrum_loss,
             device,
-        )?;
+        )?
+        .weighted(config.spectrum_weights)?;
         terms.push(Box::new(if conditional { m.per_batch() } else { m }));
     }
     if config.summary_loss > 0.0 {
         let m = SummaryMatcher::new(
             config.size,
             &refs,
-            config.summary_quantiles,
+            Thresholds {
+                quantiles: config.summary_quantiles,
+                count: config.summary_thresholds,
+            },
             config.summary_minkowski,
             transform.clone(),
             config.summary_loss,
