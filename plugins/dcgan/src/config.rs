@@ -47,7 +47,7 @@ pub struct DcganConfig {
     /// How the spectrum term weighs its shells (with `spectrum_bins = "shells"`):
     /// all alike ("shells"), or so that each of the 12 log bands of |k| weighs
     /// the same, shared among its shells ("bands"). The harness judges log bins of
-    /// ℓ; alike, the few shells of the largest scales are a few of hundreds.
+    /// ℓ; weighed alike, the two shells of its lowest bin are 2 of 456 at 64².
     #[serde(default)]
     pub spectrum_weights: SpectrumWeights,
     /// Weight of the summary-statistic matching term in G's loss (0: off): the
