@@ -39,8 +39,6 @@ pub struct SummaryMatcher {
     band_power: BandPower,
     /// (1, 1, T) pixel thresholds, physical values.
     thresholds: Tensor,
-    /// How many thresholds (T).
-    threshold_count: usize,
     /// Width of the smooth step: half the threshold spacing.
     step_width: f64,
     /// Smooth V1 and V2 per threshold bin (`summary_minkowski`): the floor added
@@ -96,7 +94,6 @@ impl SummaryMatcher {
             band_power: BandPower::new(n, SpectrumBins::Log, device)?,
             thresholds: Tensor::from_vec(values, (1, 1, count), device)
                 .map_err(ce("summary thresholds"))?,
-            threshold_count: count,
             step_width: spacing / 2.0,
             minkowski: None,
             target: None,
@@ -185,7 +182,7 @@ impl SummaryMatcher {
             return Tensor::cat(&[&mean, &log_power, &above], 1);
         };
         // Soft membership of the bins between consecutive thresholds: (B, N², T − 1).
-        let t = self.threshold_count;
+        let t = self.thresholds.dim(2)?;
         let bins = (steps.narrow(2, 0, t - 1)? - steps.narrow(2, 1, t - 1)?)?;
         let (gx, gy, hxx, hyy, hxy) = derivatives(x)?;
         let g2 = ((gx.sqr()? + gy.sqr()?)? + floor)?;
