@@ -25,6 +25,7 @@
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
+use std::cell::RefCell;
 
 /// Samples per partial weight-gradient sum (fixed so results do not depend on the
 /// thread count).
@@ -47,20 +48,6 @@ impl Geometry {
         (image + 2 * self.padding)
             .checked_sub(self.kernel)
             .map(|v| v / self.stride + 1)
-    }
-
-    /// `[lo, hi)` of grid positions whose tap `tap` falls inside an image of side
-    /// `image`: `0 ≤ g·stride + tap − padding < image`.
-    fn valid(&self, grid: usize, image: usize, tap: usize) -> (usize, usize) {
-        let s = self.stride as isize;
-        let off = tap as isize - self.padding as isize;
-        let lo = if off >= 0 { 0 } else { (-off + s - 1) / s };
-        let hi = if image as isize - off <= 0 {
-            0
-        } else {
-            ((image as isize - off + s - 1) / s).min(grid as isize)
-        };
-        (lo as usize, (hi.max(lo)) as usize)
     }
 }
 
@@ -92,129 +79,196 @@ impl Dims {
     }
 }
 
-/// An image plane split by column phase: `phased[ph][y][j] = plane[y][j·s + ph]`.
-/// A strided tap `plane[y][g·s + t − p]` is then `phased[ph][y][g + shift]` with
-/// `t − p = shift·s + ph`, so im2col and col2im copy contiguous runs instead of
-/// gathering every s-th value.
-struct Phases {
-    stride: usize,
-    height: usize,
-    /// Columns per phase: ⌈width / stride⌉.
-    cols: usize,
+/// One axis of a [`PhasedPlane`]: image positions `i = x·s + phase` are stored at
+/// `x − min_shift` for `x` from `min_shift` to `min_shift + extent`, zero where `i`
+/// falls outside the image.
+#[derive(Clone, Copy, Debug)]
+struct PhasedAxis {
+    /// floor(−p / s): the most negative whole-stride shift of a tap.
+    min_shift: isize,
+    /// Stored positions per phase.
+    extent: usize,
 }
 
-impl Phases {
-    fn new(stride: usize, height: usize, width: usize) -> Self {
-        Phases {
-            stride,
-            height,
-            cols: width.div_ceil(stride),
+impl PhasedAxis {
+    fn new(image: usize, grid: usize, g: Geometry) -> Self {
+        let (s, p) = (g.stride as isize, g.padding as isize);
+        let min_shift = (-p).div_euclid(s);
+        let max_shift = (g.kernel as isize - 1 - p).div_euclid(s);
+        let real = image.div_ceil(g.stride) as isize;
+        let extent = ((grid as isize + max_shift).max(real) - min_shift) as usize;
+        PhasedAxis { min_shift, extent }
+    }
+    /// (phase, first stored position) of the window tap `t` reads for grid
+    /// positions 0, 1, …: image position `g·s + t − p = (g + shift)·s + phase`.
+    fn tap(&self, t: usize, g: Geometry) -> (usize, usize) {
+        let (s, offset) = (g.stride as isize, t as isize - g.padding as isize);
+        (
+            offset.rem_euclid(s) as usize,
+            (offset.div_euclid(s) - self.min_shift) as usize,
+        )
+    }
+}
+
+/// An image plane split by phase along both axes and framed with zeros:
+/// `phased[py][px][y][x] = plane[(y + min_y)·s + py][(x + min_x)·s + px]`. Every
+/// tap of a strided convolution then reads (im2col) or adds into (col2im) a whole
+/// `grid height × grid width` window of one phase at a fixed offset: rows of
+/// contiguous values, with no bounds to test and no padding to fill.
+struct PhasedPlane {
+    stride: usize,
+    y: PhasedAxis,
+    x: PhasedAxis,
+}
+
+impl PhasedPlane {
+    fn new(d: &Dims, g: Geometry) -> Self {
+        PhasedPlane {
+            stride: g.stride,
+            y: PhasedAxis::new(d.ih, d.gh, g),
+            x: PhasedAxis::new(d.iw, d.gw, g),
         }
     }
     fn len(&self) -> usize {
-        self.stride * self.height * self.cols
+        self.stride * self.stride * self.y.extent * self.x.extent
     }
-    /// (phase, shift) of a tap offset `t − p`.
-    fn split(&self, offset: isize) -> (usize, isize) {
-        let s = self.stride as isize;
-        (offset.rem_euclid(s) as usize, offset.div_euclid(s))
+    /// Start of the window of tap (ky, kx).
+    fn window(&self, ky: usize, kx: usize, g: Geometry) -> usize {
+        let ((py, y), (px, x)) = (self.y.tap(ky, g), self.x.tap(kx, g));
+        ((py * self.stride + px) * self.y.extent + y) * self.x.extent + x
     }
-    fn row(&self, phase: usize, y: usize) -> usize {
-        (phase * self.height + y) * self.cols
+    /// Where image row `iy`'s values of column phase `px` start (column 0 of it).
+    fn image_row(&self, iy: usize, px: usize) -> usize {
+        let s = self.stride;
+        let y = ((iy / s) as isize - self.y.min_shift) as usize;
+        let x = (-self.x.min_shift) as usize;
+        (((iy % s) * s + px) * self.y.extent + y) * self.x.extent + x
     }
-    fn split_plane(&self, plane: &[f32], width: usize, out: &mut [f32]) {
-        for y in 0..self.height {
-            let src = &plane[y * width..][..width];
-            for ph in 0..self.stride {
-                let dst = &mut out[self.row(ph, y)..][..self.cols];
-                for (j, v) in dst.iter_mut().enumerate() {
-                    *v = src.get(j * self.stride + ph).copied().unwrap_or(0.0);
+    fn split(&self, plane: &[f32], width: usize, phased: &mut [f32]) {
+        phased.fill(0.0);
+        for (iy, src) in plane.chunks_exact(width).enumerate() {
+            for px in 0..self.stride.min(width) {
+                let start = self.image_row(iy, px);
+                let src = src[px..].iter().step_by(self.stride);
+                for (d, &v) in phased[start..].iter_mut().zip(src) {
+                    *d = v;
                 }
             }
         }
     }
-    fn merge_plane(&self, phased: &[f32], width: usize, plane: &mut [f32]) {
-        for y in 0..self.height {
-            let dst = &mut plane[y * width..][..width];
-            for ph in 0..self.stride {
-                let src = &phased[self.row(ph, y)..][..self.cols];
-                for (j, &v) in src.iter().enumerate() {
-                    if let Some(d) = dst.get_mut(j * self.stride + ph) {
-                        *d = v;
-                    }
+    fn merge(&self, phased: &[f32], width: usize, plane: &mut [f32]) {
+        for (iy, dst) in plane.chunks_exact_mut(width).enumerate() {
+            for px in 0..self.stride.min(width) {
+                let start = self.image_row(iy, px);
+                let dst = dst[px..].iter_mut().step_by(self.stride);
+                for (d, &v) in dst.zip(&phased[start..]) {
+                    *d = v;
                 }
             }
         }
     }
 }
 
-/// Per-thread scratch of the kernels: the im2col matrix and one phased plane.
-struct Scratch {
-    cols: Vec<f32>,
-    phased: Vec<f32>,
-}
-
-impl Scratch {
-    fn new(d: &Dims, g: Geometry) -> Self {
-        Scratch {
-            cols: vec![0f32; d.patch(g) * d.grid_px()],
-            phased: vec![0f32; Phases::new(g.stride, d.ih, d.iw).len()],
+/// dst (rows × `width`, contiguous) = the rows of `width` values `pitch` apart in src.
+fn copy_window(src: &[f32], pitch: usize, width: usize, dst: &mut [f32]) {
+    // The widths of the grids here, as constants: a copy of a known short length
+    // is a few vector moves, of an unknown one a call into memcpy.
+    fn fixed<const W: usize>(src: &[f32], pitch: usize, dst: &mut [f32]) {
+        for (r, row) in dst.chunks_exact_mut(W).enumerate() {
+            row.copy_from_slice(&src[r * pitch..][..W]);
         }
     }
+    match width {
+        4 => fixed::<4>(src, pitch, dst),
+        8 => fixed::<8>(src, pitch, dst),
+        16 => fixed::<16>(src, pitch, dst),
+        32 => fixed::<32>(src, pitch, dst),
+        _ => {
+            for (r, row) in dst.chunks_exact_mut(width).enumerate() {
+                row.copy_from_slice(&src[r * pitch..][..width]);
+            }
+        }
+    }
+}
+
+/// dst's rows of `width` values `pitch` apart += src (rows × `width`, contiguous).
+fn add_window(src: &[f32], width: usize, dst: &mut [f32], pitch: usize) {
+    for (r, row) in src.chunks_exact(width).enumerate() {
+        for (o, v) in dst[r * pitch..][..width].iter_mut().zip(row) {
+            *o += v;
+        }
+    }
+}
+
+/// Scratch of the kernels: the im2col matrix and one phased plane.
+struct Scratch<'a> {
+    cols: &'a mut [f32],
+    phased: &'a mut [f32],
+}
+
+thread_local! {
+    /// Each thread's scratch buffers, kept between calls: a training step runs
+    /// hundreds of convolutions of a few shapes, and fresh buffers cost an
+    /// allocation and a page-faulting zero fill each time. Every kernel writes
+    /// what it reads, so stale contents never leak into a result.
+    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Runs `f` with scratch of the sizes `d` and `g` need, from this thread's buffers.
+fn with_scratch<R>(d: &Dims, g: Geometry, f: impl FnOnce(&mut Scratch) -> R) -> R {
+    let sizes = (d.patch(g) * d.grid_px(), PhasedPlane::new(d, g).len());
+    let run = |(cols, phased): &mut (Vec<f32>, Vec<f32>)| {
+        if cols.len() < sizes.0 {
+            cols.resize(sizes.0, 0.0);
+        }
+        if phased.len() < sizes.1 {
+            phased.resize(sizes.1, 0.0);
+        }
+        f(&mut Scratch {
+            cols: &mut cols[..sizes.0],
+            phased: &mut phased[..sizes.1],
+        })
+    };
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffers) => run(&mut buffers),
+        // Only a kernel called from inside a kernel would get here; none is.
+        Err(_) => run(&mut Default::default()),
+    })
 }
 
 /// cols[(c·k + ky)·k + kx][gy·gw + gx] = image[c][gy·s + ky − p][gx·s + kx − p] (0 outside).
 fn im2col(image: &[f32], d: &Dims, g: Geometry, scratch: &mut Scratch) {
-    let (k, s, n) = (g.kernel, g.stride, d.grid_px());
-    let phases = Phases::new(s, d.ih, d.iw);
+    let (k, n) = (g.kernel, d.grid_px());
+    let plane = PhasedPlane::new(d, g);
     let Scratch { cols, phased } = scratch;
     for c in 0..d.image_c {
-        phases.split_plane(&image[c * d.ih * d.iw..][..d.ih * d.iw], d.iw, phased);
+        plane.split(&image[c * d.ih * d.iw..][..d.ih * d.iw], d.iw, phased);
         for ky in 0..k {
-            let (y0, y1) = g.valid(d.gh, d.ih, ky);
             for kx in 0..k {
-                let (x0, x1) = g.valid(d.gw, d.iw, kx);
-                let (phase, shift) = phases.split(kx as isize - g.padding as isize);
                 let row = &mut cols[((c * k + ky) * k + kx) * n..][..n];
-                row[..y0 * d.gw].fill(0.0);
-                row[y1 * d.gw..].fill(0.0);
-                for gy in y0..y1 {
-                    let iy = gy * s + ky - g.padding;
-                    let dst = &mut row[gy * d.gw..][..d.gw];
-                    dst[..x0].fill(0.0);
-                    dst[x1..].fill(0.0);
-                    let start = phases.row(phase, iy) + (x0 as isize + shift) as usize;
-                    dst[x0..x1].copy_from_slice(&phased[start..][..x1 - x0]);
-                }
+                let window = &phased[plane.window(ky, kx, g)..];
+                copy_window(window, plane.x.extent, d.gw, row);
             }
         }
     }
 }
 
 /// The adjoint of [`im2col`]: image = scatter-add(cols); every value is written.
+/// Each image value sums its taps in (ky, kx) order.
 fn col2im(d: &Dims, g: Geometry, scratch: &mut Scratch, image: &mut [f32]) {
-    let (k, s, n) = (g.kernel, g.stride, d.grid_px());
-    let phases = Phases::new(s, d.ih, d.iw);
+    let (k, n) = (g.kernel, d.grid_px());
+    let plane = PhasedPlane::new(d, g);
     let Scratch { cols, phased } = scratch;
     for c in 0..d.image_c {
         phased.fill(0.0);
         for ky in 0..k {
-            let (y0, y1) = g.valid(d.gh, d.ih, ky);
             for kx in 0..k {
-                let (x0, x1) = g.valid(d.gw, d.iw, kx);
-                let (phase, shift) = phases.split(kx as isize - g.padding as isize);
                 let row = &cols[((c * k + ky) * k + kx) * n..][..n];
-                for gy in y0..y1 {
-                    let iy = gy * s + ky - g.padding;
-                    let start = phases.row(phase, iy) + (x0 as isize + shift) as usize;
-                    let dst = &mut phased[start..][..x1 - x0];
-                    for (o, v) in dst.iter_mut().zip(&row[gy * d.gw + x0..][..x1 - x0]) {
-                        *o += v;
-                    }
-                }
+                let window = &mut phased[plane.window(ky, kx, g)..];
+                add_window(row, d.gw, window, plane.x.extent);
             }
         }
-        phases.merge_plane(phased, d.iw, &mut image[c * d.ih * d.iw..][..d.ih * d.iw]);
+        plane.merge(phased, d.iw, &mut image[c * d.ih * d.iw..][..d.ih * d.iw]);
     }
 }
 
@@ -288,19 +342,20 @@ fn matmul(
 fn forward(image: &[f32], weight: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
     let (patch, n) = (d.patch(g), d.grid_px());
     let mut out = vec![0f32; d.batch * d.grid_len()];
-    out.par_chunks_mut(d.grid_len()).enumerate().for_each_init(
-        || Scratch::new(d, g),
-        |scratch, (b, out_b)| {
-            im2col(&image[b * d.image_len()..][..d.image_len()], d, g, scratch);
-            matmul(
-                (d.grid_c, n, patch),
-                out_b,
-                Operand::rows(weight, patch),
-                Operand::rows(&scratch.cols, n),
-                false,
-            );
-        },
-    );
+    out.par_chunks_mut(d.grid_len())
+        .enumerate()
+        .for_each(|(b, out_b)| {
+            with_scratch(d, g, |scratch| {
+                im2col(&image[b * d.image_len()..][..d.image_len()], d, g, scratch);
+                matmul(
+                    (d.grid_c, n, patch),
+                    out_b,
+                    Operand::rows(weight, patch),
+                    Operand::rows(scratch.cols, n),
+                    false,
+                );
+            })
+        });
     out
 }
 
@@ -308,19 +363,20 @@ fn forward(image: &[f32], weight: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
 fn adjoint(grid: &[f32], weight: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
     let (patch, n) = (d.patch(g), d.grid_px());
     let mut out = vec![0f32; d.batch * d.image_len()];
-    out.par_chunks_mut(d.image_len()).enumerate().for_each_init(
-        || Scratch::new(d, g),
-        |scratch, (b, out_b)| {
-            matmul(
-                (patch, n, d.grid_c),
-                &mut scratch.cols,
-                Operand::transposed(weight, patch),
-                Operand::rows(&grid[b * d.grid_len()..][..d.grid_len()], n),
-                false,
-            );
-            col2im(d, g, scratch, out_b);
-        },
-    );
+    out.par_chunks_mut(d.image_len())
+        .enumerate()
+        .for_each(|(b, out_b)| {
+            with_scratch(d, g, |scratch| {
+                matmul(
+                    (patch, n, d.grid_c),
+                    scratch.cols,
+                    Operand::transposed(weight, patch),
+                    Operand::rows(&grid[b * d.grid_len()..][..d.grid_len()], n),
+                    false,
+                );
+                col2im(d, g, scratch, out_b);
+            })
+        });
     out
 }
 
@@ -332,23 +388,19 @@ fn weight_grad(image: &[f32], grid: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
         .into_par_iter()
         .map(|chunk| {
             let mut acc = vec![0f32; d.grid_c * patch];
-            let mut scratch = Scratch::new(d, g);
             let end = ((chunk + 1) * WEIGHT_GRAD_CHUNK).min(d.batch);
-            for b in chunk * WEIGHT_GRAD_CHUNK..end {
-                im2col(
-                    &image[b * d.image_len()..][..d.image_len()],
-                    d,
-                    g,
-                    &mut scratch,
-                );
-                matmul(
-                    (d.grid_c, patch, n),
-                    &mut acc,
-                    Operand::rows(&grid[b * d.grid_len()..][..d.grid_len()], n),
-                    Operand::transposed(&scratch.cols, n),
-                    b > chunk * WEIGHT_GRAD_CHUNK,
-                );
-            }
+            with_scratch(d, g, |scratch| {
+                for b in chunk * WEIGHT_GRAD_CHUNK..end {
+                    im2col(&image[b * d.image_len()..][..d.image_len()], d, g, scratch);
+                    matmul(
+                        (d.grid_c, patch, n),
+                        &mut acc,
+                        Operand::rows(&grid[b * d.grid_len()..][..d.grid_len()], n),
+                        Operand::transposed(scratch.cols, n),
+                        b > chunk * WEIGHT_GRAD_CHUNK,
+                    );
+                }
+            });
             acc
         })
         .collect();
@@ -903,6 +955,88 @@ mod tests {
             })
         };
         assert_eq!(run(1), run(3));
+    }
+
+    #[test]
+    fn im2col_is_its_definition_and_col2im_its_adjoint() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let mut uniform =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
+        let geometries = [
+            (5, 2, 2),
+            (4, 2, 1),
+            (3, 1, 1),
+            (3, 2, 0),
+            (5, 3, 1),
+            (1, 1, 0),
+            (2, 2, 0),
+            (5, 1, 4),
+        ];
+        for (kernel, stride, padding) in geometries {
+            let g = Geometry {
+                kernel,
+                stride,
+                padding,
+            };
+            for (ih, iw) in [(8, 8), (9, 7), (5, 6), (16, 3)] {
+                let (Some(gh), Some(gw)) = (g.grid_side(ih), g.grid_side(iw)) else {
+                    continue;
+                };
+                let d = Dims {
+                    batch: 1,
+                    image_c: 2,
+                    ih,
+                    iw,
+                    grid_c: 1,
+                    gh,
+                    gw,
+                };
+                let what = format!("{g:?} on {ih}×{iw}");
+                let image = uniform(d.image_len());
+                let adjoint_probe = uniform(d.patch(g) * d.grid_px());
+                let (cols, back) = with_scratch(&d, g, |scratch| {
+                    im2col(&image, &d, g, scratch);
+                    let cols = scratch.cols.to_vec();
+                    scratch.cols.copy_from_slice(&adjoint_probe);
+                    let mut back = vec![f32::NAN; d.image_len()];
+                    col2im(&d, g, scratch, &mut back);
+                    (cols, back)
+                });
+                let mut expected = Vec::with_capacity(cols.len());
+                for c in 0..d.image_c {
+                    for ky in 0..kernel {
+                        for kx in 0..kernel {
+                            for gy in 0..gh {
+                                for gx in 0..gw {
+                                    let iy = (gy * stride + ky) as isize - padding as isize;
+                                    let ix = (gx * stride + kx) as isize - padding as isize;
+                                    let inside = (0..ih as isize).contains(&iy)
+                                        && (0..iw as isize).contains(&ix);
+                                    expected.push(if inside {
+                                        image[(c * ih + iy as usize) * iw + ix as usize]
+                                    } else {
+                                        0.0
+                                    });
+                                }
+                            }
+                        }
+                    }
+                }
+                assert_eq!(cols, expected, "im2col, {what}");
+                // ⟨im2col(x), y⟩ = ⟨x, col2im(y)⟩, and col2im writes every value.
+                let dot = |a: &[f32], b: &[f32]| {
+                    a.iter()
+                        .zip(b)
+                        .map(|(&u, &v)| u as f64 * v as f64)
+                        .sum::<f64>()
+                };
+                let (lhs, rhs) = (dot(&cols, &adjoint_probe), dot(&image, &back));
+                assert!(
+                    (lhs - rhs).abs() <= 1e-5 * (1.0 + lhs.abs()),
+                    "col2im, {what}: {lhs} vs {rhs}"
+                );
+            }
+        }
     }
 
     #[test]
