@@ -171,23 +171,20 @@ impl PhasedPlane {
 
 /// dst (rows × `width`, contiguous) = the rows of `width` values `pitch` apart in src.
 fn copy_window(src: &[f32], pitch: usize, width: usize, dst: &mut [f32]) {
-    // The widths of the grids here, as constants: a copy of a known short length
-    // is a few vector moves, of an unknown one a call into memcpy.
-    fn fixed<const W: usize>(src: &[f32], pitch: usize, dst: &mut [f32]) {
-        for (r, row) in dst.chunks_exact_mut(W).enumerate() {
-            row.copy_from_slice(&src[r * pitch..][..W]);
+    #[inline(always)]
+    fn rows(src: &[f32], pitch: usize, width: usize, dst: &mut [f32]) {
+        for (r, row) in dst.chunks_exact_mut(width).enumerate() {
+            row.copy_from_slice(&src[r * pitch..][..width]);
         }
     }
+    // The widths of the grids here, as constants: a copy of a known short length
+    // is a few vector moves, of an unknown one a call into memcpy.
     match width {
-        4 => fixed::<4>(src, pitch, dst),
-        8 => fixed::<8>(src, pitch, dst),
-        16 => fixed::<16>(src, pitch, dst),
-        32 => fixed::<32>(src, pitch, dst),
-        _ => {
-            for (r, row) in dst.chunks_exact_mut(width).enumerate() {
-                row.copy_from_slice(&src[r * pitch..][..width]);
-            }
-        }
+        4 => rows(src, pitch, 4, dst),
+        8 => rows(src, pitch, 8, dst),
+        16 => rows(src, pitch, 16, dst),
+        32 => rows(src, pitch, 32, dst),
+        _ => rows(src, pitch, width, dst),
     }
 }
 
