@@ -128,12 +128,13 @@ fn miniature_pipeline_runs_skips_resumes_and_redoes_what_changed() {
 
 /// The embedded default's model against 500 fresh maps (another seed than the
 /// default run's): it unpacks, generates, and keeps the fidelity it shipped with.
-/// On ten independent 500-map sets it passed the peak counts in 90–100% of bins,
-/// V0–V2 in 78–93% and P(ℓ) in 67–92% (this set: 93%, 91% and 75%), with the
-/// P(ℓ) means agreeing in every bin with ≥ 50 modes; the model shipped before
-/// session 6 passed P(ℓ) in 8–42%, session 6's V0–V2 in 76% of this set's bins.
-/// A retrained or broken model that loses that fails here (the run is
-/// deterministic, so the check cannot flicker).
+/// On ten independent 500-map sets it passed the pixel PDF in 83–97% of bins,
+/// P(ℓ) in 75–100%, V0–V2 in 74–96% and the peak counts in 90–100% (this set:
+/// 90%, 100%, 84% and 97%), with the P(ℓ) means agreeing in every bin with ≥ 50
+/// modes; the model shipped before session 11 passed P(ℓ) in 75% of this set's
+/// bins, the one before session 6 in 8–42% of any set's. A retrained or broken
+/// model that loses that fails here (the run is deterministic, so the check
+/// cannot flicker).
 #[test]
 fn the_shipped_model_unpacks_and_keeps_its_fidelity() {
     let dir = tempfile::tempdir().unwrap();
@@ -175,15 +176,11 @@ baselines = []
             .unwrap()
             .clone()
     };
-    assert_eq!(stat("peaks")["verdict"], "pass", "{}", stat("peaks"));
-    assert_eq!(
-        stat("minkowski")["verdict"],
-        "pass",
-        "{}",
-        stat("minkowski")
-    );
+    for name in ["pixel-pdf", "power-spectrum", "minkowski", "peaks"] {
+        assert_eq!(stat(name)["verdict"], "pass", "{}", stat(name));
+    }
     let power = stat("power-spectrum");
-    assert!(power["pass_fraction"].as_f64().unwrap() >= 0.6, "{power}");
+    assert!(power["pass_fraction"].as_f64().unwrap() >= 0.9, "{power}");
     let means = &power["mean_match"];
     assert_eq!(means["within"], means["bins"], "{means}");
 }

@@ -90,6 +90,16 @@ pub struct DcganConfig {
     /// (and to score checkpoints); 0 turns it off.
     #[serde(default = "d_ema")]
     pub ema: f64,
+    /// Give every generated map the same spatial mean in the network's range —
+    /// the training maps' average — instead of letting G draw it. Simulators whose
+    /// fields have their zero mode fixed (a periodic box's Gaussian field with the
+    /// k = 0 mode zeroed, and its log-normal transform in the log space) have
+    /// per-map means that do not scatter; a G that draws them adds scatter to every
+    /// statistic that depends on the level of the whole map (area fractions near
+    /// the median, every band power after an exponential transform). Training
+    /// refuses it when the training maps' means do scatter.
+    #[serde(default)]
+    pub pin_mean: bool,
     /// Data transform between physical values and the network's range.
     #[serde(default)]
     pub transform: TransformKind,

@@ -68,6 +68,10 @@ pub struct Meta {
     pub transform: Transform,
     pub conditions: Vec<Condition>,
     pub training_samples: usize,
+    /// The spatial mean every generated map gets in the network's range
+    /// (`pin_mean`): the training maps' average.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned_mean: Option<f64>,
 }
 
 /// Networks and their variables.
@@ -309,6 +313,7 @@ fn options() -> Vec<OptionSpec> {
         "summary_match" => "\"moments\": the summary term matches the mean and scatter of per-map summaries; \"quantiles\": their whole distribution (sorted batch against the data's quantiles)",
         "summary_minkowski" => "true: the summary term also matches smooth per-map V1 and V2 between its thresholds",
         "summary_loss" => "weight of the per-map summary matching term (mean and scatter) in G's loss (0: off)",
+        "pin_mean" => "every generated map gets the training maps' mean (in the network's range); for data whose per-map means do not scatter",
         "augment" => "random periodic shifts and rotations/reflections of training maps",
         "ema" => "decay of the moving average of G's weights used to generate (0: off)",
         "latent" => "latent dimension of z",

@@ -41,6 +41,7 @@ pub struct GeneratorNet {
     bns: Vec<BatchNorm2d>,
     top: usize,
     seed: usize,
+    pinned_mean: Option<f64>,
 }
 
 impl GeneratorNet {
@@ -112,10 +113,17 @@ impl GeneratorNet {
             seed,
             upsample: c.upsample,
             circular: c.circular_padding,
+            pinned_mean: None,
         })
     }
 
-    /// Maps (B, latent + n_cond) to (B, 1, size, size) in (−1, 1).
+    /// From now on every map G draws has this spatial mean (`None`: its own).
+    pub fn pin_mean(&mut self, mean: Option<f64>) {
+        self.pinned_mean = mean;
+    }
+
+    /// Maps (B, latent + n_cond) to (B, 1, size, size) in (−1, 1) (shifted to the
+    /// pinned mean, if there is one).
     pub fn forward(&self, zc: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         self.forward_bn(zc, train.then_some(BN_MOMENTUM))
     }
@@ -173,7 +181,13 @@ impl GeneratorNet {
                 None => bias_activation(&x, bias.as_ref(), Activation::Tanh)?,
             };
         }
-        Ok(x)
+        match self.pinned_mean {
+            Some(mean) => {
+                let map_means = x.mean_keepdim(3)?.mean_keepdim(2)?;
+                x.broadcast_sub(&map_means)? + mean
+            }
+            None => Ok(x),
+        }
     }
 }
 

@@ -217,23 +217,71 @@ fn prepare_data<'a>(config: &DcganConfig, ds: &'a Dataset) -> Result<(TrainingDa
             .collect()
     });
     let conds = conditions(config, ds)?;
-    let meta = Meta {
-        field: spec,
+    let data = TrainingData {
+        ds,
+        field: 0,
         transform: transform.clone(),
         conditions: conds.clone(),
-        training_samples: n_train,
+        cache,
+        per,
     };
-    Ok((
-        TrainingData {
-            ds,
-            field: 0,
-            transform,
-            conditions: conds,
-            cache,
-            per,
-        },
-        meta,
-    ))
+    let pinned_mean = if config.pin_mean {
+        Some(pinned_mean(&data, n_train)?)
+    } else {
+        None
+    };
+    let meta = Meta {
+        field: spec,
+        transform,
+        conditions: conds,
+        training_samples: n_train,
+        pinned_mean,
+    };
+    Ok((data, meta))
+}
+
+/// How far the training maps' own means (in the network's range) may scatter,
+/// as a fraction of σ_pixel/√pixels — what they would scatter by if the pixels
+/// were independent — for `pin_mean` to be a property of the data. A field with
+/// its zero mode fixed scatters by ~0 (the `convergence` simulator's 64² maps:
+/// 0.019, from float rounding and the log transform's fitted λ); any field that
+/// draws its zero mode, by about 1 or more.
+const PINNED_MEAN_MAX_SCATTER: f64 = 0.1;
+
+/// `pin_mean`'s value: the training maps' average spatial mean in the network's
+/// range, refused when their means scatter (then the simulator draws the mean,
+/// and pinning it would remove real variance).
+fn pinned_mean(data: &TrainingData, n_train: usize) -> Result<f64> {
+    let mut means = Vec::with_capacity(n_train);
+    let (mut sum, mut sum_sq) = (0.0f64, 0.0f64);
+    for start in (0..n_train).step_by(256) {
+        let idx: Vec<usize> = (start..n_train.min(start + 256)).collect();
+        let (x, _) = data.batch(&idx, None)?;
+        for map in x.chunks(data.per) {
+            let (s, s2) = map.iter().fold((0.0f64, 0.0f64), |(s, s2), &v| {
+                (s + v as f64, s2 + v as f64 * v as f64)
+            });
+            means.push(s / data.per as f64);
+            sum += s;
+            sum_sq += s2;
+        }
+    }
+    let pixels = (n_train * data.per) as f64;
+    let mean = sum / pixels;
+    let pixel_std = (sum_sq / pixels - mean * mean).max(0.0).sqrt();
+    let n = means.len() as f64;
+    let mean_std = (means.iter().map(|m| (m - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let independent = pixel_std / (data.per as f64).sqrt();
+    if !mean.is_finite() || mean_std > PINNED_MEAN_MAX_SCATTER * independent {
+        return Err(Error::Data(format!(
+            "dcgan: pin_mean needs training maps whose means do not scatter, but theirs \
+             scatter by {mean_std:.3e} in the network's range, {:.2} of σ_pixel/√pixels \
+             (at most {PINNED_MEAN_MAX_SCATTER}): the simulator draws each map's mean, \
+             so G must too (set pin_mean = false)",
+            mean_std / independent
+        )));
+    }
+    Ok(mean)
 }
 
 struct Trainer<'a> {
@@ -628,7 +676,8 @@ pub fn train(
     let (data, meta) = prepare_data(&config, ds)?;
     let n_train = meta.training_samples;
     let n_cond = meta.conditions.len();
-    let (nets, opt_g, opt_d) = initialise(&config, n_cond, &gan.device, options.seed)?;
+    let (mut nets, opt_g, opt_d) = initialise(&config, n_cond, &gan.device, options.seed)?;
+    nets.g.pin_mean(meta.pinned_mean);
     gan.trained = Some((nets, meta.clone()));
     let ema = (config.ema > 0.0)
         .then(|| Ema::new(&named_vars(&nets_g_vars(gan)), config.ema))
@@ -891,7 +940,8 @@ pub fn load(path: &Path, config: DcganConfig) -> Result<Dcgan> {
         config
     };
     let mut gan = Dcgan::new(config);
-    let nets = Nets::new(&gan.config, state.meta.conditions.len(), &gan.device)?;
+    let mut nets = Nets::new(&gan.config, state.meta.conditions.len(), &gan.device)?;
+    nets.g.pin_mean(state.meta.pinned_mean);
     load_networks(&dir, &nets.networks())?;
     // Generation uses the moving average of G's weights.
     load_moving_average(&dir, &nets.g_vars)?;

@@ -22,6 +22,11 @@ fn config(extra: serde_json::Value) -> DcganConfig {
 
 /// `n` 16×16 maps: a smooth bump plus small seeded noise; parameter `a` scales it.
 fn dataset(dir: &Path, n: usize, amplitudes: &[f64]) -> Dataset {
+    dataset_centred(dir, n, amplitudes, false)
+}
+
+/// [`dataset`]'s maps, each with its own mean subtracted if `centre`.
+fn dataset_centred(dir: &Path, n: usize, amplitudes: &[f64], centre: bool) -> Dataset {
     let spec = DatasetSpec::new(
         vec![FieldSpec::new("x", vec![16, 16], DType::F32)],
         vec!["a".into()],
@@ -37,6 +42,12 @@ fn dataset(dir: &Path, n: usize, amplitudes: &[f64]) -> Dataset {
                 (a * (-(r * r + c * c) / 20.0).exp() + 0.02 * noise) as f32
             })
             .collect();
+        let v = if centre {
+            let mean = v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
+            v.iter().map(|&x| (x as f64 - mean) as f32).collect()
+        } else {
+            v
+        };
         w.push(
             &Sample::single(
                 Field::new("x", vec![16, 16], Array::F32(v)).unwrap(),
@@ -251,6 +262,66 @@ fn checkpoints_round_trip_resume_is_bit_identical_and_corruption_is_refused() {
     let prev =
         simemu_dcgan::train::load(&straight.join("checkpoints/step-00000005"), c.clone()).unwrap();
     assert_eq!(prev.generate(&[0.75], &seeds).unwrap().len(), 8);
+}
+
+/// `pin_mean`: every generated map, also after loading, has the training maps'
+/// mean (here 0: the maps are centred), where an unpinned G's means scatter; data
+/// whose means scatter are refused with an error that names the option.
+#[test]
+fn pinned_mean_holds_for_every_map_and_needs_data_whose_means_do_not_scatter() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dataset_centred(&dir.path().join("data"), 32, &[1.0], true);
+    let seeds: Vec<u64> = (0..16).collect();
+    let map_means = |gan: &Dcgan| -> Vec<f64> {
+        gan.generate(&[], &seeds)
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let v = s.fields[0].data.to_f64();
+                v.iter().sum::<f64>() / v.len() as f64
+            })
+            .collect()
+    };
+    let largest = |means: &[f64]| means.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let trained = |pin: bool, run: &str| {
+        let mut gan = Dcgan::new(config(serde_json::json!({ "pin_mean": pin })));
+        gan.train(
+            &ds,
+            &options(&dir.path().join(run), 5, false),
+            &Registry::new(),
+        )
+        .unwrap();
+        gan
+    };
+    let pinned = trained(true, "pinned");
+    // f32 rounding of a mean over 256 values of size ~1, mapped back to physical
+    // values (×1/scale ≈ 0.6).
+    assert!(
+        largest(&map_means(&pinned)) < 1e-6,
+        "{:?}",
+        map_means(&pinned)
+    );
+    let loaded =
+        simemu_dcgan::train::load(&dir.path().join("pinned"), pinned.config.clone()).unwrap();
+    assert_eq!(map_means(&loaded), map_means(&pinned));
+    let free = largest(&map_means(&trained(false, "free")));
+    assert!(
+        free > 1e-3,
+        "an unpinned G's map means: largest |mean| {free:.2e}"
+    );
+
+    // Two amplitudes: each map's mean follows its amplitude.
+    let scattered = dataset(&dir.path().join("scattered"), 32, &[0.5, 1.0]);
+    let mut gan = Dcgan::new(config(serde_json::json!({ "pin_mean": true })));
+    let err = gan
+        .train(
+            &scattered,
+            &options(&dir.path().join("refused"), 5, false),
+            &Registry::new(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("pin_mean") && err.contains("scatter"), "{err}");
 }
 
 /// A sample's bytes depend on its seed only: not on the batch it is generated in
