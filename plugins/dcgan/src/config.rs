@@ -65,6 +65,17 @@ pub struct DcganConfig {
     /// distribution and, with `summary_minkowski`, V1 and V2.
     #[serde(default = "d_summary_thresholds")]
     pub summary_thresholds: usize,
+    /// How the thresholds are spaced between the two quantiles: evenly in pixel
+    /// value ("linear"), or evenly in the normal score of the training pixels'
+    /// quantile ("normal": at the pixel values below which a fraction Φ(z) of the
+    /// training pixels lie, z evenly spaced). For Gaussian pixels the two agree;
+    /// for a skewed distribution "normal" follows its shape — for a log-normal
+    /// field, denser towards the bounded lower tail, sparser along the long upper
+    /// one —, or "finer": from each threshold to the next, the finer of the two
+    /// (at least `summary_thresholds`, more where "normal" is the denser). Each
+    /// smooth step is half its local spacing wide.
+    #[serde(default)]
+    pub summary_spacing: SummarySpacing,
     /// Add smooth per-map Minkowski functionals V1 and V2 (mean |∇x| and level-set
     /// curvature per bin between consecutive thresholds) to the summary term.
     #[serde(default)]
@@ -242,6 +253,28 @@ pub enum Upsample {
     Resize,
 }
 
+/// How the summary term's thresholds are spaced (see
+/// [`DcganConfig::summary_spacing`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SummarySpacing {
+    #[default]
+    Linear,
+    Normal,
+    Finer,
+}
+
+impl SummarySpacing {
+    /// The name the configuration uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            SummarySpacing::Linear => "linear",
+            SummarySpacing::Normal => "normal",
+            SummarySpacing::Finer => "finer",
+        }
+    }
+}
+
 /// What the summary term matches (see [`DcganConfig::summary_match`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -348,6 +381,13 @@ impl DcganConfig {
                 "summary_quantiles = [{q_lo}, {q_hi}] must be increasing within [0, 1]"
             ));
         }
+        if c.summary_spacing != SummarySpacing::Linear && !(q_lo > 0.0 && q_hi < 1.0) {
+            return bad(format!(
+                "summary_spacing = \"{}\" needs summary_quantiles strictly inside (0, 1) \
+                 (their normal scores are the ends), got [{q_lo}, {q_hi}]",
+                c.summary_spacing.name()
+            ));
+        }
         if c.summary_thresholds < 2 {
             return bad(format!(
                 "summary_thresholds = {} must be ≥ 2",
@@ -436,6 +476,10 @@ mod tests {
             (
                 serde_json::json!({"summary_thresholds": 1}),
                 "summary_thresholds",
+            ),
+            (
+                serde_json::json!({"summary_spacing": "normal", "summary_quantiles": [0.0, 0.99]}),
+                "summary_spacing",
             ),
             (
                 serde_json::json!({"spectrum_weights": "bands"}),

@@ -21,7 +21,7 @@ use candle_core::{Device, Tensor};
 use simemu_core::{Error, Result};
 use simemu_nn::ce;
 
-pub use crate::config::SummaryMatch;
+pub use crate::config::{SummaryMatch, SummarySpacing};
 use crate::spectrum::{maps_tensor, BandPower, GeneratorLossTerm, SpectrumBins};
 use crate::transform::Transform;
 
@@ -33,14 +33,22 @@ use crate::transform::Transform;
 pub struct Thresholds {
     pub quantiles: [f64; 2],
     pub count: usize,
+    pub spacing: SummarySpacing,
+}
+
+/// The smooth steps' widths: one for all thresholds (linear spacing), or one per
+/// threshold, (1, 1, T).
+enum StepWidth {
+    Uniform(f64),
+    PerThreshold(Tensor),
 }
 
 pub struct SummaryMatcher {
     band_power: BandPower,
     /// (1, 1, T) pixel thresholds, physical values.
     thresholds: Tensor,
-    /// Width of the smooth step: half the threshold spacing.
-    step_width: f64,
+    /// Width of the smooth steps: half the (local) threshold spacing.
+    step_width: StepWidth,
     /// Smooth V1 and V2 per threshold bin (`summary_minkowski`): the floor added
     /// to |∇x|², a thousandth of the training maps' mean, keeps V2's division
     /// and the square root of V1 differentiable where the gradient vanishes.
@@ -86,15 +94,79 @@ impl SummaryMatcher {
                 "summary_loss: {count} thresholds; at least 2 are needed"
             )));
         }
-        let spacing = (hi - lo) / count as f64;
-        let values: Vec<f32> = (0..count)
-            .map(|i| (lo + (i as f64 + 0.5) * spacing) as f32)
-            .collect();
+        let (values, step_width) = match thresholds.spacing {
+            SummarySpacing::Linear => {
+                let spacing = (hi - lo) / count as f64;
+                let values: Vec<f32> = (0..count)
+                    .map(|i| (lo + (i as f64 + 0.5) * spacing) as f32)
+                    .collect();
+                (values, StepWidth::Uniform(spacing / 2.0))
+            }
+            SummarySpacing::Normal | SummarySpacing::Finer => {
+                use statrs::distribution::{ContinuousCDF, Normal};
+                let normal = Normal::standard();
+                let (z_lo, z_hi) = (normal.inverse_cdf(q_lo), normal.inverse_cdf(q_hi));
+                let dz = (z_hi - z_lo) / count as f64;
+                let (values, widths): (Vec<f32>, Vec<f32>) =
+                    if thresholds.spacing == SummarySpacing::Normal {
+                        let at = |k: f64| quantile(normal.cdf(z_lo + k * dz));
+                        (0..count)
+                            .map(|i| {
+                                let k = i as f64;
+                                let width = (at(k + 1.0) - at(k)) / 2.0;
+                                (at(k + 0.5) as f32, width as f32)
+                            })
+                            .unzip()
+                    } else {
+                        // From each edge, the next one is the nearer of the linear
+                        // spacing and the pixel value one step dz further in normal
+                        // score (through the empirical distribution function).
+                        let linear = (hi - lo) / count as f64;
+                        let score = |x: f64| {
+                            let below = pixels.partition_point(|&p| (p as f64) <= x);
+                            let f = (below as f64 / pixels.len() as f64).clamp(q_lo, q_hi);
+                            normal.inverse_cdf(f)
+                        };
+                        let mut edges = vec![lo];
+                        let mut x = lo;
+                        while x < hi {
+                            let by_score = quantile(normal.cdf(score(x) + dz));
+                            let gap = if by_score > x {
+                                (by_score - x).min(linear)
+                            } else {
+                                linear
+                            };
+                            // A sliver of a last interval joins the one before it.
+                            x = if hi - (x + gap) < 0.5 * gap {
+                                hi
+                            } else {
+                                x + gap
+                            };
+                            edges.push(x);
+                        }
+                        edges
+                            .windows(2)
+                            .map(|e| (((e[0] + e[1]) / 2.0) as f32, ((e[1] - e[0]) / 2.0) as f32))
+                            .unzip()
+                    };
+                if let Some(i) = widths.iter().position(|&w| w.is_nan() || w <= 0.0) {
+                    return Err(Error::Data(format!(
+                        "summary_spacing = \"{}\": the training pixels have no spread \
+                         around threshold {i} of {} (tied values); use \"linear\"",
+                        thresholds.spacing.name(),
+                        widths.len()
+                    )));
+                }
+                let widths = Tensor::from_vec(widths, (1, 1, values.len()), device)
+                    .map_err(ce("summary thresholds"))?;
+                (values, StepWidth::PerThreshold(widths))
+            }
+        };
         let mut matcher = SummaryMatcher {
             band_power: BandPower::new(n, SpectrumBins::Log, device)?,
-            thresholds: Tensor::from_vec(values, (1, 1, count), device)
+            thresholds: Tensor::from_vec(values.clone(), (1, 1, values.len()), device)
                 .map_err(ce("summary thresholds"))?,
-            step_width: spacing / 2.0,
+            step_width,
             minkowski: None,
             target: None,
             mode: SummaryMatch::Moments,
@@ -171,12 +243,12 @@ impl SummaryMatcher {
         let mean = flat.mean_keepdim(1)?;
         let log_power = (self.band_power.per_map(x)? + 1e-12)?.log()?;
         // Smooth step σ((x − t)/w) = (1 + tanh((x − t)/2w))/2 per pixel: (B, N², T).
-        let steps = flat
-            .unsqueeze(2)?
-            .broadcast_sub(&self.thresholds)?
-            .affine(0.5 / self.step_width, 0.0)?
-            .tanh()?
-            .affine(0.5, 0.5)?;
+        let offsets = flat.unsqueeze(2)?.broadcast_sub(&self.thresholds)?;
+        let scaled = match &self.step_width {
+            StepWidth::Uniform(w) => offsets.affine(0.5 / w, 0.0)?,
+            StepWidth::PerThreshold(w) => offsets.broadcast_div(&(w * 2.0)?)?,
+        };
+        let steps = scaled.tanh()?.affine(0.5, 0.5)?;
         let above = steps.mean(1)?;
         let Some(floor) = self.minkowski else {
             return Tensor::cat(&[&mean, &log_power, &above], 1);
@@ -320,6 +392,7 @@ mod tests {
             Thresholds {
                 quantiles: [0.01, 0.99],
                 count: THRESHOLDS,
+                spacing: SummarySpacing::Linear,
             },
             minkowski,
             Transform::Identity,
@@ -448,7 +521,10 @@ mod tests {
         let x = tensor_of(&data, n);
         let got: Vec<Vec<f32>> = m.summaries(&x).unwrap().to_vec2().unwrap();
         let thresholds: Vec<f32> = m.thresholds.flatten_all().unwrap().to_vec1().unwrap();
-        let step = |v: f64, t: f32| 0.5 + 0.5 * ((v - t as f64) / (2.0 * m.step_width)).tanh();
+        let StepWidth::Uniform(width) = m.step_width else {
+            panic!("linear spacing has one width")
+        };
+        let step = |v: f64, t: f32| 0.5 + 0.5 * ((v - t as f64) / (2.0 * width)).tanh();
         let first_v1 = 1 + crate::spectrum::BANDS + THRESHOLDS;
         for (map, row) in data.iter().zip(&got) {
             let at = |r: usize, c: usize| map[(r % n) * n + c % n] as f64;
@@ -480,6 +556,108 @@ mod tests {
             assert_eq!(row.len(), first_v1 + 2 * (THRESHOLDS - 1));
         }
         assert!(loss_of(&m, &data, n) < 1e-6);
+    }
+
+    /// Normal-score spacing on log-normal pixels, x = e^g with g ~ N(0, 1): the
+    /// thresholds sit at e^z for z evenly spaced between the normal scores of the
+    /// two quantiles, each step half its local spacing wide (e^z · sinh(dz/2));
+    /// the loss is zero on the training maps; tied pixel values are refused.
+    /// "finer" takes the normal-score step where it is the shorter (the lower
+    /// tail) and the linear one elsewhere, the steps tiling the whole range.
+    #[test]
+    fn normal_spacing_follows_the_shape_of_the_pixel_distribution() {
+        use rand_distr::{Distribution, StandardNormal};
+        use statrs::distribution::{ContinuousCDF, Normal};
+        let n = 32;
+        let mut rng = simemu_core::seed::rng(11);
+        let data: Vec<Vec<f32>> = (0..128)
+            .map(|_| {
+                (0..n * n)
+                    .map(|_| StandardNormal.sample(&mut rng))
+                    .map(|g: f64| g.exp() as f32)
+                    .collect()
+            })
+            .collect();
+        let build = |data: &[Vec<f32>], spacing| {
+            let refs: Vec<&[f32]> = data.iter().map(|v| v.as_slice()).collect();
+            SummaryMatcher::new(
+                n,
+                &refs,
+                Thresholds {
+                    quantiles: [0.01, 0.99],
+                    count: THRESHOLDS,
+                    spacing,
+                },
+                true,
+                Transform::Identity,
+                1.0,
+                &Device::Cpu,
+            )
+        };
+        let m = build(&data, SummarySpacing::Normal).unwrap();
+        let z_hi = Normal::standard().inverse_cdf(0.99);
+        let dz = 2.0 * z_hi / THRESHOLDS as f64;
+        let thresholds: Vec<f32> = m.thresholds.flatten_all().unwrap().to_vec1().unwrap();
+        let StepWidth::PerThreshold(widths) = &m.step_width else {
+            panic!("normal spacing has a width per threshold")
+        };
+        let widths: Vec<f32> = widths.flatten_all().unwrap().to_vec1().unwrap();
+        for (i, (&t, &w)) in thresholds.iter().zip(&widths).enumerate() {
+            let expected = (-z_hi + (i as f64 + 0.5) * dz).exp();
+            // A quantile of 131,072 pixels near the 1.5% one is off by ~0.013 in
+            // z (√(p(1 − p)/N)/φ(z)): 1.3% in e^z; 3σ.
+            assert!(
+                (t as f64 / expected - 1.0).abs() < 0.04,
+                "{i}: {t} vs {expected}"
+            );
+            // A difference of two such quantiles, relative to a spacing of 0.29 in z.
+            let half_spacing = expected * (dz / 2.0).sinh();
+            assert!(
+                (w as f64 / half_spacing - 1.0).abs() < 0.15,
+                "{i}: {w} vs {half_spacing}"
+            );
+        }
+        assert!(loss_of(&m, &data, n) < 1e-6);
+        let normal_widths = widths;
+
+        let m = build(&data, SummarySpacing::Finer).unwrap();
+        let thresholds: Vec<f32> = m.thresholds.flatten_all().unwrap().to_vec1().unwrap();
+        let StepWidth::PerThreshold(widths) = &m.step_width else {
+            panic!("finer spacing has a width per threshold")
+        };
+        let widths: Vec<f32> = widths.flatten_all().unwrap().to_vec1().unwrap();
+        let edges: Vec<f64> = thresholds
+            .iter()
+            .zip(&widths)
+            .flat_map(|(&t, &w)| [t as f64 - w as f64, t as f64 + w as f64])
+            .collect();
+        // The quantiles of the range, 3σ as above.
+        let (lo, hi) = ((-z_hi).exp(), z_hi.exp());
+        assert!((edges[0] / lo - 1.0).abs() < 0.04, "{} vs {lo}", edges[0]);
+        assert!((edges[edges.len() - 1] / hi - 1.0).abs() < 0.04);
+        for (i, pair) in edges[1..edges.len() - 1].chunks(2).enumerate() {
+            assert!((pair[1] - pair[0]).abs() < 1e-5 * hi, "gap after step {i}");
+        }
+        let linear = (edges[edges.len() - 1] - edges[0]) / THRESHOLDS as f64;
+        let (last, inner) = widths.split_last().unwrap();
+        assert!(inner
+            .iter()
+            .all(|&w| 2.0 * w as f64 <= linear * (1.0 + 1e-5)));
+        // The last step also holds what was left of the range, less than half a step.
+        assert!(2.0 * *last as f64 <= 1.5 * linear * (1.0 + 1e-5));
+        assert!(widths.len() > THRESHOLDS);
+        // At the bottom the normal-score step (e^−2.3 · 2 sinh(dz/2) ≈ 0.03) is the
+        // finer one by far (linear: 0.63); the first differs from "normal"'s
+        // only by its midpoint-of-edges placement.
+        assert!((widths[0] / normal_widths[0] - 1.0).abs() < 0.15);
+        assert!(2.0 * widths[THRESHOLDS] as f64 > 0.99 * linear);
+        assert!(loss_of(&m, &data, n) < 1e-6);
+
+        let two_valued: Vec<Vec<f32>> = (0..4)
+            .map(|k| (0..n * n).map(|i| ((i + k) % 2) as f32).collect())
+            .collect();
+        let e = build(&two_valued, SummarySpacing::Normal).err().unwrap();
+        assert!(e.to_string().contains("tied"), "{e}");
     }
 
     #[test]

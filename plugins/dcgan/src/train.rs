@@ -471,6 +471,7 @@ fn matching_terms(
             Thresholds {
                 quantiles: config.summary_quantiles,
                 count: config.summary_thresholds,
+                spacing: config.summary_spacing,
             },
             config.summary_minkowski,
             transform.clone(),
