@@ -76,6 +76,15 @@ pub struct DcganConfig {
     /// smooth step is half its local spacing wide.
     #[serde(default)]
     pub summary_spacing: SummarySpacing,
+    /// How much each pixel-fraction threshold (and, with `summary_minkowski`, each
+    /// V1 and V2 bin) weighs in the summary term: all alike ("even"), or by the
+    /// share of the pixel range its step spans, relative to the linear spacing
+    /// ("span"), so that where "finer" or "normal" spacing puts several steps
+    /// into one linear step they share that step's weight, and every part of
+    /// the range weighs as much as with "linear" spacing (which "span" leaves
+    /// unchanged).
+    #[serde(default)]
+    pub summary_weights: SummaryWeights,
     /// Add smooth per-map Minkowski functionals V1 and V2 (mean |∇x| and level-set
     /// curvature per bin between consecutive thresholds) to the summary term.
     #[serde(default)]
@@ -275,6 +284,16 @@ impl SummarySpacing {
     }
 }
 
+/// How the summary term weighs its thresholds (see
+/// [`DcganConfig::summary_weights`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SummaryWeights {
+    #[default]
+    Even,
+    Span,
+}
+
 /// What the summary term matches (see [`DcganConfig::summary_match`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -415,6 +434,9 @@ impl DcganConfig {
         if c.summary_match != SummaryMatch::Moments && c.summary_loss == 0.0 {
             return bad("summary_match needs summary_loss > 0 (it shapes that term)".into());
         }
+        if c.summary_weights != SummaryWeights::Even && c.summary_loss == 0.0 {
+            return bad("summary_weights needs summary_loss > 0 (it shapes that term)".into());
+        }
         if !(0.0..1.0).contains(&c.ema) {
             return bad(format!("ema = {} must lie in [0, 1)", c.ema));
         }
@@ -472,6 +494,10 @@ mod tests {
             (
                 serde_json::json!({"summary_match": "quantiles"}),
                 "summary_match",
+            ),
+            (
+                serde_json::json!({"summary_weights": "span"}),
+                "summary_weights",
             ),
             (
                 serde_json::json!({"summary_thresholds": 1}),

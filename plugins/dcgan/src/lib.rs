@@ -309,6 +309,7 @@ fn options() -> Vec<OptionSpec> {
         "spectrum_weights" => "\"shells\": every shell weighs the same | \"bands\": every log band of |k| weighs the same, shared among its shells",
         "summary_quantiles" => "[lo, hi]: training-pixel quantiles spanned by the summary term's pixel-fraction thresholds",
         "summary_spacing" => "\"linear\": thresholds evenly spaced in pixel value | \"normal\": evenly in the normal score of the training pixels' quantile (denser in the tails) | \"finer\": the finer of the two at every threshold",
+        "summary_weights" => "\"even\": every threshold weighs the same in the summary term | \"span\": by the share of the pixel range its step spans (non-linear spacings: the linear spacing's weight per part of the range)",
         "summary_thresholds" => "number of the summary term's pixel-fraction thresholds (smooth steps half their spacing wide)",
         "matching_maps" => "training maps the spectrum and summary terms take their targets from (at most)",
         "summary_match" => "\"moments\": the summary term matches the mean and scatter of per-map summaries; \"quantiles\": their whole distribution (sorted batch against the data's quantiles)",

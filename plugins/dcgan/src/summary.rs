@@ -21,19 +21,21 @@ use candle_core::{Device, Tensor};
 use simemu_core::{Error, Result};
 use simemu_nn::ce;
 
-pub use crate::config::{SummaryMatch, SummarySpacing};
+pub use crate::config::{SummaryMatch, SummarySpacing, SummaryWeights};
 use crate::spectrum::{maps_tensor, BandPower, GeneratorLossTerm, SpectrumBins};
 use crate::transform::Transform;
 
-/// The pixel thresholds of the smooth-step fractions: `count` of them, linear
+/// The pixel thresholds of the smooth-step fractions: `count` of them, spaced
 /// between two quantiles of the training pixels (the config's
-/// `summary_thresholds` and `summary_quantiles`; the harness's default bins span
-/// [0.001, 0.999]).
+/// `summary_thresholds`, `summary_quantiles` and `summary_spacing`; the
+/// harness's default bins span [0.001, 0.999]), and how much each weighs
+/// (`summary_weights`).
 #[derive(Clone, Copy, Debug)]
 pub struct Thresholds {
     pub quantiles: [f64; 2],
     pub count: usize,
     pub spacing: SummarySpacing,
+    pub weights: SummaryWeights,
 }
 
 /// The smooth steps' widths: one for all thresholds (linear spacing), or one per
@@ -53,6 +55,9 @@ pub struct SummaryMatcher {
     /// to |∇x|², a thousandth of the training maps' mean, keeps V2's division
     /// and the square root of V1 differentiable where the gradient vanishes.
     minkowski: Option<f64>,
+    /// (F,) weight of every summary, averaging 1 (`summary_weights = "span"`
+    /// with non-linear spacing; None: all alike).
+    summary_weights: Option<Tensor>,
     /// The training maps' summaries (None: each real batch is the target).
     target: Option<Target>,
     mode: SummaryMatch,
@@ -94,13 +99,13 @@ impl SummaryMatcher {
                 "summary_loss: {count} thresholds; at least 2 are needed"
             )));
         }
-        let (values, step_width) = match thresholds.spacing {
+        let (values, step_width, half_widths) = match thresholds.spacing {
             SummarySpacing::Linear => {
                 let spacing = (hi - lo) / count as f64;
                 let values: Vec<f32> = (0..count)
                     .map(|i| (lo + (i as f64 + 0.5) * spacing) as f32)
                     .collect();
-                (values, StepWidth::Uniform(spacing / 2.0))
+                (values, StepWidth::Uniform(spacing / 2.0), None)
             }
             SummarySpacing::Normal | SummarySpacing::Finer => {
                 use statrs::distribution::{ContinuousCDF, Normal};
@@ -157,9 +162,10 @@ impl SummaryMatcher {
                         widths.len()
                     )));
                 }
+                let spans = widths.clone();
                 let widths = Tensor::from_vec(widths, (1, 1, values.len()), device)
                     .map_err(ce("summary thresholds"))?;
-                (values, StepWidth::PerThreshold(widths))
+                (values, StepWidth::PerThreshold(widths), Some(spans))
             }
         };
         let mut matcher = SummaryMatcher {
@@ -168,6 +174,7 @@ impl SummaryMatcher {
                 .map_err(ce("summary thresholds"))?,
             step_width,
             minkowski: None,
+            summary_weights: None,
             target: None,
             mode: SummaryMatch::Moments,
             transform,
@@ -193,6 +200,12 @@ impl SummaryMatcher {
             .collect::<candle_core::Result<Vec<_>>>()
             .and_then(|parts| Tensor::cat(&parts, 0))
             .map_err(ce("summary target"))?;
+        if let (SummaryWeights::Span, Some(half_widths)) = (thresholds.weights, half_widths) {
+            let features = summaries.dim(1).map_err(ce("summary weights"))?;
+            let weights = span_weights(&half_widths, (hi - lo) / count as f64, features, minkowski);
+            matcher.summary_weights =
+                Some(Tensor::from_vec(weights, features, device).map_err(ce("summary weights"))?);
+        }
         let (mean, std) = mean_and_std(&summaries).map_err(ce("summary target"))?;
         let mut sorted: Vec<Vec<f32>> = summaries
             .t()
@@ -308,6 +321,29 @@ fn derivatives(x: &Tensor) -> candle_core::Result<(Tensor, Tensor, Tensor, Tenso
     Ok((gx, gy, hxx, hyy, hxy))
 }
 
+/// `summary_weights = "span"`: the weight of each of `features` summaries — 1
+/// for the mean and the band powers; for each threshold's fraction the length
+/// of its step (twice its half-width) over the linear spacing; for each V1 and
+/// V2 bin the distance between its two thresholds over that spacing —, scaled
+/// to average 1 so that the term's size stays comparable. The thresholds'
+/// steps tile the range, so their weights add up to what `count` linear ones
+/// have and every part of the range weighs as it does under linear spacing.
+fn span_weights(half_widths: &[f32], linear: f64, features: usize, minkowski: bool) -> Vec<f32> {
+    let steps = half_widths.iter().map(|&w| 2.0 * w as f64 / linear);
+    let bins = half_widths
+        .windows(2)
+        .map(|w| (w[0] as f64 + w[1] as f64) / linear);
+    let per_threshold: Vec<f64> = if minkowski {
+        steps.chain(bins.clone()).chain(bins).collect()
+    } else {
+        steps.collect()
+    };
+    let mut weights = vec![1.0; features - per_threshold.len()];
+    weights.extend(per_threshold);
+    let mean = weights.iter().sum::<f64>() / features as f64;
+    weights.iter().map(|w| (w / mean) as f32).collect()
+}
+
 /// Mean and standard deviation over the rows of (B, F): two (F,) tensors.
 fn mean_and_std(x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
     let mean = x.mean(0)?;
@@ -316,10 +352,11 @@ fn mean_and_std(x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
 }
 
 impl GeneratorLossTerm for SummaryMatcher {
-    /// weight · mean over summaries of h((μ_G − μ)/σ) + h((σ_G − σ)/σ), with the
-    /// pseudo-Huber h(d) = 2(√(1 + d²) − 1): d² near a match, but only linear in
-    /// the tens of σ an untrained G is off by, so the term cannot swamp the
-    /// adversarial gradient (or trip the divergence check) at the start.
+    /// weight · mean over summaries (weighted by `summary_weights`) of
+    /// h((μ_G − μ)/σ) + h((σ_G − σ)/σ), with the pseudo-Huber
+    /// h(d) = 2(√(1 + d²) − 1): d² near a match, but only linear in the tens of
+    /// σ an untrained G is off by, so the term cannot swamp the adversarial
+    /// gradient (or trip the divergence check) at the start.
     ///
     /// With [`SummaryMatch::Quantiles`]: weight · mean over summaries and ranks of
     /// h((x_G,(r) − q_r)/σ) for G's batch sorted per summary, x_G,(r), and the
@@ -354,12 +391,20 @@ impl GeneratorLossTerm for SummaryMatcher {
             };
             let d = (sorted_columns(&fake_summaries)? - quantiles)?
                 .broadcast_div(&std.unsqueeze(1)?)?;
-            return pseudo_huber(d)?.mean_all()? * self.weight;
+            let per_summary = match &self.summary_weights {
+                Some(w) => pseudo_huber(d)?.broadcast_mul(&w.unsqueeze(1)?)?,
+                None => pseudo_huber(d)?,
+            };
+            return per_summary.mean_all()? * self.weight;
         }
         let (fake_mean, fake_std) = mean_and_std(&fake_summaries)?;
         let mean_term = pseudo_huber((fake_mean - &mean)?.broadcast_div(&std)?)?;
         let std_term = pseudo_huber((fake_std - &std)?.broadcast_div(&std)?)?;
-        (mean_term + std_term)?.mean_all()? * self.weight
+        let per_summary = match &self.summary_weights {
+            Some(w) => ((mean_term + std_term)? * w)?,
+            None => (mean_term + std_term)?,
+        };
+        per_summary.mean_all()? * self.weight
     }
 }
 
@@ -385,6 +430,18 @@ mod tests {
     /// A matcher of weight 1 on physical values from `data`, 16 thresholds between
     /// its 1% and 99% quantiles.
     fn matcher(data: &[Vec<f32>], n: usize, minkowski: bool) -> Result<SummaryMatcher> {
+        let (spacing, weights) = (SummarySpacing::Linear, SummaryWeights::Even);
+        spaced_matcher(data, n, minkowski, spacing, weights)
+    }
+
+    /// As [`matcher`], with the thresholds spaced and weighted as asked.
+    fn spaced_matcher(
+        data: &[Vec<f32>],
+        n: usize,
+        minkowski: bool,
+        spacing: SummarySpacing,
+        weights: SummaryWeights,
+    ) -> Result<SummaryMatcher> {
         let refs: Vec<&[f32]> = data.iter().map(|v| v.as_slice()).collect();
         SummaryMatcher::new(
             n,
@@ -392,7 +449,8 @@ mod tests {
             Thresholds {
                 quantiles: [0.01, 0.99],
                 count: THRESHOLDS,
-                spacing: SummarySpacing::Linear,
+                spacing,
+                weights,
             },
             minkowski,
             Transform::Identity,
@@ -558,6 +616,20 @@ mod tests {
         assert!(loss_of(&m, &data, n) < 1e-6);
     }
 
+    /// 128 N×N maps of independent log-normal pixels, e^g with g ~ N(0, 1).
+    fn log_normal_maps(n: usize) -> Vec<Vec<f32>> {
+        use rand_distr::{Distribution, StandardNormal};
+        let mut rng = simemu_core::seed::rng(11);
+        (0..128)
+            .map(|_| {
+                (0..n * n)
+                    .map(|_| StandardNormal.sample(&mut rng))
+                    .map(|g: f64| g.exp() as f32)
+                    .collect()
+            })
+            .collect()
+    }
+
     /// Normal-score spacing on log-normal pixels, x = e^g with g ~ N(0, 1): the
     /// thresholds sit at e^z for z evenly spaced between the normal scores of the
     /// two quantiles, each step half its local spacing wide (e^z · sinh(dz/2));
@@ -566,33 +638,11 @@ mod tests {
     /// tail) and the linear one elsewhere, the steps tiling the whole range.
     #[test]
     fn normal_spacing_follows_the_shape_of_the_pixel_distribution() {
-        use rand_distr::{Distribution, StandardNormal};
         use statrs::distribution::{ContinuousCDF, Normal};
         let n = 32;
-        let mut rng = simemu_core::seed::rng(11);
-        let data: Vec<Vec<f32>> = (0..128)
-            .map(|_| {
-                (0..n * n)
-                    .map(|_| StandardNormal.sample(&mut rng))
-                    .map(|g: f64| g.exp() as f32)
-                    .collect()
-            })
-            .collect();
+        let data = log_normal_maps(n);
         let build = |data: &[Vec<f32>], spacing| {
-            let refs: Vec<&[f32]> = data.iter().map(|v| v.as_slice()).collect();
-            SummaryMatcher::new(
-                n,
-                &refs,
-                Thresholds {
-                    quantiles: [0.01, 0.99],
-                    count: THRESHOLDS,
-                    spacing,
-                },
-                true,
-                Transform::Identity,
-                1.0,
-                &Device::Cpu,
-            )
+            spaced_matcher(data, n, true, spacing, SummaryWeights::Even)
         };
         let m = build(&data, SummarySpacing::Normal).unwrap();
         let z_hi = Normal::standard().inverse_cdf(0.99);
@@ -658,6 +708,73 @@ mod tests {
             .collect();
         let e = build(&two_valued, SummarySpacing::Normal).err().unwrap();
         assert!(e.to_string().contains("tied"), "{e}");
+    }
+
+    /// `summary_weights = "span"` under "finer" spacing on log-normal pixels: the
+    /// thresholds' weights add up to 16 linear ones' (the V1 and V2 bins' to the
+    /// distance from the first threshold to the last, in linear spacings), the
+    /// linear-length steps of the upper range weigh what the mean pixel does and
+    /// the short steps of the lower tail less, so an error confined to the lower
+    /// tail costs less than with even weights; the loss is still zero on the
+    /// training maps; with linear spacing "span" changes nothing.
+    #[test]
+    fn span_weights_give_every_part_of_the_range_its_linear_weight() {
+        let n = 32;
+        let data = log_normal_maps(n);
+        let span =
+            spaced_matcher(&data, n, true, SummarySpacing::Finer, SummaryWeights::Span).unwrap();
+        let even =
+            spaced_matcher(&data, n, true, SummarySpacing::Finer, SummaryWeights::Even).unwrap();
+        let weights: Vec<f32> = span.summary_weights.as_ref().unwrap().to_vec1().unwrap();
+        let t = span.thresholds.dim(2).unwrap();
+        let features = weights.len();
+        assert_eq!(features, 1 + 12 + t + 2 * (t - 1));
+        let mean_pixel_weight = weights[0] as f64;
+        assert!(weights[..13].iter().all(|&w| w as f64 == mean_pixel_weight));
+        let in_linear_steps =
+            |w: &[f32]| w.iter().map(|&w| w as f64).sum::<f64>() / mean_pixel_weight;
+        let thresholds = &weights[13..13 + t];
+        assert!((in_linear_steps(thresholds) - THRESHOLDS as f64).abs() < 1e-3);
+        let thresholds_f: Vec<f32> = span.thresholds.flatten_all().unwrap().to_vec1().unwrap();
+        let linear = (data_quantile(&data, 0.99) - data_quantile(&data, 0.01)) / THRESHOLDS as f64;
+        let first_to_last = (thresholds_f[t - 1] - thresholds_f[0]) as f64 / linear;
+        for bins in [&weights[13 + t..12 + 2 * t], &weights[12 + 2 * t..]] {
+            assert!((in_linear_steps(bins) - first_to_last).abs() < 1e-3);
+        }
+        // Below the 4th linear step's end "finer" takes shorter steps; the steps
+        // at the top are linear ones (the last holds a remainder, up to 1.5).
+        assert!(thresholds[0] as f64 / mean_pixel_weight < 0.2);
+        assert!((thresholds[t - 2] as f64 / mean_pixel_weight - 1.0).abs() < 1e-4);
+
+        assert!(loss_of(&span, &data, n) < 1e-6);
+        // Lift the deepest 5% of pixels to the 5% quantile: only the lower tail moves.
+        let floor = data_quantile(&data, 0.05) as f32;
+        let lifted: Vec<Vec<f32>> = data
+            .iter()
+            .map(|m| m.iter().map(|&v| v.max(floor)).collect())
+            .collect();
+        let (span_loss, even_loss) = (loss_of(&span, &lifted, n), loss_of(&even, &lifted, n));
+        assert!(
+            span_loss > 0.0 && span_loss < 0.5 * even_loss,
+            "{span_loss} vs {even_loss}"
+        );
+
+        let linear_span =
+            spaced_matcher(&data, n, true, SummarySpacing::Linear, SummaryWeights::Span).unwrap();
+        let linear_even =
+            spaced_matcher(&data, n, true, SummarySpacing::Linear, SummaryWeights::Even).unwrap();
+        assert!(linear_span.summary_weights.is_none());
+        assert_eq!(
+            loss_of(&linear_span, &lifted, n).to_bits(),
+            loss_of(&linear_even, &lifted, n).to_bits()
+        );
+    }
+
+    /// The q quantile of all pixels of `maps`, as the matcher takes it.
+    fn data_quantile(maps: &[Vec<f32>], q: f64) -> f64 {
+        let mut pixels: Vec<f32> = maps.iter().flatten().copied().collect();
+        pixels.sort_unstable_by(f32::total_cmp);
+        pixels[((pixels.len() - 1) as f64 * q).round() as usize] as f64
     }
 
     #[test]

@@ -472,6 +472,7 @@ fn matching_terms(
                 quantiles: config.summary_quantiles,
                 count: config.summary_thresholds,
                 spacing: config.summary_spacing,
+                weights: config.summary_weights,
             },
             config.summary_minkowski,
             transform.clone(),
