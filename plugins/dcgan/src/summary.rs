@@ -99,13 +99,13 @@ impl SummaryMatcher {
                 "summary_loss: {count} thresholds; at least 2 are needed"
             )));
         }
+        let linear = (hi - lo) / count as f64;
         let (values, step_width, half_widths) = match thresholds.spacing {
             SummarySpacing::Linear => {
-                let spacing = (hi - lo) / count as f64;
                 let values: Vec<f32> = (0..count)
-                    .map(|i| (lo + (i as f64 + 0.5) * spacing) as f32)
+                    .map(|i| (lo + (i as f64 + 0.5) * linear) as f32)
                     .collect();
-                (values, StepWidth::Uniform(spacing / 2.0), None)
+                (values, StepWidth::Uniform(linear / 2.0), None)
             }
             SummarySpacing::Normal | SummarySpacing::Finer => {
                 use statrs::distribution::{ContinuousCDF, Normal};
@@ -126,7 +126,6 @@ impl SummaryMatcher {
                         // From each edge, the next one is the nearer of the linear
                         // spacing and the pixel value one step dz further in normal
                         // score (through the empirical distribution function).
-                        let linear = (hi - lo) / count as f64;
                         let score = |x: f64| {
                             let below = pixels.partition_point(|&p| (p as f64) <= x);
                             let f = (below as f64 / pixels.len() as f64).clamp(q_lo, q_hi);
@@ -162,10 +161,9 @@ impl SummaryMatcher {
                         widths.len()
                     )));
                 }
-                let spans = widths.clone();
-                let widths = Tensor::from_vec(widths, (1, 1, values.len()), device)
+                let tensor = Tensor::from_slice(&widths, (1, 1, values.len()), device)
                     .map_err(ce("summary thresholds"))?;
-                (values, StepWidth::PerThreshold(widths), Some(spans))
+                (values, StepWidth::PerThreshold(tensor), Some(widths))
             }
         };
         let mut matcher = SummaryMatcher {
@@ -202,7 +200,7 @@ impl SummaryMatcher {
             .map_err(ce("summary target"))?;
         if let (SummaryWeights::Span, Some(half_widths)) = (thresholds.weights, half_widths) {
             let features = summaries.dim(1).map_err(ce("summary weights"))?;
-            let weights = span_weights(&half_widths, (hi - lo) / count as f64, features, minkowski);
+            let weights = span_weights(&half_widths, linear, features, minkowski);
             matcher.summary_weights =
                 Some(Tensor::from_vec(weights, features, device).map_err(ce("summary weights"))?);
         }
