@@ -279,6 +279,21 @@ impl SummaryMatcher {
         let v2 = per_bin(curvature)?;
         Tensor::cat(&[&mean, &log_power, &above, &v1, &v2], 1)
     }
+
+    /// The term's value from its distances, one summary per row of `per_summary`
+    /// (one value or one column of values each): their mean, each summary weighed
+    /// by its share of the range when `summary_weights` asks for it.
+    fn weighted_mean(&self, per_summary: Tensor) -> candle_core::Result<Tensor> {
+        let per_summary = match &self.summary_weights {
+            Some(w) => {
+                let mut shape = vec![1; per_summary.rank()];
+                shape[0] = w.dim(0)?;
+                per_summary.broadcast_mul(&w.reshape(shape)?)?
+            }
+            None => per_summary,
+        };
+        per_summary.mean_all()? * self.weight
+    }
 }
 
 /// The training maps' summaries, as the term compares them.
@@ -389,20 +404,12 @@ impl GeneratorLossTerm for SummaryMatcher {
             };
             let d = (sorted_columns(&fake_summaries)? - quantiles)?
                 .broadcast_div(&std.unsqueeze(1)?)?;
-            let per_summary = match &self.summary_weights {
-                Some(w) => pseudo_huber(d)?.broadcast_mul(&w.unsqueeze(1)?)?,
-                None => pseudo_huber(d)?,
-            };
-            return per_summary.mean_all()? * self.weight;
+            return self.weighted_mean(pseudo_huber(d)?);
         }
         let (fake_mean, fake_std) = mean_and_std(&fake_summaries)?;
         let mean_term = pseudo_huber((fake_mean - &mean)?.broadcast_div(&std)?)?;
         let std_term = pseudo_huber((fake_std - &std)?.broadcast_div(&std)?)?;
-        let per_summary = match &self.summary_weights {
-            Some(w) => ((mean_term + std_term)? * w)?,
-            None => (mean_term + std_term)?,
-        };
-        per_summary.mean_all()? * self.weight
+        self.weighted_mean((mean_term + std_term)?)
     }
 }
 
