@@ -217,7 +217,98 @@ fn bad_configs_are_refused_by_name() {
         err.contains("builtin:nope") || err.contains("'nope'"),
         "{err}"
     );
+    std::fs::write(
+        d.join("select.toml"),
+        MINIATURE.replace(
+            "[validation]",
+            "[generator.select]\ncandidates = 1\nsets = 2\n\n[validation]",
+        ),
+    )
+    .unwrap();
+    let err = fails(d, &["run", "select.toml"], 2);
+    assert!(err.contains("generator.select"), "{err}");
     assert!(!d.join("runs/mini/report").exists());
+}
+
+/// `[generator.select]`: two training seeds, scored on two held-out sets of their
+/// own. The first candidate is the very model an unselected run trains; the
+/// choice follows the selection sets' own reports; the report's model is the
+/// chosen one; a second run redoes nothing.
+#[test]
+fn selection_trains_candidates_and_keeps_the_best_on_sets_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let plain = MINIATURE.replace("count = 64", "count = 64\nbaselines = []");
+    let selected = plain.replace(
+        "[validation]",
+        "[generator.select]\ncandidates = 2\nsets = 2\n\n[validation]",
+    );
+    std::fs::write(d.join("plain.toml"), &plain).unwrap();
+    std::fs::write(d.join("selected.toml"), &selected).unwrap();
+    ok(d, &["run", "plain.toml", "--out", "plain"]);
+    let out = ok(d, &["run", "selected.toml", "--out", "selected"]);
+    assert!(out.contains("# Leaderboard"), "{out}");
+    let run = d.join("selected");
+
+    let weights = |run: &str, model: &str| {
+        std::fs::read(
+            d.join(run)
+                .join(model)
+                .join("checkpoints/step-00000006/generator.safetensors"),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        weights("plain", "models/dcgan"),
+        weights("selected", "models/dcgan")
+    );
+    assert_ne!(
+        weights("selected", "models/dcgan"),
+        weights("selected", "models/dcgan-candidate-1")
+    );
+
+    let json = |path: std::path::PathBuf| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    };
+    let selection = json(run.join("selection/selection.json"));
+    let candidates = selection["candidates"].as_array().unwrap();
+    assert_eq!(candidates.len(), 2);
+    // Every score is the mean over the two sets' reports of the weakest statistic.
+    let mut scores = vec![0.0; 2];
+    for (set, report) in ["report-0-0", "report-0-1"].iter().enumerate() {
+        let lb = json(run.join("selection").join(report).join("leaderboard.json"));
+        for (c, row) in lb["rows"].as_array().unwrap().iter().enumerate() {
+            let lowest = row["statistics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["pass_fraction"].as_f64().unwrap())
+                .fold(f64::INFINITY, f64::min);
+            assert_eq!(candidates[c]["lowest_pass_fractions"][set], lowest);
+            scores[c] += lowest / 2.0;
+        }
+    }
+    let chosen = selection["chosen"].as_u64().unwrap() as usize;
+    assert!(
+        scores[chosen] >= scores[1 - chosen] - 1e-12,
+        "{scores:?} {chosen}"
+    );
+    assert!(!run.join("selection/scratch").exists());
+
+    // The report judges the chosen candidate, trained with its own seed.
+    let record = json(run.join("run.json"));
+    assert_eq!(
+        record["done"]["generate dcgan"]["model"]["seed"],
+        candidates[chosen]["seed"]
+    );
+    assert_ne!(candidates[0]["seed"], candidates[1]["seed"]);
+
+    let err = stderr_of(d, &["run", "selected.toml", "--out", "selected"]);
+    assert!(err.contains("select generator: up to date"), "{err}");
+    assert!(
+        err.contains("train generator candidate 1: up to date"),
+        "{err}"
+    );
 }
 
 #[test]

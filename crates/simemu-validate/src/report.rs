@@ -364,6 +364,27 @@ pub struct LeaderboardRow {
     pub report: String,
 }
 
+impl LeaderboardRow {
+    /// The pass fraction of the candidate's weakest statistic: "every statistic
+    /// passes" holds when this reaches the pass threshold, so it is what ranks
+    /// candidates that are to pass everywhere.
+    pub fn lowest_pass_fraction(&self) -> f64 {
+        self.statistics
+            .iter()
+            .map(|s| s.pass_fraction)
+            .reduce(f64::min)
+            .unwrap_or(0.0)
+    }
+
+    /// How many statistics have every checked bin mean agreeing.
+    pub fn statistics_with_agreeing_means(&self) -> usize {
+        self.statistics
+            .iter()
+            .filter(|s| s.mean_match.within == s.mean_match.bins)
+            .count()
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Leaderboard {
     pub format: String,

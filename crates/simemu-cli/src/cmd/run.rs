@@ -7,6 +7,7 @@
 //! | simulate the training set | `data/train` |
 //! | simulate the held-out set (per validation point) | `data/validation[-K]` |
 //! | train the generator, or unpack/point at its checkpoint | `models/GENERATOR` |
+//! | with `[generator.select]`: train the other candidates, score them all on held-out sets of their own, keep the best | `models/GENERATOR-candidate-K`, `selection/` |
 //! | fit the baselines on the training set | `models/BASELINE` |
 //! | generate (per validation point) | `generated[-K]/NAME` |
 //! | validate and compare (per validation point) | `report[-K]/` |
@@ -31,6 +32,8 @@ use simemu_validate::report::{leaderboard_markdown, Leaderboard};
 use simemu_validate::StatRequest;
 
 use super::{simulate, train, usage, validate};
+
+mod select;
 use crate::ui;
 
 /// The embedded default: the shipped pre-trained emulator against fresh simulations.
@@ -137,8 +140,22 @@ pub struct GeneratorSection {
     pub checkpoint: Option<String>,
     /// Training steps (default: the generator's).
     pub steps: Option<u64>,
-    /// Wall-clock training limit, e.g. "20m".
+    /// Wall-clock training limit, e.g. "20m" (per candidate with `select`).
     pub budget: Option<String>,
+    /// Train several candidates and keep the best on held-out sets of its own.
+    pub select: Option<SelectSection>,
+}
+
+/// `[generator.select]`: candidates differ in their training seed alone (same
+/// data, same options); each is scored on `sets` fresh held-out sets per
+/// validation point, simulated for the selection and never shown to the report.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelectSection {
+    /// Models to train; the first has the seed an unselected run trains with.
+    pub candidates: usize,
+    /// Held-out sets per validation point that score the candidates.
+    pub sets: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -278,6 +295,14 @@ fn load_config(a: &RunArgs) -> Result<(RunConfig, Option<PathBuf>)> {
             "{what}: simulator.grid and simulator.uniform are alternatives; give one"
         )));
     }
+    if let Some(select) = &config.generator.select {
+        if select.candidates < 2 || select.sets == 0 {
+            return Err(usage(format!(
+                "{what}: generator.select needs at least 2 candidates and 1 set (got {} and {})",
+                select.candidates, select.sets
+            )));
+        }
+    }
     if config.name.is_empty() || config.name.contains(['/', '\\']) {
         return Err(usage(format!(
             "{what}: name '{}' must be a plain directory name",
@@ -411,6 +436,15 @@ pub fn run(reg: &Registry, a: &RunArgs) -> Result<()> {
     } else {
         config.validation.points.clone()
     };
+    // Each point's full parameter set: the simulator section's, overridden by the point's.
+    let point_params: Vec<BTreeMap<String, f64>> = points
+        .iter()
+        .map(|point| {
+            let mut params = sim.params.clone();
+            params.extend(point.iter().map(|(n, v)| (n.clone(), *v)));
+            params
+        })
+        .collect();
     let suffix = |k: usize| {
         if points.len() > 1 {
             format!("-{k}")
@@ -430,7 +464,7 @@ pub fn run(reg: &Registry, a: &RunArgs) -> Result<()> {
         (None, Some(s)) => Some(train::parse_duration(s).map_err(usage)?),
         (None, None) => None,
     };
-    let model_inputs = serde_json::json!({
+    let mut model_inputs = serde_json::json!({
         "generator": config.generator.name, "options": config.generator.options,
         "checkpoint": checkpoint,
         "builtin": checkpoint.as_deref().and_then(|c| c.strip_prefix("builtin:")).and_then(builtin_fingerprint),
@@ -464,40 +498,78 @@ pub fn run(reg: &Registry, a: &RunArgs) -> Result<()> {
                 .join(format!("{}.json", config.generator.name));
             std::fs::create_dir_all(dir.join("models"))?;
             simemu_core::fsutil::write_json_atomic(&options_file, &config.generator.options)?;
-            let train_args = |resume: bool, force: bool| train::TrainArgs {
-                name: config.generator.name.clone(),
-                data: train_dir.clone(),
-                out: model_dir.clone(),
-                config: Some(options_file.clone()),
-                options: Vec::new(),
-                steps: config.generator.steps,
-                epochs: None,
-                resume,
-                force,
-                budget,
-            };
-            p.stage(
-                "train generator",
-                model_inputs.clone(),
-                &model_dir,
-                |force, resume| {
-                    let resume = resume && model_dir.join(train::RUN_FILE).exists();
-                    if resume {
-                        match train::train(reg, seed("generator"), &train_args(true, false)) {
-                            Ok(()) => return Ok(()),
-                            // Interrupted before the first checkpoint: start over.
-                            Err(e) => {
-                                tracing::warn!("cannot resume ({e:#}); training from the start")
+            let train_model =
+                |p: &mut Pipeline, stage: &str, inputs: &Value, out: &Path, generator_seed: u64| {
+                    let train_args = |resume: bool, force: bool| train::TrainArgs {
+                        name: config.generator.name.clone(),
+                        data: train_dir.clone(),
+                        out: out.to_path_buf(),
+                        config: Some(options_file.clone()),
+                        options: Vec::new(),
+                        steps: config.generator.steps,
+                        epochs: None,
+                        resume,
+                        force,
+                        budget,
+                    };
+                    p.stage(stage, inputs.clone(), out, |force, resume| {
+                        let resume = resume && out.join(train::RUN_FILE).exists();
+                        if resume {
+                            match train::train(reg, generator_seed, &train_args(true, false)) {
+                                Ok(()) => return Ok(()),
+                                // Interrupted before the first checkpoint: start over.
+                                Err(e) => {
+                                    tracing::warn!("cannot resume ({e:#}); training from the start")
+                                }
                             }
                         }
-                    }
-                    train::train(reg, seed("generator"), &train_args(false, force))
-                },
+                        train::train(reg, generator_seed, &train_args(false, force))
+                    })
+                };
+            train_model(
+                &mut p,
+                "train generator",
+                &model_inputs,
+                &model_dir,
+                seed("generator"),
             )?;
-            model_dir.clone()
+            match &config.generator.select {
+                None => model_dir.clone(),
+                Some(select) => {
+                    let mut trained = vec![(model_dir.clone(), model_inputs.clone())];
+                    for c in 1..select.candidates {
+                        let generator_seed = seed(&format!("generator-candidate-{c}"));
+                        let mut inputs = model_inputs.clone();
+                        inputs["seed"] = generator_seed.into();
+                        let out = dir
+                            .join("models")
+                            .join(format!("{}-candidate-{c}", config.generator.name));
+                        train_model(
+                            &mut p,
+                            &format!("train generator candidate {c}"),
+                            &inputs,
+                            &out,
+                            generator_seed,
+                        )?;
+                        trained.push((out, inputs));
+                    }
+                    let job = select::Job {
+                        reg,
+                        run_seed: config.seed,
+                        simulator: (sim, &sim_options),
+                        points: &point_params,
+                        counts: (config.data.validation, config.validation.count),
+                        statistics: (&requests, config.validation.field.as_deref()),
+                        sets: select.sets,
+                    };
+                    let chosen = select::choose(&mut p, &job, &trained)?;
+                    let (path, inputs) = trained.swap_remove(chosen);
+                    model_inputs = inputs;
+                    path
+                }
+            }
         }
     };
-
     // Baselines, fitted on the training set.
     let mut candidates: Vec<(String, PathBuf, Value)> = vec![(
         config.generator.name.clone(),
@@ -534,9 +606,7 @@ pub fn run(reg: &Registry, a: &RunArgs) -> Result<()> {
     }
 
     let mut leaderboards = Vec::new();
-    for (k, point) in points.iter().enumerate() {
-        let mut params = sim.params.clone();
-        params.extend(point.iter().map(|(n, v)| (n.clone(), *v)));
+    for (k, params) in point_params.iter().enumerate() {
         let validation_dir = dir.join(format!("data/validation{}", suffix(k)));
         let validation_inputs = serde_json::json!({"simulator": sim, "params": params, "count": config.data.validation, "seed": seed(&format!("validation-{k}"))});
         p.stage(
@@ -547,7 +617,7 @@ pub fn run(reg: &Registry, a: &RunArgs) -> Result<()> {
                 let args = simulate_args(
                     sim,
                     &sim_options,
-                    &params,
+                    params,
                     (config.data.validation, false),
                     &validation_dir,
                     force,
@@ -558,12 +628,7 @@ pub fn run(reg: &Registry, a: &RunArgs) -> Result<()> {
         let mut generated = Vec::new();
         for (name, checkpoint, inputs) in &candidates {
             let out = dir.join(format!("generated{}", suffix(k))).join(name);
-            let conditional = train::is_conditional(reg, checkpoint)?;
-            let gen_params = if conditional {
-                assignments(params.clone())
-            } else {
-                Vec::new()
-            };
+            let gen_params = generation_params(reg, checkpoint, params)?;
             let gen_seed = seed(&format!("generate-{k}"));
             let gen_inputs = serde_json::json!({"model": inputs, "params": gen_params, "count": config.validation.count, "seed": gen_seed});
             p.stage(
@@ -610,7 +675,7 @@ pub fn run(reg: &Registry, a: &RunArgs) -> Result<()> {
             &std::fs::read_to_string(report_dir.join("leaderboard.json"))
                 .context("reading the leaderboard")?,
         )?;
-        leaderboards.push((params, report_dir, lb));
+        leaderboards.push((params.clone(), report_dir, lb));
     }
 
     for (params, report_dir, lb) in &leaderboards {
@@ -711,6 +776,20 @@ Between neighbouring validation points that differ in one parameter: the ratio o
     }
     println!("parameter response: {}", dir.join("response.md").display());
     Ok(())
+}
+
+/// The condition a checkpoint generates at: `params` for a conditional generator,
+/// none for an unconditional one.
+fn generation_params(
+    reg: &Registry,
+    checkpoint: &Path,
+    params: &BTreeMap<String, f64>,
+) -> Result<Vec<String>> {
+    Ok(if train::is_conditional(reg, checkpoint)? {
+        assignments(params.clone())
+    } else {
+        Vec::new()
+    })
 }
 
 /// `simemu simulate` arguments for the training set (`training`: the grid or the
