@@ -32,9 +32,9 @@ use simemu_validate::report::{leaderboard_markdown, Leaderboard};
 use simemu_validate::StatRequest;
 
 use super::{simulate, train, usage, validate};
+use crate::ui;
 
 mod select;
-use crate::ui;
 
 /// The embedded default: the shipped pre-trained emulator against fresh simulations.
 pub const DEFAULT_CONFIG: &str = include_str!("../../../../configs/default.toml");
@@ -146,9 +146,10 @@ pub struct GeneratorSection {
     pub select: Option<SelectSection>,
 }
 
-/// `[generator.select]`: candidates differ in their training seed alone (same
-/// data, same options); each is scored on `sets` fresh held-out sets per
-/// validation point, simulated for the selection and never shown to the report.
+/// `[generator.select]`, used when the run trains the generator: candidates
+/// differ in their training seed alone (same data, same options); each is scored
+/// on `sets` fresh held-out sets per validation point, simulated for the selection
+/// and never shown to the report.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SelectSection {
@@ -570,6 +571,7 @@ pub fn run(reg: &Registry, a: &RunArgs) -> Result<()> {
             }
         }
     };
+
     // Baselines, fitted on the training set.
     let mut candidates: Vec<(String, PathBuf, Value)> = vec![(
         config.generator.name.clone(),
