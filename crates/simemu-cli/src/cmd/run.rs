@@ -607,6 +607,8 @@ pub fn run(reg: &Registry, a: &RunArgs) -> Result<()> {
         candidates.push((b.clone(), out, inputs));
     }
 
+    let conditional =
+        conditional_flags(reg, candidates.iter().map(|(_, checkpoint, _)| checkpoint))?;
     let mut leaderboards = Vec::new();
     for (k, params) in point_params.iter().enumerate() {
         let validation_dir = dir.join(format!("data/validation{}", suffix(k)));
@@ -628,9 +630,9 @@ pub fn run(reg: &Registry, a: &RunArgs) -> Result<()> {
             },
         )?;
         let mut generated = Vec::new();
-        for (name, checkpoint, inputs) in &candidates {
+        for ((name, checkpoint, inputs), &conditional) in candidates.iter().zip(&conditional) {
             let out = dir.join(format!("generated{}", suffix(k))).join(name);
-            let gen_params = generation_params(reg, checkpoint, params)?;
+            let gen_params = generation_params(conditional, params);
             let gen_seed = seed(&format!("generate-{k}"));
             let gen_inputs = serde_json::json!({"model": inputs, "params": gen_params, "count": config.validation.count, "seed": gen_seed});
             p.stage(
@@ -780,18 +782,26 @@ Between neighbouring validation points that differ in one parameter: the ratio o
     Ok(())
 }
 
-/// The condition a checkpoint generates at: `params` for a conditional generator,
-/// none for an unconditional one.
-fn generation_params(
+/// Whether each checkpoint's generator is conditional (loading a generator is
+/// not free: once per checkpoint, not per set it generates).
+fn conditional_flags<'a>(
     reg: &Registry,
-    checkpoint: &Path,
-    params: &BTreeMap<String, f64>,
-) -> Result<Vec<String>> {
-    Ok(if train::is_conditional(reg, checkpoint)? {
+    checkpoints: impl IntoIterator<Item = &'a PathBuf>,
+) -> Result<Vec<bool>> {
+    checkpoints
+        .into_iter()
+        .map(|checkpoint| train::is_conditional(reg, checkpoint))
+        .collect()
+}
+
+/// The condition a generator generates at: `params` if it is conditional, none
+/// otherwise.
+fn generation_params(conditional: bool, params: &BTreeMap<String, f64>) -> Vec<String> {
+    if conditional {
         assignments(params.clone())
     } else {
         Vec::new()
-    })
+    }
 }
 
 /// `simemu simulate` arguments for the training set (`training`: the grid or the

@@ -20,7 +20,7 @@ use simemu_core::seed::derive_seed;
 use simemu_core::Registry;
 use simemu_validate::StatRequest;
 
-use super::{generation_params, simulate_args, Pipeline, SimulatorSection};
+use super::{conditional_flags, generation_params, simulate_args, Pipeline, SimulatorSection};
 use crate::cmd::{simulate, train, validate};
 use crate::ui;
 
@@ -113,6 +113,7 @@ fn score_candidates(job: &Job, trained: &[(PathBuf, Value)], out: &Path) -> Resu
     let mut lowest = vec![Vec::new(); trained.len()];
     let mut agreeing = vec![Vec::new(); trained.len()];
     let mut set_names = Vec::new();
+    let conditional = conditional_flags(job.reg, trained.iter().map(|(checkpoint, _)| checkpoint))?;
     for (k, params) in job.points.iter().enumerate() {
         for j in 0..job.sets {
             let tag = format!("{k}-{j}");
@@ -132,7 +133,8 @@ fn score_candidates(job: &Job, trained: &[(PathBuf, Value)], out: &Path) -> Resu
             )?;
             let latent_seed = derive_seed(job.run_seed, &format!("selection-generate-{tag}"));
             let mut generated = Vec::new();
-            for (c, (checkpoint, _)) in trained.iter().enumerate() {
+            for (c, ((checkpoint, _), &conditional)) in trained.iter().zip(&conditional).enumerate()
+            {
                 let set = scratch.join(format!("candidate-{c}-{tag}"));
                 train::generate(
                     job.reg,
@@ -140,7 +142,7 @@ fn score_candidates(job: &Job, trained: &[(PathBuf, Value)], out: &Path) -> Resu
                     &train::GenerateArgs {
                         checkpoint: checkpoint.clone(),
                         count,
-                        params: generation_params(job.reg, checkpoint, params)?,
+                        params: generation_params(conditional, params),
                         out: set.clone(),
                         batch: 64,
                         label: Some(format!("candidate-{c}")),
