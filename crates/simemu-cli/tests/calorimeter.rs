@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::ok;
+use common::{ok, read_json};
 
 #[test]
 fn showers_simulate_and_validate_through_the_generic_harness() {
@@ -46,9 +46,7 @@ fn showers_simulate_and_validate_through_the_generic_harness() {
             "report",
         ],
     );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("report/report.json")).unwrap())
-            .unwrap();
+    let report = read_json(&d.join("report/report.json"));
     let got: Vec<&str> = report["statistics"]
         .as_array()
         .unwrap()
@@ -125,10 +123,7 @@ fn the_calorimeter_pipeline_runs_end_to_end() {
             simemu_core::Dataset::open(&run.join(format!("generated-{k}/shower-gan"))).unwrap();
         assert_eq!(generated.len(), 60);
         assert_eq!(generated.params_of(0), [*energy]);
-        let board: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(run.join(format!("report-{k}/leaderboard.json"))).unwrap(),
-        )
-        .unwrap();
+        let board = read_json(&run.join(format!("report-{k}/leaderboard.json")));
         let candidates: Vec<&str> = board["rows"]
             .as_array()
             .unwrap()

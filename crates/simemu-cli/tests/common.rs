@@ -64,3 +64,9 @@ pub fn arrays(path: &Path) -> (Vec<f64>, Vec<f64>, Option<Vec<u64>>) {
         .collect();
     (data, params, ds.seeds().map(|s| s.to_vec()))
 }
+
+/// A JSON file the CLI wrote, parsed.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}

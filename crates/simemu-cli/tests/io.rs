@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fails, ok};
+use common::{fails, ok, read_json};
 
 fn fixture(name: &str) -> String {
     format!(
@@ -82,9 +82,7 @@ fn exported_maps_import_back_and_measure_and_validate_like_the_originals() {
                 &format!("{data}.json"),
             ],
         );
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(d.join(format!("{data}.json"))).unwrap())
-                .unwrap();
+        let v = read_json(&d.join(format!("{data}.json")));
         serde_json::json!({"x": v["x"], "components": v["components"]})
     };
     let original = stat("sim");
@@ -105,9 +103,7 @@ fn exported_maps_import_back_and_measure_and_validate_like_the_originals() {
             "report",
         ],
     );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("report/report.json")).unwrap())
-            .unwrap();
+    let report = read_json(&d.join("report/report.json"));
     for s in report["statistics"].as_array().unwrap() {
         assert_eq!(s["pass_fraction"], 1.0, "{}", s["statistic"]);
     }

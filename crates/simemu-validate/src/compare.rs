@@ -73,6 +73,36 @@ pub struct ComponentComparison {
     pub ks_p: Vec<f64>,
 }
 
+impl ComponentComparison {
+    /// The fraction of this component's bins whose KS p-value exceeds
+    /// [`BIN_PASS_P`].
+    pub fn pass_fraction(&self) -> f64 {
+        pass_fraction_of(&self.ks_p)
+    }
+
+    /// Its smallest KS p-value.
+    pub fn worst_p(&self) -> f64 {
+        self.ks_p.iter().cloned().fold(1.0, f64::min)
+    }
+}
+
+fn pass_fraction_of(pvalues: &[f64]) -> f64 {
+    if pvalues.is_empty() {
+        return 0.0;
+    }
+    pvalues.iter().filter(|&&p| p > BIN_PASS_P).count() as f64 / pvalues.len() as f64
+}
+
+/// "pass" when a pass fraction reaches [`STAT_PASS_FRACTION`], else "fail".
+pub fn verdict_of(pass_fraction: f64) -> String {
+    if pass_fraction >= STAT_PASS_FRACTION {
+        "pass"
+    } else {
+        "fail"
+    }
+    .into()
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StatisticComparison {
     pub statistic: String,
@@ -80,8 +110,12 @@ pub struct StatisticComparison {
     pub x_name: String,
     pub components: Vec<ComponentComparison>,
     pub table: PTable,
+    /// The fraction of all its bins (every component's) that pass.
     pub pass_fraction: f64,
-    /// "pass" or "fail".
+    /// "pass" when *each* component passes in at least [`STAT_PASS_FRACTION`] of
+    /// its bins, else "fail". A statistic of several functions measured over the
+    /// same bins is judged function by function: a good total would hide one
+    /// that fails.
     pub verdict: String,
     /// Largest |rel_diff| over all bins and components.
     pub max_abs_rel_diff: Option<f64>,
@@ -185,24 +219,18 @@ pub fn compare_measurements(
         components.push(c);
     }
     let table = PTable::from_pvalues(&all_p);
-    let passed = all_p.iter().filter(|&&p| p > BIN_PASS_P).count();
-    let pass_fraction = if all_p.is_empty() {
-        0.0
-    } else {
-        passed as f64 / all_p.len() as f64
-    };
+    let weakest = components
+        .iter()
+        .map(ComponentComparison::pass_fraction)
+        .reduce(f64::min)
+        .unwrap_or(0.0);
     StatisticComparison {
         statistic: reference.statistic.clone(),
         options: reference.options.clone(),
         x_name: reference.x_name.clone(),
         table,
-        pass_fraction,
-        verdict: if pass_fraction >= STAT_PASS_FRACTION {
-            "pass"
-        } else {
-            "fail"
-        }
-        .into(),
+        pass_fraction: pass_fraction_of(&all_p),
+        verdict: verdict_of(weakest),
         max_abs_rel_diff: rels.iter().cloned().reduce(f64::max),
         mean_abs_rel_diff: if rels.is_empty() {
             None
@@ -293,5 +321,39 @@ mod tests {
         assert_eq!(c.verdict, "fail");
         assert_eq!(c.table.p_below_0_05, 2);
         assert!((c.components[0].rel_diff[1].unwrap() - 1.0).abs() < 1e-12);
+    }
+
+    /// Three components of five bins each, the last failing two of its five:
+    /// 13 of all 15 bins pass (87%), yet the statistic fails with its weakest
+    /// component (60%).
+    #[test]
+    fn a_statistic_passes_only_when_each_component_does() {
+        let bins = 5;
+        let measurement = |shift: f64| {
+            let steady: Vec<Vec<f64>> = (0..200).map(|i| vec![(i % 37) as f64; bins]).collect();
+            let shifted = (0..200)
+                .map(|i| {
+                    (0..bins)
+                        .map(|b| (i % 37) as f64 + if b < 2 { shift } else { 0.0 })
+                        .collect()
+                })
+                .collect();
+            Measurement {
+                statistic: "s".into(),
+                options: serde_json::Value::Null,
+                x_name: "x".into(),
+                x: (0..bins).map(|b| b as f64).collect(),
+                component_names: vec!["a".into(), "b".into(), "bad".into()],
+                values: vec![steady.clone(), steady, shifted],
+            }
+        };
+        let c = compare_measurements(&measurement(0.0), &measurement(10.0));
+        assert_eq!(c.pass_fraction, 13.0 / 15.0);
+        assert_eq!(c.components[0].pass_fraction(), 1.0);
+        assert_eq!(c.components[2].pass_fraction(), 0.6);
+        assert!(c.components[2].worst_p() < 1e-6);
+        assert_eq!(c.verdict, "fail");
+        let c = compare_measurements(&measurement(0.0), &measurement(0.0));
+        assert_eq!(c.verdict, "pass");
     }
 }

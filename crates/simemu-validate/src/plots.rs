@@ -234,6 +234,22 @@ fn band_plot(
     Ok(())
 }
 
+/// "name (P% of bins pass)", with each component's share when there are several
+/// (each is judged alone).
+fn pvalue_caption(st: &crate::compare::StatisticComparison) -> String {
+    let mut caption = format!(
+        "{} ({:.0}% of bins pass",
+        st.statistic,
+        100.0 * st.pass_fraction
+    );
+    if st.components.len() > 1 {
+        for c in &st.components {
+            caption += &format!("; {} {:.0}%", c.name, 100.0 * c.pass_fraction());
+        }
+    }
+    caption + ")"
+}
+
 /// KS p-value of every bin, one panel per statistic, with the 0.05 line.
 fn pvalue_plot(path: &Path, report: &Report) -> Result<()> {
     let n = report.statistics.len().max(1);
@@ -258,14 +274,7 @@ fn pvalue_plot(path: &Path, report: &Report) -> Result<()> {
         let nb = pts.len().max(1) as f64;
         let ymin = pts.iter().map(|p| p.1).fold(-2.0f64, f64::min) - 0.2;
         let mut chart = ChartBuilder::on(area)
-            .caption(
-                format!(
-                    "{} ({:.0}% of bins pass)",
-                    st.statistic,
-                    100.0 * st.pass_fraction
-                ),
-                (FONT, 16),
-            )
+            .caption(pvalue_caption(st), (FONT, 16))
             .margin(8)
             .x_label_area_size(25)
             .y_label_area_size(60)

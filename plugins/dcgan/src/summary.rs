@@ -29,13 +29,15 @@ use crate::transform::Transform;
 /// between two quantiles of the training pixels (the config's
 /// `summary_thresholds`, `summary_quantiles` and `summary_spacing`; the
 /// harness's default bins span [0.001, 0.999]), and how much each weighs
-/// (`summary_weights`).
+/// (`summary_weights`; with Minkowski summaries, `summary_v1_weight` scales the
+/// V1 bins on top).
 #[derive(Clone, Copy, Debug)]
 pub struct Thresholds {
     pub quantiles: [f64; 2],
     pub count: usize,
     pub spacing: SummarySpacing,
     pub weights: SummaryWeights,
+    pub v1_weight: f64,
 }
 
 /// The smooth steps' widths: one for all thresholds (linear spacing), or one per
@@ -198,12 +200,26 @@ impl SummaryMatcher {
             .collect::<candle_core::Result<Vec<_>>>()
             .and_then(|parts| Tensor::cat(&parts, 0))
             .map_err(ce("summary target"))?;
-        if let (SummaryWeights::Span, Some(half_widths)) = (thresholds.weights, half_widths) {
-            let features = summaries.dim(1).map_err(ce("summary weights"))?;
-            let weights = span_weights(&half_widths, linear, features, minkowski);
-            matcher.summary_weights =
-                Some(Tensor::from_vec(weights, features, device).map_err(ce("summary weights"))?);
+        let features = summaries.dim(1).map_err(ce("summary weights"))?;
+        let mut weights = match (thresholds.weights, half_widths) {
+            (SummaryWeights::Span, Some(half_widths)) => {
+                Some(span_weights(&half_widths, linear, features, minkowski))
+            }
+            _ => None,
+        };
+        if minkowski && thresholds.v1_weight != 1.0 {
+            // The V1 bins follow the thresholds' fractions; V2's close the row.
+            let bins = values.len() - 1;
+            let first_v1 = features - 2 * bins;
+            let weights = weights.get_or_insert_with(|| vec![1.0; features]);
+            for w in &mut weights[first_v1..first_v1 + bins] {
+                *w *= thresholds.v1_weight as f32;
+            }
         }
+        matcher.summary_weights = weights
+            .map(|w| Tensor::from_vec(w, features, device))
+            .transpose()
+            .map_err(ce("summary weights"))?;
         let (mean, std) = mean_and_std(&summaries).map_err(ce("summary target"))?;
         let mut sorted: Vec<Vec<f32>> = summaries
             .t()
@@ -456,6 +472,7 @@ mod tests {
                 count: THRESHOLDS,
                 spacing,
                 weights,
+                v1_weight: 1.0,
             },
             minkowski,
             Transform::Identity,
@@ -773,6 +790,75 @@ mod tests {
             loss_of(&linear_span, &lifted, n).to_bits(),
             loss_of(&linear_even, &lifted, n).to_bits()
         );
+    }
+
+    /// `summary_v1_weight` multiplies the V1 bins' weights — on top of "span"'s
+    /// when both are asked for — and no other summary's; at 1 there are no
+    /// weights at all (the term as before, to the bit). On maps with less
+    /// boundary length than the data (each pixel averaged with its neighbour) the
+    /// term grows with the weight along a line: the V1 bins' share, scaled.
+    #[test]
+    fn the_v1_weight_scales_the_v1_bins_alone() {
+        let n = 32;
+        let data = log_normal_maps(n);
+        let refs: Vec<&[f32]> = data.iter().map(|v| v.as_slice()).collect();
+        let build = |spacing, weights, v1_weight| {
+            let thresholds = Thresholds {
+                quantiles: [0.01, 0.99],
+                count: THRESHOLDS,
+                spacing,
+                weights,
+                v1_weight,
+            };
+            SummaryMatcher::new(
+                n,
+                &refs,
+                thresholds,
+                true,
+                Transform::Identity,
+                1.0,
+                &Device::Cpu,
+            )
+            .unwrap()
+        };
+        let weights_of = |m: &SummaryMatcher| -> Option<Vec<f32>> {
+            m.summary_weights.as_ref().map(|w| w.to_vec1().unwrap())
+        };
+        assert!(weights_of(&build(SummarySpacing::Linear, SummaryWeights::Even, 1.0)).is_none());
+        for (spacing, weights) in [
+            (SummarySpacing::Linear, SummaryWeights::Even),
+            (SummarySpacing::Finer, SummaryWeights::Span),
+        ] {
+            let base = build(spacing, weights, 1.0);
+            let heavy = weights_of(&build(spacing, weights, 4.0)).unwrap();
+            let t = base.thresholds.dim(2).unwrap();
+            let features = 1 + crate::spectrum::BANDS + t + 2 * (t - 1);
+            let base = weights_of(&base).unwrap_or_else(|| vec![1.0; features]);
+            assert_eq!(heavy.len(), features);
+            let v1 = 1 + crate::spectrum::BANDS + t..features - (t - 1);
+            for (i, (&h, &b)) in heavy.iter().zip(&base).enumerate() {
+                let expected = if v1.contains(&i) { 4.0 * b } else { b };
+                assert_eq!(h, expected, "summary {i} of {features}, V1 bins {v1:?}");
+            }
+        }
+        let smoother: Vec<Vec<f32>> = data
+            .iter()
+            .map(|m| {
+                (0..n * n)
+                    .map(|i| 0.5 * (m[i] + m[i / n * n + (i + 1) % n]))
+                    .collect()
+            })
+            .collect();
+        let loss_at = |w: f64| {
+            loss_of(
+                &build(SummarySpacing::Linear, SummaryWeights::Even, w),
+                &smoother,
+                n,
+            )
+        };
+        let (l1, l4, l7) = (loss_at(1.0), loss_at(4.0), loss_at(7.0));
+        assert!(l4 - l1 > 0.1 * l1, "{l1} {l4}");
+        assert!(((l7 - l4) - (l4 - l1)).abs() < 1e-3 * l7, "{l1} {l4} {l7}");
     }
 
     /// The q quantile of all pixels of `maps`, as the matcher takes it.

@@ -473,6 +473,7 @@ fn matching_terms(
                 count: config.summary_thresholds,
                 spacing: config.summary_spacing,
                 weights: config.summary_weights,
+                v1_weight: config.summary_v1_weight,
             },
             config.summary_minkowski,
             transform.clone(),

@@ -137,6 +137,18 @@ fn print_summary(report: &simemu_validate::Report) {
                 .map(|v| format!("{:.1}%", 100.0 * v))
                 .unwrap_or_else(|| "—".into())
         );
+        if s.components.len() > 1 {
+            for c in &s.components {
+                println!(
+                    "  {:<14} {:>6} {:>9.1}% {:>8} {:>10.2e}",
+                    c.name,
+                    c.bins,
+                    100.0 * c.pass_fraction,
+                    c.verdict,
+                    c.worst_p
+                );
+            }
+        }
     }
     println!(
         "pooled KS on '{}': D = {:.3e}, p = {:.3e}",

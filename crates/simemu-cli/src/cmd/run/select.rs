@@ -5,8 +5,10 @@
 //! of their own: for every validation point, `sets` fresh held-out simulations,
 //! each compared with every candidate's samples (all candidates drawn from the same
 //! latent seeds). A candidate's score is the mean, over those sets, of its weakest
-//! statistic's pass fraction (what "every statistic passes" hinges on); ties go
-//! to the one whose bin means agree in more statistics, then to the earlier one.
+//! statistic's pass fraction (what "every statistic passes" hinges on; for a
+//! statistic of several components, such as the Minkowski functionals, the
+//! weakest component's, since each is judged alone); ties go to the one whose
+//! bin means agree in more statistics, then to the earlier one.
 //! None of these sets is the report's held-out set, so the report judges the
 //! chosen model on maps the choice never saw.
 
@@ -60,8 +62,8 @@ struct CandidateScore {
     score: f64,
 }
 
-const RULE: &str = "highest mean over the selection sets of the weakest statistic's pass \
-fraction; ties: more statistics with agreeing bin means on average, then the earlier candidate";
+const RULE: &str = "highest mean over the selection sets of the weakest statistic's (or \
+statistic component's) pass fraction; ties: more statistics with agreeing bin means on average, then the earlier candidate";
 
 /// Scores `trained` (checkpoint, training-stage inputs) as the stage "select
 /// generator" and returns the index of the one to keep.
