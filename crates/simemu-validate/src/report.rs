@@ -82,12 +82,15 @@ impl StatSummary {
             components: s
                 .components
                 .iter()
-                .map(|c| ComponentSummary {
-                    name: c.name.clone(),
-                    bins: c.ks_p.len(),
-                    pass_fraction: c.pass_fraction(),
-                    verdict: crate::compare::verdict_of(c.pass_fraction()),
-                    worst_p: c.worst_p(),
+                .map(|c| {
+                    let pass_fraction = c.pass_fraction();
+                    ComponentSummary {
+                        name: c.name.clone(),
+                        bins: c.ks_p.len(),
+                        pass_fraction,
+                        verdict: crate::compare::verdict_of(pass_fraction),
+                        worst_p: c.worst_p(),
+                    }
                 })
                 .collect(),
         }
