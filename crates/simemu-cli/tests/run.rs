@@ -125,10 +125,10 @@ fn miniature_pipeline_runs_skips_resumes_and_redoes_what_changed() {
 /// The embedded default's model against 500 fresh maps (another seed than the
 /// default run's): it unpacks, generates, and keeps the fidelity it shipped with.
 /// On ten independent 500-map sets (run seeds 2026, 31, 41, …, 111) it passed the
-/// pixel PDF in 80–100% of bins, P(ℓ) in 83–92%, V0 in 67–100%, V1 in 80–93%,
-/// V2 in 83–97% and the peak counts in 93–100%: every statistic and each
-/// Minkowski functional (judged alone) on eight of the ten sets. This set (41):
-/// 100%, 92%, 93%, 90%, 97% and 97%, with the P(ℓ) means agreeing in every bin
+/// pixel PDF in 87–100% of bins, P(ℓ) in 83–100%, V0 in 80–100%, V1 in 77–100%,
+/// V2 in 80–100% and the peak counts in 87–100%: every statistic and each
+/// Minkowski functional (judged alone) on nine of the ten sets. This set (41):
+/// 97%, 92%, 93%, 93%, 100% and 97%, with the P(ℓ) means agreeing in every bin
 /// with ≥ 50 modes. The model shipped before session 15 passed P(ℓ) in 75% of
 /// two of those sets' bins, the one before session 6 in 8–42% of any set's. A
 /// retrained or broken model that loses that fails here (the run is
