@@ -103,6 +103,14 @@ pub struct DcganConfig {
     /// the harness's per-bin KS tests judge.
     #[serde(default)]
     pub summary_match: SummaryMatch,
+    /// Give D, beside its convolution features, the log power of its input in
+    /// each of 12 log bands of |k|, standardised by the training maps' mean and
+    /// spread of it, straight into its last layer. D's BatchNorm normalises
+    /// every batch on its own, so an error of power that the whole fake batch
+    /// shares (as the largest scales' deficit does) is mostly normalised away
+    /// before D can see it; these features bypass BatchNorm.
+    #[serde(default)]
+    pub d_spectrum: bool,
     /// How many training maps (the first ones) the spectrum and summary terms
     /// take their targets from. Their lowest shells hold a handful of modes, so
     /// 512 maps fix those targets only to a few percent; all of them (a number

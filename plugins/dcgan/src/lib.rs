@@ -315,6 +315,7 @@ fn options() -> Vec<OptionSpec> {
         "summary_match" => "\"moments\": the summary term matches the mean and scatter of per-map summaries; \"quantiles\": their whole distribution (sorted batch against the data's quantiles)",
         "summary_minkowski" => "true: the summary term also matches smooth per-map V1 and V2 between its thresholds",
         "summary_v1_weight" => "with summary_minkowski: how much each V1 bin weighs in the summary term relative to the other summaries (1: alike)",
+        "d_spectrum" => "true: D also sees its input's log power in 12 log bands of |k|, standardised by the training maps' (bypassing its BatchNorm)",
         "summary_loss" => "weight of the per-map summary matching term (mean and scatter) in G's loss (0: off)",
         "pin_mean" => "every generated map gets the training maps' mean (in the network's range); for data whose per-map means do not scatter",
         "augment" => "random periodic shifts and rotations/reflections of training maps",

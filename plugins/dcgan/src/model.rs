@@ -8,7 +8,8 @@ use candle_core::{Module, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, ConvTranspose2dConfig, Linear, VarBuilder};
 use simemu_nn::{bias_activation, Activation, BatchNorm2d};
 
-use crate::config::{DcganConfig, Upsample};
+use crate::config::{DcganConfig, SpectrumBins, Upsample};
+use crate::spectrum::{BandPower, BANDS};
 
 /// Every layer is a 5×5 convolution of stride 2 padded so that it halves (D) or
 /// doubles (G) the side exactly.
@@ -196,6 +197,26 @@ pub struct DiscriminatorNet {
     bns: Vec<BatchNorm2d>,
     lin: Linear,
     circular: bool,
+    /// `d_spectrum`: the log band powers of D's input, fed to `lin` beside the
+    /// convolution features.
+    spectrum: Option<SpectrumFeatures>,
+}
+
+/// Per-map log band powers, standardised by a reference set of maps.
+struct SpectrumFeatures {
+    band_power: BandPower,
+    /// The reference maps' mean of each band's log power and the inverse of its
+    /// standard deviation, each (1, bands); `None` until [`DiscriminatorNet::
+    /// standardise_spectrum`] sets them.
+    reference: Option<(Tensor, Tensor)>,
+}
+
+/// Keeps the logarithm finite for a band without power (the empty bands of
+/// small maps).
+const LOG_FLOOR: f64 = 1e-12;
+
+fn log_band_powers(band_power: &BandPower, x: &Tensor) -> candle_core::Result<Tensor> {
+    (band_power.per_map(x)? + LOG_FLOOR)?.log()
 }
 
 impl DiscriminatorNet {
@@ -224,13 +245,93 @@ impl DiscriminatorNet {
             ch = out;
         }
         let s = c.seed_size();
-        let lin = candle_nn::linear(ch * s * s, 1, vb.pp("lin"))?;
+        let spectrum = c
+            .d_spectrum
+            .then(|| {
+                BandPower::new(c.size, SpectrumBins::Log, vb.device())
+                    .map_err(|e| candle_core::Error::Msg(e.to_string()))
+            })
+            .transpose()?
+            .map(|band_power| SpectrumFeatures {
+                band_power,
+                reference: None,
+            });
+        let extra = if spectrum.is_some() { BANDS } else { 0 };
+        let lin = candle_nn::linear(ch * s * s + extra, 1, vb.pp("lin"))?;
         Ok(DiscriminatorNet {
             convs,
             bns,
             lin,
             circular: c.circular_padding,
+            spectrum,
         })
+    }
+
+    /// With `d_spectrum`: fixes the standardisation of the spectrum features to
+    /// the mean and standard deviation of each band's log power over `maps`
+    /// (batches of (B, 1, N, N) maps in the network's units, read one at a time).
+    /// A band without spread (empty on small maps) gets a constant zero feature.
+    pub fn standardise_spectrum(
+        &mut self,
+        maps: impl IntoIterator<Item = candle_core::Result<Tensor>>,
+    ) -> candle_core::Result<()> {
+        let Some(features) = &mut self.spectrum else {
+            return Ok(());
+        };
+        let mut sum = [0f64; BANDS];
+        let mut sum_sq = [0f64; BANDS];
+        let mut count = 0usize;
+        for batch in maps {
+            let logs: Vec<Vec<f32>> = log_band_powers(&features.band_power, &batch?)?.to_vec2()?;
+            for row in &logs {
+                for (b, &v) in row.iter().enumerate() {
+                    sum[b] += v as f64;
+                    sum_sq[b] += v as f64 * v as f64;
+                }
+            }
+            count += logs.len();
+        }
+        if count < 2 {
+            candle_core::bail!("d_spectrum: the standardisation needs at least 2 maps");
+        }
+        let n = count as f64;
+        let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
+        let inv_std: Vec<f32> = sum
+            .iter()
+            .zip(&sum_sq)
+            .map(|(s, q)| {
+                let var = (q - s * s / n) / (n - 1.0);
+                // Relative to the squared mean: f32 log powers of a band that
+                // never changes still scatter by rounding.
+                if var > 1e-10 * (s / n).powi(2).max(1.0) {
+                    (1.0 / var.sqrt()) as f32
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let device = features.band_power.device();
+        features.reference = Some((
+            Tensor::from_vec(mean, (1, BANDS), device)?,
+            Tensor::from_vec(inv_std, (1, BANDS), device)?,
+        ));
+        Ok(())
+    }
+
+    /// The standardised log band powers of (B, 1, N, N) maps, (B, bands): what
+    /// `d_spectrum` adds to D's last layer.
+    pub fn spectrum_features(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let Some(features) = &self.spectrum else {
+            candle_core::bail!("this discriminator has no spectrum features (d_spectrum = false)");
+        };
+        let Some((mean, inv_std)) = &features.reference else {
+            candle_core::bail!(
+                "d_spectrum: the spectrum features are not standardised yet (standardise_spectrum)"
+            );
+        };
+        log_band_powers(&features.band_power, x)?
+            .broadcast_sub(mean)?
+            .broadcast_mul(inv_std)
     }
 
     /// Logits (B,) of images (B, 1, H, W) with conditions `cond` (B, n_cond) broadcast
@@ -244,6 +345,11 @@ impl DiscriminatorNet {
         frozen: bool,
     ) -> candle_core::Result<Tensor> {
         let (b, _, h, w) = x.dims4()?;
+        let spectrum = self
+            .spectrum
+            .is_some()
+            .then(|| self.spectrum_features(x))
+            .transpose()?;
         let mut x = match cond {
             Some(c) => {
                 let k = c.dim(1)?;
@@ -269,7 +375,11 @@ impl DiscriminatorNet {
                 None => bias_activation(&x, conv.bias(), leaky)?,
             };
         }
-        self.lin.forward(&x.flatten_from(1)?)?.squeeze(1)
+        let features = match spectrum {
+            Some(s) => Tensor::cat(&[&x.flatten_from(1)?, &s], 1)?,
+            None => x.flatten_from(1)?,
+        };
+        self.lin.forward(&features)?.squeeze(1)
     }
 }
 

@@ -133,6 +133,10 @@ impl BandPower {
         })
     }
 
+    pub fn device(&self) -> &Device {
+        self.cos.device()
+    }
+
     /// Band powers of each of (B, 1, N, N) maps: (B, bands).
     pub fn per_map(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let (b, _, n, _) = x.dims4()?;

@@ -55,6 +55,8 @@ struct Best {
 
 const CSV_HEADER: &str = "step,loss_d,loss_g,d_real,d_fake,score";
 const MAX_ROLLBACKS: u64 = 5;
+/// Maps per batch when D's spectrum features are standardised on the training maps.
+const REFERENCE_BATCH: usize = 256;
 
 /// Training data: the field's values (transformed) per sample, read on demand.
 struct TrainingData<'a> {
@@ -681,6 +683,21 @@ pub fn train(
     let n_cond = meta.conditions.len();
     let (mut nets, opt_g, opt_d) = initialise(&config, n_cond, &gan.device, options.seed)?;
     nets.g.pin_mean(meta.pinned_mean);
+    if config.d_spectrum {
+        // From the data alone, so a resumed run standardises exactly as it began.
+        let count = n_train.min(config.matching_maps);
+        let n = config.size;
+        let batches = (0..count).step_by(REFERENCE_BATCH).map(|start| {
+            let idx: Vec<usize> = (start..count.min(start + REFERENCE_BATCH)).collect();
+            let (x, _) = data
+                .batch(&idx, None)
+                .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+            Tensor::from_vec(x, (idx.len(), 1, n, n), &gan.device)
+        });
+        nets.d
+            .standardise_spectrum(batches)
+            .map_err(ce("standardising D's spectrum features"))?;
+    }
     gan.trained = Some((nets, meta.clone()));
     let ema = (config.ema > 0.0)
         .then(|| Ema::new(&named_vars(&nets_g_vars(gan)), config.ema))

@@ -1,6 +1,6 @@
 //! The DCGAN plugin: architecture, gradients, learning, checkpoints and resume.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use simemu_core::{
     Array, DType, Dataset, DatasetSpec, DatasetWriter, Field, FieldSpec, Generator, Registry,
@@ -94,11 +94,12 @@ fn gradients_reach_every_layer() {
             })));
         }
     }
+    gradients_reach_every_layer_of(config(serde_json::json!({ "d_spectrum": true })));
 }
 
 fn gradients_reach_every_layer_of(c: DcganConfig) {
     use simemu_nn::bce_with_logits;
-    let nets = Nets::new(&c, 1, &candle_core::Device::Cpu).unwrap();
+    let mut nets = Nets::new(&c, 1, &candle_core::Device::Cpu).unwrap();
     let g = simemu_dcgan::Dcgan::new(c.clone());
     let z = g.latents_rows(&[1, 2, 3, 4], &vec![vec![0.5]; 4]).unwrap();
     let cond =
@@ -106,6 +107,11 @@ fn gradients_reach_every_layer_of(c: DcganConfig) {
             .unwrap();
     let fake = nets.g.forward(&z, true).unwrap();
     assert_eq!(fake.dims(), &[4, 1, 16, 16]);
+    if c.d_spectrum {
+        nets.d
+            .standardise_spectrum([Ok(noise_maps(8, 16, 7))])
+            .unwrap();
+    }
     let loss = bce_with_logits(
         &nets.d.forward(&fake, Some(&cond), true, false).unwrap(),
         1.0,
@@ -149,6 +155,170 @@ fn gradients_reach_every_layer_of(c: DcganConfig) {
     }
 }
 
+/// `count` maps of N² white noise, each at its own amplitude (0.5–1.5), seeded.
+fn noise_maps(count: usize, n: usize, seed: u64) -> candle_core::Tensor {
+    use rand::Rng;
+    let mut rng = simemu_core::seed::rng(seed);
+    let mut v = Vec::with_capacity(count * n * n);
+    for _ in 0..count {
+        let a = rng.random_range(0.5..1.5);
+        v.extend((0..n * n).map(|_| a * (rng.random::<f32>() - 0.5)));
+    }
+    candle_core::Tensor::from_vec(v, (count, 1, n, n), &candle_core::Device::Cpu).unwrap()
+}
+
+/// `d_spectrum`: over the maps D was standardised on, every band's feature has
+/// mean 0 and standard deviation 1; doubling the maps adds ln 4 / σ_band to each
+/// (P ∝ a²); a D never standardised refuses to run, and one without the option
+/// has no such features.
+#[test]
+fn d_spectrum_features_are_standardised_and_follow_the_power() {
+    let c = config(serde_json::json!({ "d_spectrum": true }));
+    let mut nets = Nets::new(&c, 0, &candle_core::Device::Cpu).unwrap();
+    let maps = noise_maps(64, 16, 3);
+    let err = nets
+        .d
+        .forward(&maps, None, true, false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("standardise"), "{err}");
+    // Two batches, to check they are pooled.
+    nets.d
+        .standardise_spectrum([maps.narrow(0, 0, 40), maps.narrow(0, 40, 24)])
+        .unwrap();
+    let features: Vec<Vec<f32>> = nets.d.spectrum_features(&maps).unwrap().to_vec2().unwrap();
+    let doubled: Vec<Vec<f32>> = nets
+        .d
+        .spectrum_features(&(&maps * 2.0).unwrap())
+        .unwrap()
+        .to_vec2()
+        .unwrap();
+    let n = features.len() as f64;
+    let mut occupied = 0;
+    for b in 0..features[0].len() {
+        let column: Vec<f64> = features.iter().map(|r| r[b] as f64).collect();
+        if column.iter().all(|&x| x == 0.0) {
+            // A band without modes at 16² (|k| of 1.50–1.83, say): no power, a
+            // constant zero feature.
+            assert!(doubled.iter().all(|r| r[b] == 0.0), "band {b}");
+            continue;
+        }
+        occupied += 1;
+        let mean = column.iter().sum::<f64>() / n;
+        let sd = (column.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        assert!(mean.abs() < 1e-4, "band {b}: mean {mean}");
+        assert!((sd - 1.0).abs() < 1e-4, "band {b}: sd {sd}");
+        // f32 log powers of ~10 shift by ln 4 to within ~1e-6, over σ ~ 0.1–0.5.
+        for (x, y) in features.iter().zip(&doubled) {
+            let shift = (y[b] - x[b]) as f64;
+            let want = 4f64.ln() / sd_of_log_power(&maps, b);
+            assert!(
+                (shift - want).abs() < 1e-3 * want,
+                "band {b}: {shift} vs {want}"
+            );
+        }
+    }
+    assert!(occupied >= 8, "{occupied} of 12 bands occupied at 16²");
+    assert_eq!(
+        D_LIN_INPUTS_WITHOUT + 12,
+        nets.d_vars.data().lock().unwrap()["d.lin.weight"]
+            .dim(1)
+            .unwrap()
+    );
+    let plain = Nets::new(&config(serde_json::json!({})), 0, &candle_core::Device::Cpu).unwrap();
+    assert!(plain.d.spectrum_features(&maps).is_err());
+    assert_eq!(
+        D_LIN_INPUTS_WITHOUT,
+        plain.d_vars.data().lock().unwrap()["d.lin.weight"]
+            .dim(1)
+            .unwrap()
+    );
+}
+
+/// D's last layer at `config`'s shape: width 8 · 2 channels × 4² from two layers.
+const D_LIN_INPUTS_WITHOUT: usize = 16 * 4 * 4;
+
+/// The standard deviation over `maps` of band `b`'s log power, computed directly
+/// (a 2D DFT in f64, the 12 log bands of |k| up to the corner).
+fn sd_of_log_power(maps: &candle_core::Tensor, b: usize) -> f64 {
+    let (count, _, n, _) = maps.dims4().unwrap();
+    let v: Vec<f32> = maps.flatten_all().unwrap().to_vec1().unwrap();
+    let kmax = 2f64.sqrt() * (n / 2) as f64;
+    let freq = |i: usize| {
+        if i <= n / 2 {
+            i as f64
+        } else {
+            i as f64 - n as f64
+        }
+    };
+    let logs: Vec<f64> = (0..count)
+        .map(|m| {
+            let (mut sum, mut modes) = (0.0, 0usize);
+            for ky in 0..n {
+                for kx in 0..n {
+                    let k = freq(ky).hypot(freq(kx));
+                    if k < 1.0 || ((k.ln() / kmax.ln() * 12.0) as usize).min(11) != b {
+                        continue;
+                    }
+                    let (mut re, mut im) = (0.0, 0.0);
+                    for y in 0..n {
+                        for x in 0..n {
+                            let a =
+                                -2.0 * std::f64::consts::PI * (ky * y + kx * x) as f64 / n as f64;
+                            let p = v[m * n * n + y * n + x] as f64;
+                            re += p * a.cos();
+                            im += p * a.sin();
+                        }
+                    }
+                    sum += re * re + im * im;
+                    modes += 1;
+                }
+            }
+            (sum / modes as f64).ln()
+        })
+        .collect();
+    let mean = logs.iter().sum::<f64>() / count as f64;
+    (logs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (count as f64 - 1.0)).sqrt()
+}
+
+/// `d_spectrum` standardises from the training data alone: a resumed run's
+/// networks and optimisers are the bytes of a straight one.
+#[test]
+fn d_spectrum_training_resumes_bit_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dataset(&dir.path().join("data"), 24, &[1.0]);
+    let c = config(serde_json::json!({ "d_spectrum": true }));
+    train_straight_and_resumed(&ds, &c, dir.path());
+}
+
+/// Trains `c` for 10 steps straight and for 5 then resumed to 10 (as a fresh
+/// process would) under `dir`, checks that both leave the same bytes, and
+/// returns the straight model and its run directory.
+fn train_straight_and_resumed(ds: &Dataset, c: &DcganConfig, dir: &Path) -> (Dcgan, PathBuf) {
+    let reg = Registry::new();
+    let straight = dir.join("straight");
+    let mut a = Dcgan::new(c.clone());
+    a.train(ds, &options(&straight, 10, false), &reg).unwrap();
+    let split = dir.join("split");
+    Dcgan::new(c.clone())
+        .train(ds, &options(&split, 5, false), &reg)
+        .unwrap();
+    let mut b = Dcgan::new(c.clone());
+    b.train(ds, &options(&split, 10, true), &reg).unwrap();
+    for f in [
+        "generator.safetensors",
+        "generator_ema.safetensors",
+        "discriminator.safetensors",
+        "optim_g.safetensors",
+        "optim_d.safetensors",
+    ] {
+        let x = std::fs::read(straight.join("checkpoints/step-00000010").join(f)).unwrap();
+        let y = std::fs::read(split.join("checkpoints/step-00000010").join(f)).unwrap();
+        assert!(x == y, "{f} differs between straight and resumed training");
+    }
+    (a, straight)
+}
+
 #[test]
 fn a_tiny_model_fits_a_tiny_dataset() {
     let dir = tempfile::tempdir().unwrap();
@@ -189,7 +359,7 @@ fn the_fidelity_options_train_together() {
     let ds = dataset(&dir.path().join("data"), 32, &[1.0]);
     let extra = serde_json::json!({
         "upsample": "even", "circular_padding": true, "transform": {"kind": "log", "lambda": null},
-        "spectrum_loss": 1.0, "summary_loss": 1.0
+        "spectrum_loss": 1.0, "summary_loss": 1.0, "d_spectrum": true
     });
     let mut gan = Dcgan::new(config(extra.clone()));
     let run = dir.path().join("run");
@@ -210,30 +380,7 @@ fn checkpoints_round_trip_resume_is_bit_identical_and_corruption_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let ds = dataset(&dir.path().join("data"), 24, &[0.5, 1.0]);
     let c = config(serde_json::json!({}));
-    let reg = Registry::new();
-
-    // 10 steps straight.
-    let straight = dir.path().join("straight");
-    let mut a = Dcgan::new(c.clone());
-    a.train(&ds, &options(&straight, 10, false), &reg).unwrap();
-    // 5 steps, then a fresh process-like resume to 10.
-    let split = dir.path().join("split");
-    Dcgan::new(c.clone())
-        .train(&ds, &options(&split, 5, false), &reg)
-        .unwrap();
-    let mut b = Dcgan::new(c.clone());
-    b.train(&ds, &options(&split, 10, true), &reg).unwrap();
-    for f in [
-        "generator.safetensors",
-        "generator_ema.safetensors",
-        "discriminator.safetensors",
-        "optim_g.safetensors",
-        "optim_d.safetensors",
-    ] {
-        let x = std::fs::read(straight.join("checkpoints/step-00000010").join(f)).unwrap();
-        let y = std::fs::read(split.join("checkpoints/step-00000010").join(f)).unwrap();
-        assert!(x == y, "{f} differs between straight and resumed training");
-    }
+    let (a, straight) = train_straight_and_resumed(&ds, &c, dir.path());
 
     // Conditional (a varies), and loading restores exactly what was trained.
     assert_eq!(a.params().len(), 1);
