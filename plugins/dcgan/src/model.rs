@@ -211,14 +211,6 @@ struct SpectrumFeatures {
     reference: Option<(Tensor, Tensor)>,
 }
 
-/// Keeps the logarithm finite for a band without power (the empty bands of
-/// small maps).
-const LOG_FLOOR: f64 = 1e-12;
-
-fn log_band_powers(band_power: &BandPower, x: &Tensor) -> candle_core::Result<Tensor> {
-    (band_power.per_map(x)? + LOG_FLOOR)?.log()
-}
-
 impl DiscriminatorNet {
     pub fn new(c: &DcganConfig, n_cond: usize, vb: VarBuilder) -> candle_core::Result<Self> {
         let cfg = Conv2dConfig {
@@ -282,7 +274,7 @@ impl DiscriminatorNet {
         let mut sum_sq = [0f64; BANDS];
         let mut count = 0usize;
         for batch in maps {
-            let logs: Vec<Vec<f32>> = log_band_powers(&features.band_power, &batch?)?.to_vec2()?;
+            let logs: Vec<Vec<f32>> = features.band_power.log_per_map(&batch?)?.to_vec2()?;
             for row in &logs {
                 for (b, &v) in row.iter().enumerate() {
                     sum[b] += v as f64;
@@ -329,7 +321,9 @@ impl DiscriminatorNet {
                 "d_spectrum: the spectrum features are not standardised yet (standardise_spectrum)"
             );
         };
-        log_band_powers(&features.band_power, x)?
+        features
+            .band_power
+            .log_per_map(x)?
             .broadcast_sub(mean)?
             .broadcast_mul(inv_std)
     }

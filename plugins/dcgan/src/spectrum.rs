@@ -18,6 +18,10 @@ use crate::transform::Transform;
 /// the corner N/√2.
 pub(crate) const BANDS: usize = 12;
 
+/// Added to band powers before their logarithm: keeps a band without power
+/// (the empty log bands of small maps) finite.
+const LOG_FLOOR: f64 = 1e-12;
+
 /// Band powers of (B, 1, N, N) maps inside the graph: the 2D DFT as two products
 /// with fixed cos/sin matrices, then |X_k|² averaged over the modes of each band.
 #[derive(Clone)]
@@ -150,9 +154,15 @@ impl BandPower {
         power.matmul(&self.bands)
     }
 
+    /// ln of each map's band powers, (B, bands), floored so that a band without
+    /// power stays finite.
+    pub fn log_per_map(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        (self.per_map(x)? + LOG_FLOOR)?.log()
+    }
+
     /// ln of the batch-mean band powers of (B, 1, N, N) maps: (bands,).
     fn log_batch_mean(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        (self.per_map(x)?.mean(0)? + 1e-12)?.log()
+        (self.per_map(x)?.mean(0)? + LOG_FLOOR)?.log()
     }
 }
 

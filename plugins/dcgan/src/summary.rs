@@ -268,7 +268,7 @@ impl SummaryMatcher {
         let (b, _, n, _) = x.dims4()?;
         let flat = x.reshape((b, n * n))?;
         let mean = flat.mean_keepdim(1)?;
-        let log_power = (self.band_power.per_map(x)? + 1e-12)?.log()?;
+        let log_power = self.band_power.log_per_map(x)?;
         // Smooth step σ((x − t)/w) = (1 + tanh((x − t)/2w))/2 per pixel: (B, N², T).
         let offsets = flat.unsqueeze(2)?.broadcast_sub(&self.thresholds)?;
         let scaled = match &self.step_width {

@@ -209,9 +209,9 @@ fn d_spectrum_features_are_standardised_and_follow_the_power() {
         assert!(mean.abs() < 1e-4, "band {b}: mean {mean}");
         assert!((sd - 1.0).abs() < 1e-4, "band {b}: sd {sd}");
         // f32 log powers of ~10 shift by ln 4 to within ~1e-6, over σ ~ 0.1–0.5.
+        let want = 4f64.ln() / sd_of_log_power(&maps, b);
         for (x, y) in features.iter().zip(&doubled) {
             let shift = (y[b] - x[b]) as f64;
-            let want = 4f64.ln() / sd_of_log_power(&maps, b);
             assert!(
                 (shift - want).abs() < 1e-3 * want,
                 "band {b}: {shift} vs {want}"
