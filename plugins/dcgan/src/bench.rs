@@ -23,6 +23,7 @@ pub const LAYERS: usize = 4;
 /// The benchmark model of side `size` and base width `width`; batch 64, latent 64.
 pub fn bench_config(size: usize, width: usize) -> Result<DcganConfig> {
     DcganConfig::from_options(&serde_json::json!({
+        "preset": "baseline",
         "size": size,
         "layers": LAYERS,
         "width": width,

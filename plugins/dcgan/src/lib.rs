@@ -298,6 +298,7 @@ fn options() -> Vec<OptionSpec> {
     let d = serde_json::to_value(DcganConfig::default()).expect("serialisable");
     let describe = |k: &str| {
         match k {
+        "preset" => "\"fidelity\": docs/fidelity.md's recipe (the shipped emulator's) | \"baseline\": CosmoGAN's architecture and optimiser, fidelity levers off; fills every option not set",
         "size" => "output side in pixels (multiple of 2^layers)",
         "layers" => "transposed convolutions in G / convolutions in D",
         "width" => "base width (CosmoGAN: 64)",
@@ -311,13 +312,13 @@ fn options() -> Vec<OptionSpec> {
         "summary_spacing" => "\"linear\": thresholds evenly spaced in pixel value | \"normal\": evenly in the normal score of the training pixels' quantile (denser in the tails) | \"finer\": the finer of the two at every threshold",
         "summary_weights" => "\"even\": every threshold weighs the same in the summary term | \"span\": by the share of the pixel range its step spans (non-linear spacings: the linear spacing's weight per part of the range)",
         "summary_thresholds" => "number of the summary term's pixel-fraction thresholds (smooth steps half their spacing wide)",
-        "matching_maps" => "training maps the spectrum and summary terms take their targets from (at most)",
+        "matching_maps" => "training maps the spectrum and summary terms take their targets from: \"all\" or at most this many (the first)",
         "summary_match" => "\"moments\": the summary term matches the mean and scatter of per-map summaries; \"quantiles\": their whole distribution (sorted batch against the data's quantiles)",
         "summary_minkowski" => "true: the summary term also matches smooth per-map V1 and V2 between its thresholds",
         "summary_v1_weight" => "with summary_minkowski: how much each V1 bin weighs in the summary term relative to the other summaries (1: alike)",
         "d_spectrum" => "true: D also sees its input's log power in 12 log bands of |k|, standardised by the training maps' (bypassing its BatchNorm)",
         "summary_loss" => "weight of the per-map summary matching term (mean and scatter) in G's loss (0: off)",
-        "pin_mean" => "every generated map gets the training maps' mean (in the network's range); for data whose per-map means do not scatter",
+        "pin_mean" => "every generated map gets the training maps' mean (in the network's range): true (refused for data whose per-map means scatter) | false | \"auto\": pinned unless they scatter",
         "augment" => "random periodic shifts and rotations/reflections of training maps",
         "ema" => "decay of the moving average of G's weights used to generate (0: off)",
         "latent" => "latent dimension of z",

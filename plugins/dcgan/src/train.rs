@@ -30,7 +30,7 @@ use simemu_nn::checkpoint::{
 };
 use simemu_nn::{assign, bce_with_logits, ce, reinit_normal, Adam, Ema};
 
-use crate::config::Score;
+use crate::config::{PinMean, Score};
 use crate::spectrum::{GeneratorLossTerm, SpectrumMatcher};
 use crate::summary::{SummaryMatcher, Thresholds};
 use crate::transform::Transform;
@@ -227,10 +227,10 @@ fn prepare_data<'a>(config: &DcganConfig, ds: &'a Dataset) -> Result<(TrainingDa
         cache,
         per,
     };
-    let pinned_mean = if config.pin_mean {
-        Some(pinned_mean(&data, n_train)?)
-    } else {
-        None
+    let pinned_mean = match config.pin_mean {
+        PinMean::Off => None,
+        PinMean::On => Some(map_means(&data, n_train)?.within_tolerance()?),
+        PinMean::Auto => map_means(&data, n_train)?.within_tolerance().ok(),
     };
     let meta = Meta {
         field: spec,
@@ -250,10 +250,33 @@ fn prepare_data<'a>(config: &DcganConfig, ds: &'a Dataset) -> Result<(TrainingDa
 /// draws its zero mode, by about 1 or more.
 const PINNED_MEAN_MAX_SCATTER: f64 = 0.1;
 
-/// `pin_mean`'s value: the training maps' average spatial mean in the network's
-/// range, refused when their means scatter (then the simulator draws the mean,
-/// and pinning it would remove real variance).
-fn pinned_mean(data: &TrainingData, n_train: usize) -> Result<f64> {
+/// The training maps' average spatial mean in the network's range, and how far
+/// their own means scatter around it.
+struct MapMeans {
+    mean: f64,
+    /// The means' standard deviation over σ_pixel/√pixels.
+    relative_scatter: f64,
+    scatter: f64,
+}
+
+impl MapMeans {
+    /// `pin_mean`'s value, refused when the maps' means scatter (then the
+    /// simulator draws the mean, and pinning it would remove real variance).
+    fn within_tolerance(&self) -> Result<f64> {
+        if !self.mean.is_finite() || self.relative_scatter > PINNED_MEAN_MAX_SCATTER {
+            return Err(Error::Data(format!(
+                "dcgan: pin_mean needs training maps whose means do not scatter, but theirs \
+                 scatter by {:.3e} in the network's range, {:.2} of σ_pixel/√pixels \
+                 (at most {PINNED_MEAN_MAX_SCATTER}): the simulator draws each map's mean, \
+                 so G must too (set pin_mean = false or \"auto\")",
+                self.scatter, self.relative_scatter
+            )));
+        }
+        Ok(self.mean)
+    }
+}
+
+fn map_means(data: &TrainingData, n_train: usize) -> Result<MapMeans> {
     let mut means = Vec::with_capacity(n_train);
     let (mut sum, mut sum_sq) = (0.0f64, 0.0f64);
     for start in (0..n_train).step_by(256) {
@@ -272,18 +295,13 @@ fn pinned_mean(data: &TrainingData, n_train: usize) -> Result<f64> {
     let mean = sum / pixels;
     let pixel_std = (sum_sq / pixels - mean * mean).max(0.0).sqrt();
     let n = means.len() as f64;
-    let mean_std = (means.iter().map(|m| (m - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let scatter = (means.iter().map(|m| (m - mean).powi(2)).sum::<f64>() / n).sqrt();
     let independent = pixel_std / (data.per as f64).sqrt();
-    if !mean.is_finite() || mean_std > PINNED_MEAN_MAX_SCATTER * independent {
-        return Err(Error::Data(format!(
-            "dcgan: pin_mean needs training maps whose means do not scatter, but theirs \
-             scatter by {mean_std:.3e} in the network's range, {:.2} of σ_pixel/√pixels \
-             (at most {PINNED_MEAN_MAX_SCATTER}): the simulator draws each map's mean, \
-             so G must too (set pin_mean = false)",
-            mean_std / independent
-        )));
-    }
-    Ok(mean)
+    Ok(MapMeans {
+        mean,
+        relative_scatter: scatter / independent,
+        scatter,
+    })
 }
 
 struct Trainer<'a> {
@@ -447,7 +465,7 @@ fn matching_terms(
         return Ok(Vec::new());
     }
     let maps: Vec<f32> = ds
-        .read_field_range(0, 0, n_train.min(config.matching_maps))?
+        .read_field_range(0, 0, config.matching_count(n_train))?
         .to_f64()
         .iter()
         .map(|&v| v as f32)
@@ -685,7 +703,7 @@ pub fn train(
     nets.g.pin_mean(meta.pinned_mean);
     if config.d_spectrum {
         // From the data alone, so a resumed run standardises exactly as it began.
-        let count = n_train.min(config.matching_maps);
+        let count = config.matching_count(n_train);
         let n = config.size;
         let batches = (0..count).step_by(REFERENCE_BATCH).map(|start| {
             let idx: Vec<usize> = (start..count.min(start + REFERENCE_BATCH)).collect();

@@ -11,7 +11,7 @@ use simemu_nn::checkpoint::{named_vars, parameter_count, trainable};
 
 fn config(extra: serde_json::Value) -> DcganConfig {
     let mut base = serde_json::json!({
-        "size": 16, "layers": 2, "width": 8, "latent": 8, "batch": 8,
+        "preset": "baseline", "size": 16, "layers": 2, "width": 8, "latent": 8, "batch": 8,
         "holdout": 0, "checkpoint_every": 5, "keep_last": 10, "eval_stats": []
     });
     base.as_object_mut()
@@ -77,7 +77,7 @@ fn options(run: &Path, steps: u64, resume: bool) -> TrainOptions {
 fn cosmogan_configuration_has_cosmogans_parameter_count() {
     // ../shared/reference/cosmogan.md: G 12,824,449 and D 4,436,225 trainable parameters.
     let c = DcganConfig::from_options(
-        &serde_json::json!({"size": 256, "width": 64, "latent": 64, "layers": 4}),
+        &serde_json::json!({"preset": "baseline", "size": 256, "width": 64, "latent": 64}),
     )
     .unwrap();
     let nets = Nets::new(&c, 0, &candle_core::Device::Cpu).unwrap();
@@ -419,8 +419,8 @@ fn pinned_mean_holds_for_every_map_and_needs_data_whose_means_do_not_scatter() {
     let dir = tempfile::tempdir().unwrap();
     let ds = dataset_centred(&dir.path().join("data"), 32, &[1.0], true);
     let seeds: Vec<u64> = (0..16).collect();
-    let map_means = |gan: &Dcgan| -> Vec<f64> {
-        gan.generate(&[], &seeds)
+    let map_means_at = |gan: &Dcgan, params: &[f64]| -> Vec<f64> {
+        gan.generate(params, &seeds)
             .unwrap()
             .iter()
             .map(|s| {
@@ -429,17 +429,19 @@ fn pinned_mean_holds_for_every_map_and_needs_data_whose_means_do_not_scatter() {
             })
             .collect()
     };
+    let map_means = |gan: &Dcgan| map_means_at(gan, &[]);
     let largest = |means: &[f64]| means.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-    let trained = |pin: bool, run: &str| {
+    let trained_on = |data: &Dataset, pin: serde_json::Value, run: &str| {
         let mut gan = Dcgan::new(config(serde_json::json!({ "pin_mean": pin })));
         gan.train(
-            &ds,
+            data,
             &options(&dir.path().join(run), 5, false),
             &Registry::new(),
         )
         .unwrap();
         gan
     };
+    let trained = |pin: bool, run: &str| trained_on(&ds, pin.into(), run);
     let pinned = trained(true, "pinned");
     // f32 rounding of a mean over 256 values of size ~1, mapped back to physical
     // values (×1/scale ≈ 0.6).
@@ -469,6 +471,102 @@ fn pinned_mean_holds_for_every_map_and_needs_data_whose_means_do_not_scatter() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("pin_mean") && err.contains("scatter"), "{err}");
+
+    // "auto" pins the centred maps' mean as `true` does, and leaves the scattered
+    // maps' means to G.
+    let auto = trained_on(&ds, "auto".into(), "auto");
+    assert_eq!(map_means(&auto), map_means(&pinned));
+    let auto = trained_on(&scattered, "auto".into(), "auto-scattered");
+    let free = trained_on(&scattered, false.into(), "free-scattered");
+    assert_eq!(map_means_at(&auto, &[0.5]), map_means_at(&free, &[0.5]));
+    let e = refusal(serde_json::json!({ "pin_mean": "always" }));
+    assert!(e.contains("pin_mean") && e.contains("auto"), "{e}");
+}
+
+/// The plugin's defaults are the shipped emulator's recipe: with the bookkeeping
+/// its training config sets, the default configuration is the one stored with
+/// `models/convergence-64`, option for option, but for the preset's name and two
+/// options written in their general form: all the training maps (the model's
+/// 7,872 are fewer than the 8,000 its config named), and its mean pinned where the
+/// data allows (the model's is pinned).
+#[test]
+fn the_default_preset_is_the_shipped_models_recipe() {
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/convergence-64");
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{model}/generator.json")).unwrap())
+            .unwrap();
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{model}/state.json")).unwrap())
+            .unwrap();
+    assert!(
+        state["meta"]["pinned_mean"].is_f64(),
+        "the shipped model is pinned"
+    );
+    let trained_on = state["meta"]["training_samples"].as_u64().unwrap();
+    let mut shipped = run["config"].as_object().unwrap().clone();
+    assert!(shipped["matching_maps"].as_u64().unwrap() >= trained_on);
+    assert_eq!(shipped["pin_mean"], true);
+    shipped.insert("matching_maps".into(), "all".into());
+    shipped.insert("pin_mean".into(), "auto".into());
+    shipped.insert("preset".into(), "fidelity".into());
+    let defaults = DcganConfig::from_options(&serde_json::json!({
+        "checkpoint_every": 250, "keep_last": 30, "eval_count": 256
+    }))
+    .unwrap();
+    assert_eq!(
+        serde_json::to_value(&defaults).unwrap(),
+        serde_json::Value::Object(shipped)
+    );
+    assert_eq!(DcganConfig::default().width, 32);
+}
+
+/// A preset fills only the options not given; "baseline" is CosmoGAN's
+/// architecture with every fidelity lever off, and a stored configuration from
+/// before presets takes the baseline's (off) values for the options it lacks.
+#[test]
+fn presets_fill_the_options_not_given() {
+    let tuned =
+        DcganConfig::from_options(&serde_json::json!({ "width": 16, "pin_mean": false })).unwrap();
+    let fidelity = DcganConfig::default();
+    assert_eq!(
+        (tuned.width, tuned.pin_mean),
+        (16, simemu_dcgan::config::PinMean::Off)
+    );
+    assert_eq!(
+        (tuned.layers, tuned.d_spectrum, tuned.spectrum_loss),
+        (fidelity.layers, fidelity.d_spectrum, fidelity.spectrum_loss)
+    );
+    let baseline = DcganConfig::from_options(&serde_json::json!({ "preset": "baseline" })).unwrap();
+    assert_eq!(
+        (baseline.layers, baseline.width, baseline.upsample),
+        (4, 16, simemu_dcgan::config::Upsample::Transposed)
+    );
+    assert_eq!((baseline.spectrum_loss, baseline.summary_loss), (0.0, 0.0));
+    assert!(!baseline.d_spectrum && baseline.augment && baseline.ema > 0.0);
+    assert_eq!(
+        baseline.transform,
+        simemu_dcgan::transform::TransformKind::Affine
+    );
+    // Serialised and read back, a configuration is itself, whatever its preset.
+    for c in [&fidelity, &tuned, &baseline] {
+        let stored: DcganConfig = serde_json::from_value(serde_json::to_value(c).unwrap()).unwrap();
+        assert_eq!(&stored, c);
+        let given = DcganConfig::from_options(&serde_json::to_value(c).unwrap()).unwrap();
+        assert_eq!(&given, c);
+    }
+    let mut old = serde_json::to_value(&fidelity).unwrap();
+    for key in ["preset", "d_spectrum"] {
+        old.as_object_mut().unwrap().remove(key);
+    }
+    let old: DcganConfig = serde_json::from_value(old).unwrap();
+    assert!(!old.d_spectrum && old.summary_minkowski);
+    let e = refusal(serde_json::json!({ "preset": "cosmogan" }));
+    assert!(e.contains("preset") && e.contains("baseline"), "{e}");
+}
+
+/// The error that refuses these options.
+fn refusal(options: serde_json::Value) -> String {
+    DcganConfig::from_options(&options).unwrap_err().to_string()
 }
 
 /// A sample's bytes depend on its seed only: not on the batch it is generated in
