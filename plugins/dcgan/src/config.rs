@@ -514,9 +514,7 @@ impl Default for DcganConfig {
 impl DcganConfig {
     /// The configuration from user options: the named preset (default
     /// `"fidelity"`) fills every option the user did not set. A stored
-    /// configuration (a checkpoint's) deserialises directly instead: it holds every
-    /// option, and the ones it lacks are those added after it was written, which
-    /// take their off (`"baseline"`) values.
+    /// configuration (a checkpoint's) is read with [`DcganConfig::from_stored`].
     pub fn from_options(o: &serde_json::Value) -> Result<Self> {
         let given = match o {
             serde_json::Value::Null => serde_json::Map::new(),
@@ -541,8 +539,15 @@ impl DcganConfig {
             "preset".into(),
             serde_json::to_value(preset).expect("serialisable"),
         );
-        let c: DcganConfig =
-            simemu_core::params::options_from_json("dcgan", &serde_json::Value::Object(merged))?;
+        DcganConfig::from_stored(&serde_json::Value::Object(merged))
+    }
+
+    /// A configuration as stored with a checkpoint, read as written: it holds every
+    /// option there was when it was written, so those it lacks were added later and
+    /// take their off (`"baseline"`) values, never a preset's — the checkpoint loads
+    /// as it trained.
+    pub fn from_stored(o: &serde_json::Value) -> Result<Self> {
+        let c: DcganConfig = simemu_core::params::options_from_json("dcgan", o)?;
         let bad = |m: String| Err(Error::Option(format!("dcgan: {m}")));
         if c.layers == 0 || c.layers > 8 {
             return bad(format!("layers = {} must be between 1 and 8", c.layers));

@@ -358,7 +358,7 @@ pub fn register(r: &mut Registry) -> Result<()> {
         options(),
         |o, _| Ok(Box::new(Dcgan::new(DcganConfig::from_options(o)?)) as Box<dyn Generator>),
         |path, o, _| {
-            Ok(Box::new(train::load(path, DcganConfig::from_options(o)?)?) as Box<dyn Generator>)
+            Ok(Box::new(train::load(path, DcganConfig::from_stored(o)?)?) as Box<dyn Generator>)
         },
     )
 }

@@ -558,8 +558,18 @@ fn presets_fill_the_options_not_given() {
     for key in ["preset", "d_spectrum"] {
         old.as_object_mut().unwrap().remove(key);
     }
-    let old: DcganConfig = serde_json::from_value(old).unwrap();
+    let old = DcganConfig::from_stored(&old).unwrap();
     assert!(!old.d_spectrum && old.summary_minkowski);
+    // A config from before the smooth Minkowski summaries, without a summary term:
+    // stored, it loads with them off; the fidelity preset would have turned them on
+    // and refused it (they need the summary term).
+    let mut older = serde_json::to_value(&baseline).unwrap();
+    for key in ["preset", "summary_minkowski", "d_spectrum"] {
+        older.as_object_mut().unwrap().remove(key);
+    }
+    let older_config = DcganConfig::from_stored(&older).unwrap();
+    assert_eq!(older_config, baseline);
+    assert!(refusal(older).contains("summary_minkowski"));
     let e = refusal(serde_json::json!({ "preset": "cosmogan" }));
     assert!(e.contains("preset") && e.contains("baseline"), "{e}");
 }
