@@ -6,7 +6,6 @@
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
-use rayon::prelude::*;
 
 /// An elementwise activation whose derivative can be computed from its output.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -135,8 +134,7 @@ impl CustomOp2 for BiasActivation {
         let hw = h * w;
         let x = f32_slice(sx, lx, "input")?;
         let bias = f32_slice(sb, lb, "bias")?;
-        let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(hw).enumerate().for_each(|(plane, out)| {
+        let y = crate::output::par_filled(x.len(), hw, |plane, out| {
             let b = bias[plane % c];
             self.act.apply_affine(&x[plane * hw..][..hw], (1.0, b), out);
         });
@@ -157,17 +155,12 @@ impl CustomOp2 for BiasActivation {
         let (sd, ld) = grad.storage_and_layout();
         let y = cpu_slice(&sy, ly, "output")?;
         let dy = cpu_slice(&sd, ld, "gradient")?;
-        let mut dx = vec![0f32; y.len()];
-        let plane_sums: Vec<f64> = dx
-            .par_chunks_mut(hw)
-            .enumerate()
-            .map(|(plane, out)| {
-                let o = plane * hw;
-                self.act.scale_by_slope(&y[o..o + hw], &dy[o..o + hw], out);
-                // In index order, in f64: the bits do not depend on how dx was made.
-                out.iter().fold(0f64, |sum, &d| sum + d as f64)
-            })
-            .collect();
+        let (dx, plane_sums) = crate::output::par_chunks(y.len(), hw, |plane, out| {
+            let o = plane * hw;
+            self.act.scale_by_slope(&y[o..o + hw], &dy[o..o + hw], out);
+            // In index order, in f64: the bits do not depend on how dx was made.
+            out.iter().fold(0f64, |sum, &d| sum + d as f64)
+        });
         let mut db = vec![0f64; c];
         for (plane, s) in plane_sums.iter().enumerate() {
             db[plane % c] += s;

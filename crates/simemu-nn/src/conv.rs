@@ -137,6 +137,12 @@ impl PhasedPlane {
         let ((py, y), (px, x)) = (self.y.tap(ky, g), self.x.tap(kx, g));
         ((py * self.stride + px) * self.y.extent + y) * self.x.extent + x
     }
+    /// Start of each tap's window, in (ky, kx) order: the same for every channel.
+    fn windows(&self, g: Geometry) -> Vec<usize> {
+        (0..g.kernel)
+            .flat_map(|ky| (0..g.kernel).map(move |kx| self.window(ky, kx, g)))
+            .collect()
+    }
     /// Where image row `iy`'s values of column phase `px` start (column 0 of it).
     fn image_row(&self, iy: usize, px: usize) -> usize {
         let s = self.stride;
@@ -144,32 +150,78 @@ impl PhasedPlane {
         let x = (-self.x.min_shift) as usize;
         (((iy % s) * s + px) * self.y.extent + y) * self.x.extent + x
     }
+    /// Writes the image values of `plane` into `phased`, whose frame must be zero.
+    #[inline(always)]
     fn split(&self, plane: &[f32], width: usize, phased: &mut [f32]) {
-        phased.fill(0.0);
         for (iy, src) in plane.chunks_exact(width).enumerate() {
             for px in 0..self.stride.min(width) {
                 let start = self.image_row(iy, px);
-                let src = src[px..].iter().step_by(self.stride);
-                for (d, &v) in phased[start..].iter_mut().zip(src) {
-                    *d = v;
+                match self.stride {
+                    // The networks' stride, as a constant: a vector shuffle
+                    // instead of one move per value.
+                    2 => every_nth::<2>(&src[px..], &mut phased[start..]),
+                    s => every_nth_of(&src[px..], s, &mut phased[start..]),
                 }
             }
         }
     }
+    #[inline(always)]
     fn merge(&self, phased: &[f32], width: usize, plane: &mut [f32]) {
         for (iy, dst) in plane.chunks_exact_mut(width).enumerate() {
             for px in 0..self.stride.min(width) {
                 let start = self.image_row(iy, px);
-                let dst = dst[px..].iter_mut().step_by(self.stride);
-                for (d, &v) in dst.zip(&phased[start..]) {
-                    *d = v;
+                match self.stride {
+                    2 => to_every_nth::<2>(&phased[start..], &mut dst[px..]),
+                    s => to_every_nth_of(&phased[start..], s, &mut dst[px..]),
                 }
             }
         }
     }
 }
 
+/// dst[i] = src[i·N] for every such value of src (dst is long enough).
+#[inline(always)]
+fn every_nth<const N: usize>(src: &[f32], dst: &mut [f32]) {
+    let whole = src.chunks_exact(N);
+    let tail = whole.remainder().first();
+    let count = whole.len();
+    for (d, chunk) in dst[..count].iter_mut().zip(whole) {
+        *d = chunk[0];
+    }
+    if let Some(&v) = tail {
+        dst[count] = v;
+    }
+}
+
+#[inline(always)]
+fn every_nth_of(src: &[f32], n: usize, dst: &mut [f32]) {
+    for (d, &v) in dst.iter_mut().zip(src.iter().step_by(n)) {
+        *d = v;
+    }
+}
+
+/// dst[i·N] = src[i] for every such position of dst.
+#[inline(always)]
+fn to_every_nth<const N: usize>(src: &[f32], dst: &mut [f32]) {
+    let mut whole = dst.chunks_exact_mut(N);
+    let count = whole.len();
+    for (chunk, &v) in (&mut whole).zip(&src[..count]) {
+        chunk[0] = v;
+    }
+    if let Some(d) = whole.into_remainder().first_mut() {
+        *d = src[count];
+    }
+}
+
+#[inline(always)]
+fn to_every_nth_of(src: &[f32], n: usize, dst: &mut [f32]) {
+    for (d, &v) in dst.iter_mut().step_by(n).zip(src) {
+        *d = v;
+    }
+}
+
 /// dst (rows × `width`, contiguous) = the rows of `width` values `pitch` apart in src.
+#[inline(always)]
 fn copy_window(src: &[f32], pitch: usize, width: usize, dst: &mut [f32]) {
     #[inline(always)]
     fn rows(src: &[f32], pitch: usize, width: usize, dst: &mut [f32]) {
@@ -189,18 +241,64 @@ fn copy_window(src: &[f32], pitch: usize, width: usize, dst: &mut [f32]) {
 }
 
 /// dst's rows of `width` values `pitch` apart += src (rows × `width`, contiguous).
+#[inline(always)]
 fn add_window(src: &[f32], width: usize, dst: &mut [f32], pitch: usize) {
-    for (r, row) in src.chunks_exact(width).enumerate() {
-        for (o, v) in dst[r * pitch..][..width].iter_mut().zip(row) {
-            *o += v;
+    #[inline(always)]
+    fn rows(src: &[f32], width: usize, dst: &mut [f32], pitch: usize) {
+        for (r, row) in src.chunks_exact(width).enumerate() {
+            for (o, v) in dst[r * pitch..][..width].iter_mut().zip(row) {
+                *o += v;
+            }
         }
+    }
+    // As in copy_window: whole vector additions for the usual widths.
+    match width {
+        4 => rows(src, 4, dst, pitch),
+        8 => rows(src, 8, dst, pitch),
+        16 => rows(src, 16, dst, pitch),
+        32 => rows(src, 32, dst, pitch),
+        _ => rows(src, width, dst, pitch),
     }
 }
 
-/// Scratch of the kernels: the im2col matrix and one phased plane.
+/// Defines `fn $name` as `$portable` compiled for AVX-512 and for AVX2 besides the
+/// portable build, one picked at run time. The functions it serves move and add
+/// values elementwise, which no vector width reorders, so every build gives the
+/// same bytes.
+macro_rules! vectorised {
+    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) = $portable:ident) => {
+        $(#[$doc])*
+        fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn avx512($($arg: $ty),*) {
+                    $portable($($arg),*)
+                }
+                #[target_feature(enable = "avx2")]
+                fn avx2($($arg: $ty),*) {
+                    $portable($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has the features the function is compiled for.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: as above.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $portable($($arg),*)
+        }
+    };
+}
+
+/// Scratch of the kernels: the im2col matrix of a block of samples, one phased
+/// plane, and the block's grids side by side.
 struct Scratch<'a> {
     cols: &'a mut [f32],
     phased: &'a mut [f32],
+    grids: &'a mut [f32],
 }
 
 thread_local! {
@@ -208,22 +306,29 @@ thread_local! {
     /// hundreds of convolutions of a few shapes, and fresh buffers cost an
     /// allocation and a page-faulting zero fill each time. Every kernel writes
     /// what it reads, so stale contents never leak into a result.
-    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    static SCRATCH: RefCell<[Vec<f32>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
 }
 
-/// Runs `f` with scratch of the sizes `d` and `g` need, from this thread's buffers.
-fn with_scratch<R>(d: &Dims, g: Geometry, f: impl FnOnce(&mut Scratch) -> R) -> R {
-    let sizes = (d.patch(g) * d.grid_px(), PhasedPlane::new(d, g).len());
-    let run = |(cols, phased): &mut (Vec<f32>, Vec<f32>)| {
-        if cols.len() < sizes.0 {
-            cols.resize(sizes.0, 0.0);
+/// Runs `f` with scratch for blocks of `block` samples of the sizes `d` and `g`
+/// need, from this thread's buffers.
+fn with_scratch<R>(d: &Dims, g: Geometry, block: usize, f: impl FnOnce(&mut Scratch) -> R) -> R {
+    let wide = block * d.grid_px();
+    let sizes = [
+        d.patch(g) * wide,
+        PhasedPlane::new(d, g).len(),
+        if block > 1 { d.grid_c * wide } else { 0 },
+    ];
+    let run = |buffers: &mut [Vec<f32>; 3]| {
+        for (buffer, &size) in buffers.iter_mut().zip(&sizes) {
+            if buffer.len() < size {
+                buffer.resize(size, 0.0);
+            }
         }
-        if phased.len() < sizes.1 {
-            phased.resize(sizes.1, 0.0);
-        }
+        let [cols, phased, grids] = buffers;
         f(&mut Scratch {
-            cols: &mut cols[..sizes.0],
-            phased: &mut phased[..sizes.1],
+            cols: &mut cols[..sizes[0]],
+            phased: &mut phased[..sizes[1]],
+            grids: &mut grids[..sizes[2]],
         })
     };
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
@@ -233,37 +338,58 @@ fn with_scratch<R>(d: &Dims, g: Geometry, f: impl FnOnce(&mut Scratch) -> R) -> 
     })
 }
 
-/// cols[(c·k + ky)·k + kx][gy·gw + gx] = image[c][gy·s + ky − p][gx·s + kx − p] (0 outside).
-fn im2col(image: &[f32], d: &Dims, g: Geometry, scratch: &mut Scratch) {
-    let (k, n) = (g.kernel, d.grid_px());
+vectorised! {
+    /// cols[(c·k + ky)·k + kx][gy·gw + gx] = image[c][gy·s + ky − p][gx·s + kx − p]
+    /// (0 outside), each row `pitch` after the last.
+    fn im2col(image: &[f32], d: &Dims, g: Geometry, phased: &mut [f32], cols: &mut [f32], pitch: usize) = im2col_portable
+}
+
+#[inline(always)]
+fn im2col_portable(
+    image: &[f32],
+    d: &Dims,
+    g: Geometry,
+    phased: &mut [f32],
+    cols: &mut [f32],
+    pitch: usize,
+) {
+    let (taps, n) = (g.kernel * g.kernel, d.grid_px());
     let plane = PhasedPlane::new(d, g);
-    let Scratch { cols, phased } = scratch;
+    let windows = plane.windows(g);
+    // Every channel writes the same positions, so the frame stays zero.
+    phased.fill(0.0);
     for c in 0..d.image_c {
         plane.split(&image[c * d.ih * d.iw..][..d.ih * d.iw], d.iw, phased);
-        for ky in 0..k {
-            for kx in 0..k {
-                let row = &mut cols[((c * k + ky) * k + kx) * n..][..n];
-                let window = &phased[plane.window(ky, kx, g)..];
-                copy_window(window, plane.x.extent, d.gw, row);
-            }
+        for (tap, &window) in windows.iter().enumerate() {
+            let row = &mut cols[(c * taps + tap) * pitch..][..n];
+            copy_window(&phased[window..], plane.x.extent, d.gw, row);
         }
     }
 }
 
-/// The adjoint of [`im2col`]: image = scatter-add(cols); every value is written.
-/// Each image value sums its taps in (ky, kx) order.
-fn col2im(d: &Dims, g: Geometry, scratch: &mut Scratch, image: &mut [f32]) {
-    let (k, n) = (g.kernel, d.grid_px());
+vectorised! {
+    /// The adjoint of [`im2col`]: image = scatter-add(cols); every value is written.
+    /// Each image value sums its taps in (ky, kx) order.
+    fn col2im(d: &Dims, g: Geometry, cols: &[f32], pitch: usize, phased: &mut [f32], image: &mut [f32]) = col2im_portable
+}
+
+#[inline(always)]
+fn col2im_portable(
+    d: &Dims,
+    g: Geometry,
+    cols: &[f32],
+    pitch: usize,
+    phased: &mut [f32],
+    image: &mut [f32],
+) {
+    let (taps, n) = (g.kernel * g.kernel, d.grid_px());
     let plane = PhasedPlane::new(d, g);
-    let Scratch { cols, phased } = scratch;
+    let windows = plane.windows(g);
     for c in 0..d.image_c {
         phased.fill(0.0);
-        for ky in 0..k {
-            for kx in 0..k {
-                let row = &cols[((c * k + ky) * k + kx) * n..][..n];
-                let window = &mut phased[plane.window(ky, kx, g)..];
-                add_window(row, d.gw, window, plane.x.extent);
-            }
+        for (tap, &window) in windows.iter().enumerate() {
+            let row = &cols[(c * taps + tap) * pitch..][..n];
+            add_window(row, d.gw, &mut phased[window..], plane.x.extent);
         }
         plane.merge(phased, d.iw, &mut image[c * d.ih * d.iw..][..d.ih * d.iw]);
     }
@@ -295,17 +421,17 @@ impl<'a> Operand<'a> {
     }
 }
 
-/// dst (m×n, row-major) = [dst +] lhs (m×k) · rhs (k×n), on the calling thread:
-/// the kernels parallelise over samples, and a product split across threads could
-/// round differently with the thread count.
+/// dst (m×n, rows `dst_pitch` apart) = [dst +] lhs (m×k) · rhs (k×n), on the
+/// calling thread: the kernels parallelise over samples, and a product split across
+/// threads could round differently with the thread count.
 fn matmul(
     (m, n, k): (usize, usize, usize),
-    dst: &mut [f32],
+    (dst, dst_pitch): (&mut [f32], usize),
     lhs: Operand,
     rhs: Operand,
     accumulate: bool,
 ) {
-    assert!(dst.len() >= m * n);
+    assert!(n <= dst_pitch && dst.len() >= (m.max(1) - 1) * dst_pitch + n);
     assert!(lhs.data.len() > (m.max(1) - 1) * lhs.row_stride + (k.max(1) - 1) * lhs.col_stride);
     assert!(rhs.data.len() > (k.max(1) - 1) * rhs.row_stride + (n.max(1) - 1) * rhs.col_stride);
     // SAFETY: the asserts above keep every access of the m×n, m×k and k×n
@@ -317,7 +443,7 @@ fn matmul(
             k,
             dst.as_mut_ptr(),
             1,
-            n as isize,
+            dst_pitch as isize,
             accumulate,
             lhs.data.as_ptr(),
             lhs.col_stride as isize,
@@ -335,46 +461,137 @@ fn matmul(
     }
 }
 
+/// Samples whose grids [`forward`] and [`adjoint`] lay side by side in one
+/// product.
+///
+/// gemm's vector lanes run along the grid's pixels, 64 at a time; a 4×4 grid
+/// alone fills a quarter of them, and its product (D's last convolution, G's
+/// first) ran at two thirds the speed of a wide one. Blocks are formed only where
+/// gemm sums the shared dimension in the same blocks for one sample and for
+/// several (it picks its depth blocking per shape, and the blocking is the order
+/// of the sum), so a block rounds every value exactly as one sample alone does
+/// and results stay byte-identical to the unblocked kernels.
+fn samples_per_product(n: usize, other: usize, depth: usize) -> usize {
+    const LANES: usize = 64;
+    // gemm sums a product of at most 256 values (or one with a single row or
+    // column) in other kernels, and one with both sides ≤ 64 in depth blocks of
+    // 512; a general product in blocks of the same size for any width, whole
+    // when the depth is ≤ 512.
+    let same_kernels = n > 1 && n * other > 256;
+    let same_depth_blocks = n.max(other) > LANES || depth <= 512;
+    if n < LANES && same_kernels && same_depth_blocks {
+        LANES.div_ceil(n)
+    } else {
+        1
+    }
+}
+
 /// grid[b] = W · im2col(image[b]).
 fn forward(image: &[f32], weight: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
+    let block = samples_per_product(d.grid_px(), d.grid_c, d.patch(g));
+    forward_in_blocks(image, weight, d, g, block)
+}
+
+/// [`forward`] with `block` samples per product.
+fn forward_in_blocks(
+    image: &[f32],
+    weight: &[f32],
+    d: &Dims,
+    g: Geometry,
+    block: usize,
+) -> Vec<f32> {
     let (patch, n) = (d.patch(g), d.grid_px());
-    let mut out = vec![0f32; d.batch * d.grid_len()];
-    out.par_chunks_mut(d.grid_len())
-        .enumerate()
-        .for_each(|(b, out_b)| {
-            with_scratch(d, g, |scratch| {
-                im2col(&image[b * d.image_len()..][..d.image_len()], d, g, scratch);
+    crate::output::par_filled(
+        d.batch * d.grid_len(),
+        block * d.grid_len(),
+        |i, out_block| {
+            let samples = out_block.len() / d.grid_len();
+            let wide = samples * n;
+            with_scratch(d, g, block, |scratch| {
+                for s in 0..samples {
+                    let b = i * block + s;
+                    let image_b = &image[b * d.image_len()..][..d.image_len()];
+                    im2col(
+                        image_b,
+                        d,
+                        g,
+                        scratch.phased,
+                        &mut scratch.cols[s * n..],
+                        wide,
+                    );
+                }
+                let product = if block == 1 {
+                    &mut *out_block
+                } else {
+                    &mut *scratch.grids
+                };
                 matmul(
-                    (d.grid_c, n, patch),
-                    out_b,
+                    (d.grid_c, wide, patch),
+                    (product, wide),
                     Operand::rows(weight, patch),
-                    Operand::rows(scratch.cols, n),
+                    Operand::rows(scratch.cols, wide),
                     false,
                 );
+                if block > 1 {
+                    // (channel, sample, pixel) → (sample, channel, pixel)
+                    for (s, out_b) in out_block.chunks_exact_mut(d.grid_len()).enumerate() {
+                        for (c, out_c) in out_b.chunks_exact_mut(n).enumerate() {
+                            out_c.copy_from_slice(&scratch.grids[c * wide + s * n..][..n]);
+                        }
+                    }
+                }
             })
-        });
-    out
+        },
+    )
 }
 
 /// image[b] = col2im(Wᵀ · grid[b]).
 fn adjoint(grid: &[f32], weight: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
+    let block = samples_per_product(d.grid_px(), d.patch(g), d.grid_c);
+    adjoint_in_blocks(grid, weight, d, g, block)
+}
+
+/// [`adjoint`] with `block` samples per product.
+fn adjoint_in_blocks(
+    grid: &[f32],
+    weight: &[f32],
+    d: &Dims,
+    g: Geometry,
+    block: usize,
+) -> Vec<f32> {
     let (patch, n) = (d.patch(g), d.grid_px());
-    let mut out = vec![0f32; d.batch * d.image_len()];
-    out.par_chunks_mut(d.image_len())
-        .enumerate()
-        .for_each(|(b, out_b)| {
-            with_scratch(d, g, |scratch| {
+    crate::output::par_filled(
+        d.batch * d.image_len(),
+        block * d.image_len(),
+        |i, out_block| {
+            let samples = out_block.len() / d.image_len();
+            let wide = samples * n;
+            let grids = &grid[i * block * d.grid_len()..][..samples * d.grid_len()];
+            with_scratch(d, g, block, |scratch| {
+                let rhs = if block == 1 {
+                    grids
+                } else {
+                    // (sample, channel, pixel) → (channel, sample, pixel)
+                    for (s, grid_b) in grids.chunks_exact(d.grid_len()).enumerate() {
+                        for (c, grid_c) in grid_b.chunks_exact(n).enumerate() {
+                            scratch.grids[c * wide + s * n..][..n].copy_from_slice(grid_c);
+                        }
+                    }
+                    &*scratch.grids
+                };
                 matmul(
-                    (patch, n, d.grid_c),
-                    scratch.cols,
+                    (patch, wide, d.grid_c),
+                    (scratch.cols, wide),
                     Operand::transposed(weight, patch),
-                    Operand::rows(&grid[b * d.grid_len()..][..d.grid_len()], n),
+                    Operand::rows(rhs, wide),
                     false,
                 );
-                col2im(d, g, scratch, out_b);
+                for (s, out_b) in out_block.chunks_exact_mut(d.image_len()).enumerate() {
+                    col2im(d, g, &scratch.cols[s * n..], wide, scratch.phased, out_b);
+                }
             })
-        });
-    out
+        },
+    )
 }
 
 /// ∂W = Σ_b grid[b] · im2col(image[b])ᵀ, shape (grid_c, image_c·k²).
@@ -386,12 +603,13 @@ fn weight_grad(image: &[f32], grid: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
         .map(|chunk| {
             let mut acc = vec![0f32; d.grid_c * patch];
             let end = ((chunk + 1) * WEIGHT_GRAD_CHUNK).min(d.batch);
-            with_scratch(d, g, |scratch| {
+            with_scratch(d, g, 1, |scratch| {
                 for b in chunk * WEIGHT_GRAD_CHUNK..end {
-                    im2col(&image[b * d.image_len()..][..d.image_len()], d, g, scratch);
+                    let image_b = &image[b * d.image_len()..][..d.image_len()];
+                    im2col(image_b, d, g, scratch.phased, scratch.cols, n);
                     matmul(
                         (d.grid_c, patch, n),
-                        &mut acc,
+                        (&mut acc, patch),
                         Operand::rows(&grid[b * d.grid_len()..][..d.grid_len()], n),
                         Operand::transposed(scratch.cols, n),
                         b > chunk * WEIGHT_GRAD_CHUNK,
@@ -991,12 +1209,18 @@ mod tests {
                 let what = format!("{g:?} on {ih}×{iw}");
                 let image = uniform(d.image_len());
                 let adjoint_probe = uniform(d.patch(g) * d.grid_px());
-                let (cols, back) = with_scratch(&d, g, |scratch| {
-                    im2col(&image, &d, g, scratch);
+                let (cols, back) = with_scratch(&d, g, 1, |scratch| {
+                    im2col(&image, &d, g, scratch.phased, scratch.cols, d.grid_px());
                     let cols = scratch.cols.to_vec();
-                    scratch.cols.copy_from_slice(&adjoint_probe);
                     let mut back = vec![f32::NAN; d.image_len()];
-                    col2im(&d, g, scratch, &mut back);
+                    col2im(
+                        &d,
+                        g,
+                        &adjoint_probe,
+                        d.grid_px(),
+                        scratch.phased,
+                        &mut back,
+                    );
                     (cols, back)
                 });
                 let mut expected = Vec::with_capacity(cols.len());
@@ -1034,6 +1258,64 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Blocks of samples are formed only where gemm rounds them as it rounds one
+    /// sample: the products of
+    /// the benchmark and CosmoGAN networks' 4×4 and 2×2 grids (widths 4 to 64), an
+    /// odd batch, and shapes on either side of gemm's small-matrix and depth-block
+    /// limits, byte for byte.
+    #[test]
+    fn blocks_of_samples_round_as_one_sample() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let mut uniform =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
+        let g = Geometry {
+            kernel: 5,
+            stride: 2,
+            padding: 2,
+        };
+        let mut blocked = 0;
+        // (image channels, image side, grid channels)
+        for (image_c, side, grid_c) in [
+            (32, 8, 64),
+            (64, 8, 128),
+            (256, 8, 512),
+            (128, 4, 256),
+            (8, 8, 16),
+            (4, 8, 8),
+            (30, 8, 20),
+            (21, 8, 70),
+            (3, 6, 5),
+            (1, 4, 3),
+        ] {
+            let d = Dims {
+                batch: 13,
+                image_c,
+                ih: side,
+                iw: side,
+                grid_c,
+                gh: side.div_ceil(2),
+                gw: side.div_ceil(2),
+            };
+            let (n, patch) = (d.grid_px(), d.patch(g));
+            let image = uniform(d.batch * d.image_len());
+            let grid = uniform(d.batch * d.grid_len());
+            let weight = uniform(grid_c * patch);
+            let block = samples_per_product(n, grid_c, patch);
+            blocked += usize::from(block > 1);
+            assert!(
+                forward(&image, &weight, &d, g) == forward_in_blocks(&image, &weight, &d, g, 1),
+                "forward {d:?}, {block} per product"
+            );
+            let block = samples_per_product(n, patch, grid_c);
+            blocked += usize::from(block > 1);
+            assert!(
+                adjoint(&grid, &weight, &d, g) == adjoint_in_blocks(&grid, &weight, &d, g, 1),
+                "adjoint {d:?}, {block} per product"
+            );
+        }
+        assert!(blocked >= 10, "only {blocked} products were blocked");
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod activation;
 pub mod checkpoint;
 pub mod conv;
 pub mod norm;
+mod output;
 
 pub use activation::{bias_activation, Activation};
 pub use conv::{circular_conv_transpose2d, circular_pad, conv2d, conv_transpose2d};

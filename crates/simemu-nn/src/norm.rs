@@ -217,8 +217,7 @@ impl CustomOp3 for BatchNormAct {
         let hw = h * w;
         let x = f32_slice(sx, lx, "input")?;
         let (gamma, beta) = (f32_slice(sg, lg, "weight")?, f32_slice(sb, lb, "bias")?);
-        let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(hw).enumerate().for_each(|(plane, out)| {
+        let y = crate::output::par_filled(x.len(), hw, |plane, out| {
             let ch = plane % c;
             let scale = gamma[ch] * self.inv_std[ch];
             let shift = beta[ch] - self.mean[ch] * scale;
@@ -249,8 +248,7 @@ impl CustomOp3 for BatchNormAct {
         let dy = cpu_slice(&sd, ld, "gradient")?;
         let g = cpu_slice(&sg, lg, "weight")?;
         // dh = dy·act'(h), kept in dx's buffer; per channel Σdh (= ∂β) and Σdh·x̂ (= ∂γ).
-        let mut dx = vec![0f32; xv.len()];
-        dx.par_chunks_mut(hw).enumerate().for_each(|(plane, dh)| {
+        let mut dx = crate::output::par_filled(xv.len(), hw, |plane, dh| {
             let o = plane * hw;
             self.act.scale_by_slope(&yv[o..o + hw], &dy[o..o + hw], dh);
         });
