@@ -619,13 +619,16 @@ fn weight_grad(image: &[f32], grid: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
             acc
         })
         .collect();
-    let mut total = vec![0f32; d.grid_c * patch];
-    for part in &partials {
-        for (t, p) in total.iter_mut().zip(part) {
-            *t += p;
+    // Each value sums the chunks in chunk order, whichever worker adds it up;
+    // on the calling thread alone this sum was 2% of a width-64 step's work.
+    const SPAN: usize = 1 << 14;
+    crate::output::par_filled(d.grid_c * patch, SPAN, |i, total| {
+        for part in &partials {
+            for (t, p) in total.iter_mut().zip(&part[i * SPAN..]) {
+                *t += p;
+            }
         }
-    }
-    total
+    })
 }
 
 /// Which of the three products a [`ConvOp`] computes.
