@@ -105,8 +105,8 @@ pub struct StatOptionArgs {
 /// arena of 64 MiB heaps that it unmaps as soon as they empty, whatever the trim
 /// threshold; `bench train-step --width 64 --repeats 3` (five steps) page-faulted
 /// 429,000 times (1.1 s of system time) with per-thread arenas and 157,000
-/// (0.5 s) with one. Allocations here are few and large, so the shared lock costs nothing
-/// measurable.
+/// (0.5 s) with one. Allocations here are few and large, so the shared lock
+/// costs nothing measurable.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn keep_freed_memory() {
     // SAFETY: mallopt only sets three allocator parameters (the largest mmap

@@ -1264,10 +1264,9 @@ mod tests {
     }
 
     /// Blocks of samples are formed only where gemm rounds them as it rounds one
-    /// sample: the products of
-    /// the benchmark and CosmoGAN networks' 4×4 and 2×2 grids (widths 4 to 64), an
-    /// odd batch, and shapes on either side of gemm's small-matrix and depth-block
-    /// limits, byte for byte.
+    /// sample, byte for byte: the 4×4 grids of the benchmark networks' last D and
+    /// first G layer at widths 1 to 64, a 2×2 grid, an odd batch, and shapes on
+    /// either side of gemm's small-matrix and depth-block limits.
     #[test]
     fn blocks_of_samples_round_as_one_sample() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
