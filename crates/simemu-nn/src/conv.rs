@@ -962,10 +962,14 @@ mod tests {
     use candle_core::{Device, Var};
     use rand::{Rng, SeedableRng};
 
+    /// `n` values uniform in [−1, 1).
+    fn uniform(n: usize, rng: &mut rand_chacha::ChaCha8Rng) -> Vec<f32> {
+        (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+    }
+
     fn random(shape: &[usize], rng: &mut rand_chacha::ChaCha8Rng) -> Tensor {
         let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+        Tensor::from_vec(uniform(n, rng), shape, &Device::Cpu).unwrap()
     }
 
     fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
@@ -1178,8 +1182,6 @@ mod tests {
     #[test]
     fn im2col_is_its_definition_and_col2im_its_adjoint() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-        let mut uniform =
-            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
         let geometries = [
             (5, 2, 2),
             (4, 2, 1),
@@ -1210,8 +1212,8 @@ mod tests {
                     gw,
                 };
                 let what = format!("{g:?} on {ih}×{iw}");
-                let image = uniform(d.image_len());
-                let adjoint_probe = uniform(d.patch(g) * d.grid_px());
+                let image = uniform(d.image_len(), &mut rng);
+                let adjoint_probe = uniform(d.patch(g) * d.grid_px(), &mut rng);
                 let (cols, back) = with_scratch(&d, g, 1, |scratch| {
                     im2col(&image, &d, g, scratch.phased, scratch.cols, d.grid_px());
                     let cols = scratch.cols.to_vec();
@@ -1270,8 +1272,6 @@ mod tests {
     #[test]
     fn blocks_of_samples_round_as_one_sample() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
-        let mut uniform =
-            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
         let g = Geometry {
             kernel: 5,
             stride: 2,
@@ -1301,9 +1301,9 @@ mod tests {
                 gw: side.div_ceil(2),
             };
             let (n, patch) = (d.grid_px(), d.patch(g));
-            let image = uniform(d.batch * d.image_len());
-            let grid = uniform(d.batch * d.grid_len());
-            let weight = uniform(grid_c * patch);
+            let image = uniform(d.batch * d.image_len(), &mut rng);
+            let grid = uniform(d.batch * d.grid_len(), &mut rng);
+            let weight = uniform(grid_c * patch, &mut rng);
             let block = samples_per_product(n, grid_c, patch);
             blocked += usize::from(block > 1);
             assert!(
