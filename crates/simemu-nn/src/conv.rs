@@ -18,6 +18,11 @@
 //! | convT forward, conv2d input gradient | [`Kernel::Adjoint`]: `image = col2im(Wᵀ · grid)` |
 //! | both weight gradients | [`Kernel::WeightGrad`]: `∂W = Σ_b grid · im2col(image)ᵀ` |
 //!
+//! On AVX-512, the forward kernel of products that gemm sums in one chain (at most
+//! 512 values: D's first two layers at width 16, and the input gradients of G's
+//! last two) skips the im2col matrix and reads the phased planes directly
+//! ([`direct`]), with gemm's bytes.
+//!
 //! Results are deterministic: each sample's product is computed by one thread, and
 //! weight gradients are summed over fixed chunks of the batch in a fixed order, so
 //! the bytes do not depend on the number of threads.
@@ -26,6 +31,8 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 use std::cell::RefCell;
+
+mod direct;
 
 /// Samples per partial weight-gradient sum (fixed so results do not depend on the
 /// thread count).
@@ -318,18 +325,25 @@ fn with_scratch<R>(d: &Dims, g: Geometry, block: usize, f: impl FnOnce(&mut Scra
         PhasedPlane::new(d, g).len(),
         if block > 1 { d.grid_c * wide } else { 0 },
     ];
+    with_buffers(sizes, |[cols, phased, grids]| {
+        f(&mut Scratch {
+            cols,
+            phased,
+            grids,
+        })
+    })
+}
+
+/// Runs `f` with this thread's three buffers, cut to `sizes`.
+fn with_buffers<R>(sizes: [usize; 3], f: impl FnOnce([&mut [f32]; 3]) -> R) -> R {
     let run = |buffers: &mut [Vec<f32>; 3]| {
         for (buffer, &size) in buffers.iter_mut().zip(&sizes) {
             if buffer.len() < size {
                 buffer.resize(size, 0.0);
             }
         }
-        let [cols, phased, grids] = buffers;
-        f(&mut Scratch {
-            cols: &mut cols[..sizes[0]],
-            phased: &mut phased[..sizes[1]],
-            grids: &mut grids[..sizes[2]],
-        })
+        let [a, b, c] = buffers;
+        f([&mut a[..sizes[0]], &mut b[..sizes[1]], &mut c[..sizes[2]]])
     };
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buffers) => run(&mut buffers),
@@ -488,6 +502,9 @@ fn samples_per_product(n: usize, other: usize, depth: usize) -> usize {
 
 /// grid[b] = W · im2col(image[b]).
 fn forward(image: &[f32], weight: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
+    if let Some(plan) = direct::Forward::new(d, g, weight) {
+        return forward_direct(image, &plan, d);
+    }
     let block = samples_per_product(d.grid_px(), d.grid_c, d.patch(g));
     forward_in_blocks(image, weight, d, g, block)
 }
@@ -543,6 +560,17 @@ fn forward_in_blocks(
             })
         },
     )
+}
+
+/// [`forward`] without an im2col matrix, where [`direct::Forward`] gives gemm's bytes.
+fn forward_direct(image: &[f32], plan: &direct::Forward, d: &Dims) -> Vec<f32> {
+    let [phased, padded] = plan.scratch(d);
+    crate::output::par_filled(d.batch * d.grid_len(), d.grid_len(), |b, grid| {
+        with_buffers([phased, padded, 0], |[phased, padded, _]| {
+            let image_b = &image[b * d.image_len()..][..d.image_len()];
+            plan.sample(image_b, d, phased, padded, grid)
+        })
+    })
 }
 
 /// image[b] = col2im(Wᵀ · grid[b]).
@@ -1307,7 +1335,8 @@ mod tests {
             let block = samples_per_product(n, grid_c, patch);
             blocked += usize::from(block > 1);
             assert!(
-                forward(&image, &weight, &d, g) == forward_in_blocks(&image, &weight, &d, g, 1),
+                forward_in_blocks(&image, &weight, &d, g, block)
+                    == forward_in_blocks(&image, &weight, &d, g, 1),
                 "forward {d:?}, {block} per product"
             );
             let block = samples_per_product(n, patch, grid_c);
@@ -1318,6 +1347,73 @@ mod tests {
             );
         }
         assert!(blocked >= 10, "only {blocked} products were blocked");
+    }
+
+    #[test]
+    fn direct_matches_im2col_and_gemm() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
+        let mut direct = 0;
+        // (image channels, image side, grid channels) of the width-16 networks'
+        // layers (G's transposed convolutions have D's shapes; D3's and D4's sum
+        // too many values for the direct kernel) and D1 at width 64, then random
+        // geometries.
+        let mut cases = vec![
+            ((5, 2, 2), (1, 64, 16)),
+            ((5, 2, 2), (16, 32, 32)),
+            ((5, 2, 2), (32, 16, 64)),
+            ((5, 2, 2), (64, 8, 128)),
+            ((5, 2, 2), (1, 64, 64)),
+            ((5, 2, 2), (20, 31, 9)),
+        ];
+        for _ in 0..40 {
+            let kernel = rng.random_range(1..=6);
+            let geometry = (kernel, rng.random_range(1..=3), rng.random_range(0..kernel));
+            let shape = (
+                rng.random_range(1..=12),
+                rng.random_range(kernel..=40),
+                rng.random_range(2..=40),
+            );
+            cases.push((geometry, shape));
+        }
+        for ((kernel, stride, padding), (image_c, side, grid_c)) in cases {
+            let g = Geometry {
+                kernel,
+                stride,
+                padding,
+            };
+            let grid_side = g.grid_side(side).unwrap();
+            let d = Dims {
+                batch: 3,
+                image_c,
+                ih: side,
+                iw: side,
+                grid_c,
+                gh: grid_side,
+                gw: grid_side,
+            };
+            let weight = uniform(grid_c * d.patch(g), &mut rng);
+            let Some(plan) = direct::Forward::new(&d, g, &weight) else {
+                continue;
+            };
+            direct += 1;
+            let mut image = uniform(d.batch * d.image_len(), &mut rng);
+            // Exact zeros too: a sum of zero products keeps gemm's sign of zero.
+            for v in image.iter_mut().step_by(7) {
+                *v = 0.0;
+            }
+            let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+            assert_eq!(
+                bits(forward_direct(&image, &plan, &d)),
+                bits(forward_in_blocks(&image, &weight, &d, g, 1)),
+                "{g:?} {d:?}"
+            );
+        }
+        if direct::avx512() {
+            assert!(
+                direct >= 20,
+                "only {direct} products took the direct kernel"
+            );
+        }
     }
 
     #[test]
