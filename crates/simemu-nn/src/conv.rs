@@ -1408,9 +1408,10 @@ mod tests {
                 "{g:?} {d:?}"
             );
         }
+        // 42 of the 46 shapes sum at most 512 values with enough outputs.
         if direct::avx512() {
             assert!(
-                direct >= 20,
+                direct >= 40,
                 "only {direct} products took the direct kernel"
             );
         }
