@@ -165,6 +165,11 @@ impl BatchNorm2d {
     }
 }
 
+/// Chains of f64 additions run side by side in the batch statistics. One chain at
+/// a time waited on each addition's latency, and the statistics were most of a
+/// BatchNorm's time; each chain keeps its own order, so the bytes are the same.
+const SIDE_BY_SIDE: usize = 4;
+
 /// Per-channel mean and biased variance of a contiguous NCHW f32 tensor, summed in f64.
 fn channel_moments(x: &Tensor) -> candle_core::Result<(Vec<f64>, Vec<f64>)> {
     let (b, c, h, w) = x.dims4()?;
@@ -185,15 +190,13 @@ fn channel_moments(x: &Tensor) -> candle_core::Result<(Vec<f64>, Vec<f64>)> {
 }
 
 /// `(0..count).map(|i| plane(i).iter().map(|&v| f(v)).sum::<f64>()).sum::<f64>()`,
-/// with the same bytes: every sum is the same chain of additions, but four planes'
-/// chains run side by side. One chain at a time waited on each addition's
-/// latency, and the batch statistics were most of a BatchNorm's time.
+/// with the same bytes: every sum is the same chain of additions, but
+/// [`SIDE_BY_SIDE`] planes' chains run together.
 fn sum_of_plane_sums<'a>(
     count: usize,
     plane: impl Fn(usize) -> &'a [f32],
     f: impl Fn(f32) -> f64,
 ) -> f64 {
-    const SIDE_BY_SIDE: usize = 4;
     // Iterator::sum folds floats from −0.0.
     let mut total = -0.0f64;
     let mut i = 0;
@@ -310,9 +313,8 @@ impl CustomOp3 for BatchNormAct {
             self.act.scale_by_slope(&yv[o..o + hw], &dy[o..o + hw], dh);
         });
         let dh = &dx;
-        // Four channels' sums side by side (each still one chain in its own
-        // order): one at a time waited on each addition's latency.
-        const SIDE_BY_SIDE: usize = 4;
+        // SIDE_BY_SIDE channels' sums together, each still one chain in its own
+        // order.
         let mut sums = vec![(0f64, 0f64); c];
         let moments = (&self.mean[..], &self.inv_std[..]);
         sums.par_chunks_mut(SIDE_BY_SIDE)
@@ -502,8 +504,9 @@ mod tests {
                 }
             }
             let mut side_by_side = vec![(0f64, 0f64); c];
-            for (group, into) in side_by_side.chunks_mut(4).enumerate() {
-                gradient_sums(into, group * 4, (b, c, hw), (&x, &dh), (&mean, &inv_std));
+            for (group, into) in side_by_side.chunks_mut(SIDE_BY_SIDE).enumerate() {
+                let first = group * SIDE_BY_SIDE;
+                gradient_sums(into, first, (b, c, hw), (&x, &dh), (&mean, &inv_std));
             }
             for (ch, &(sd, sdx)) in side_by_side.iter().enumerate() {
                 let mut one = [(0f64, 0f64)];

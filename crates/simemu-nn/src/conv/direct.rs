@@ -26,7 +26,7 @@
 //! vectors, each sum a chain over the grid's pixels) it was 2× slower on grids of
 //! 16 pixels, slower on 64 and 3% faster on 256. Neither was kept.
 
-use super::{Dims, Geometry, PhasedPlane};
+use super::{copy_window, Dims, Geometry, PhasedPlane};
 
 /// Values per vector.
 const LANES: usize = 16;
@@ -134,12 +134,9 @@ impl Forward {
         // below image_c·plane_len, so each tile's reads end within phased_len,
         // and its writes within padded_len (both asserted above).
         unsafe { self.product(phased.as_ptr(), padded.as_mut_ptr()) };
-        let pitch = self.plane.x.extent;
         for (c, grid_c) in grid.chunks_exact_mut(d.grid_px()).enumerate() {
             let padded_c = &padded[c * self.padded_pixels..];
-            for (y, row) in grid_c.chunks_exact_mut(d.gw).enumerate() {
-                row.copy_from_slice(&padded_c[y * pitch..][..d.gw]);
-            }
+            copy_window(padded_c, self.plane.x.extent, d.gw, grid_c);
         }
     }
 
