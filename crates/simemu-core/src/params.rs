@@ -41,6 +41,10 @@ pub struct OptionSpec {
     pub name: String,
     pub default: serde_json::Value,
     pub description: String,
+    /// The heading the option is listed under, for plugins with many (empty:
+    /// none).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub group: String,
 }
 
 impl OptionSpec {
@@ -49,7 +53,14 @@ impl OptionSpec {
             name: name.into(),
             default: default.into(),
             description: description.into(),
+            group: String::new(),
         }
+    }
+
+    /// The same option, listed under `group`.
+    pub fn in_group(mut self, group: &str) -> Self {
+        self.group = group.into();
+        self
     }
 }
 

@@ -34,16 +34,11 @@ pub struct DcganConfig {
     /// are redundant with BatchNorm's shift, and the PyTorch benchmark twin omits them.
     #[serde(default = "d_true")]
     pub bias_before_batchnorm: bool,
-    /// How G doubles the side: CosmoGAN's 5×5 stride-2 transposed convolutions;
+    /// How G doubles the side: CosmoGAN's 5×5 stride-2 transposed convolutions, or
     /// 4×4 ones ("even": the kernel is a multiple of the stride, so every output
-    /// pixel gets the same number of taps, the cause of checkerboard artefacts
-    /// gone); or nearest-neighbour resizing then a 3×3 convolution ("resize").
+    /// pixel gets the same number of taps and the checkerboard pattern is gone).
     #[serde(default)]
     pub upsample: Upsample,
-    /// Pad every convolution of G and D circularly (the maps are periodic): no
-    /// border exists for G to draw or for D to inspect.
-    #[serde(default)]
-    pub circular_padding: bool,
     /// Weight of the power-spectrum matching term in G's loss (0: off): the mean
     /// squared difference of log band powers between G's batch and the training set.
     #[serde(default)]
@@ -53,12 +48,6 @@ pub struct DcganConfig {
     /// in a handful of modes are not averaged away inside a wide band).
     #[serde(default)]
     pub spectrum_bins: SpectrumBins,
-    /// How the spectrum term weighs its shells (with `spectrum_bins = "shells"`):
-    /// all alike ("shells"), or so that each of the 12 log bands of |k| weighs
-    /// the same, shared among its shells ("bands"). The harness judges log bins of
-    /// ℓ; weighed alike, the two shells of its lowest bin are 2 of 456 at 64².
-    #[serde(default)]
-    pub spectrum_weights: SpectrumWeights,
     /// Weight of the summary-statistic matching term in G's loss (0: off): the
     /// mean and map-to-map scatter of per-map summaries (mean pixel, log band
     /// powers, fractions of pixels above thresholds) against the training data's.
@@ -85,33 +74,10 @@ pub struct DcganConfig {
     /// smooth step is half its local spacing wide.
     #[serde(default)]
     pub summary_spacing: SummarySpacing,
-    /// How much each pixel-fraction threshold (and, with `summary_minkowski`, each
-    /// V1 and V2 bin) weighs in the summary term: all alike ("even"), or by the
-    /// share of the pixel range its step spans, relative to the linear spacing
-    /// ("span"), so that where "finer" or "normal" spacing puts several steps
-    /// into one linear step they share that step's weight, and every part of
-    /// the range weighs as much as with "linear" spacing (which "span" leaves
-    /// unchanged).
-    #[serde(default)]
-    pub summary_weights: SummaryWeights,
     /// Add smooth per-map Minkowski functionals V1 and V2 (mean |∇x| and level-set
     /// curvature per bin between consecutive thresholds) to the summary term.
     #[serde(default)]
     pub summary_minkowski: bool,
-    /// With `summary_minkowski`: how much each V1 bin weighs in the summary term
-    /// relative to the other summaries (1: alike). Near the mode of the one-point
-    /// distribution a bin's V1 scatters from map to map mostly with the number of
-    /// pixels the bin holds, so a bias of a percent in the mean |∇x| there is a
-    /// fifth of a standard deviation — too small for the term to see at weight 1,
-    /// yet several standard errors for the harness on 500 maps.
-    #[serde(default = "d_one")]
-    pub summary_v1_weight: f64,
-    /// How the summary term compares G's per-map summaries with the data's: their
-    /// mean and map-to-map scatter ("moments"), or their whole distribution over
-    /// maps ("quantiles": each sorted batch against the data's quantiles), which
-    /// the harness's per-bin KS tests judge.
-    #[serde(default)]
-    pub summary_match: SummaryMatch,
     /// Give D, beside its convolution features, the log power of its input in
     /// each of 12 log bands of |k|, standardised by the training maps' mean and
     /// spread of it, straight into its last layer. D's BatchNorm normalises
@@ -194,9 +160,6 @@ pub struct DcganConfig {
     /// Samples generated for each checkpoint's score.
     #[serde(default = "d_eval_count")]
     pub eval_count: usize,
-    /// How a checkpoint is scored against the held-out slice.
-    #[serde(default)]
-    pub score: Score,
     /// A loss above this (or NaN/Inf) rolls back to the last checkpoint.
     #[serde(default = "d_max_loss")]
     pub max_loss: f64,
@@ -220,18 +183,6 @@ fn d_batch() -> usize {
 fn d_true() -> bool {
     true
 }
-/// A checkpoint's score against the held-out slice (lower is better).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Score {
-    /// Mean over the statistics' bins of |Δ mean| / σ_held-out.
-    #[default]
-    Moments,
-    /// Fraction of bins whose two-sample KS test rejects at 5% (asymptotic critical
-    /// value), what the harness's verdicts count; ties broken by `moments`.
-    Ks,
-}
-
 /// The bins of the spectrum-matching term.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -239,15 +190,6 @@ pub enum SpectrumBins {
     #[default]
     Log,
     Shells,
-}
-
-/// How the spectrum term weighs its bins.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SpectrumWeights {
-    #[default]
-    Shells,
-    Bands,
 }
 
 /// The learning-rate schedule.
@@ -285,7 +227,6 @@ pub enum Upsample {
     #[default]
     Transposed,
     Even,
-    Resize,
 }
 
 /// How the summary term's thresholds are spaced (see
@@ -310,31 +251,12 @@ impl SummarySpacing {
     }
 }
 
-/// How the summary term weighs its thresholds (see
-/// [`DcganConfig::summary_weights`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SummaryWeights {
-    #[default]
-    Even,
-    Span,
-}
-
-/// What the summary term matches (see [`DcganConfig::summary_match`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SummaryMatch {
-    #[default]
-    Moments,
-    Quantiles,
-}
-
 /// Where the options a user does not set come from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
-    /// docs/fidelity.md's recipe, measured on 64² convergence maps (sessions 5–18:
-    /// all six statistics pass on 36 of 40 judging sets over four training seeds):
+    /// docs/fidelity.md's recipe, measured on 64² convergence maps (all six
+    /// statistics pass on 36 of 40 judging sets over four training seeds):
     /// width 32, two even 4×4 upsampling layers from a seed map a quarter of the
     /// side, the log transform, spectrum matching in every shell, matching of the
     /// per-map summaries (pixel fractions past the 0.02% and 99.98% quantiles at the
@@ -455,9 +377,6 @@ impl From<PinMean> for WordOr<bool> {
 fn d_stored_preset() -> Preset {
     Preset::Baseline
 }
-fn d_one() -> f64 {
-    1.0
-}
 fn d_matching_maps() -> MatchingMaps {
     MatchingMaps::First(512)
 }
@@ -504,6 +423,59 @@ fn d_max_loss() -> f64 {
     1e4
 }
 
+/// Options that were measured and removed, each with the value that turned it
+/// off. A stored configuration written before their removal holds them; it loads
+/// unchanged where each is off, and is refused, naming the option, where one was
+/// on (this version cannot rebuild that model).
+const REMOVED_OPTIONS: &[(&str, &str)] = &[
+    ("circular_padding", "false"),
+    ("spectrum_weights", "\"shells\""),
+    ("summary_weights", "\"even\""),
+    ("summary_match", "\"moments\""),
+    ("summary_v1_weight", "1.0"),
+    ("score", "\"moments\""),
+];
+
+/// A stored configuration without the removed options that are off in it.
+fn without_removed_options(o: &serde_json::Value) -> Result<serde_json::Value> {
+    let serde_json::Value::Object(map) = o else {
+        return Ok(o.clone());
+    };
+    let mut map = map.clone();
+    for (name, off) in REMOVED_OPTIONS {
+        let Some(stored) = map.remove(*name) else {
+            continue;
+        };
+        let off: serde_json::Value = serde_json::from_str(off).expect("valid JSON");
+        let same = match (stored.as_f64(), off.as_f64()) {
+            (Some(a), Some(b)) => a == b,
+            _ => stored == off,
+        };
+        if !same {
+            return Err(Error::Option(format!(
+                "dcgan: this configuration sets {name} = {stored}, an option that was removed \
+                 (measured and not kept); only its off value {off} still loads"
+            )));
+        }
+    }
+    if map.get("upsample").and_then(|u| u.as_str()) == Some("resize") {
+        return Err(Error::Option(
+            "dcgan: this configuration sets upsample = \"resize\", which was removed \
+             (measured and not kept); \"transposed\" and \"even\" remain"
+                .into(),
+        ));
+    }
+    Ok(serde_json::Value::Object(map))
+}
+
+/// Deserialises a stored configuration as [`DcganConfig::from_stored`] reads it.
+pub fn deserialize_stored<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<DcganConfig, D::Error> {
+    let stored = serde_json::Value::deserialize(d)?;
+    DcganConfig::from_stored(&stored).map_err(serde::de::Error::custom)
+}
+
 /// The default configuration: the `"fidelity"` preset.
 impl Default for DcganConfig {
     fn default() -> Self {
@@ -533,6 +505,11 @@ impl DcganConfig {
                 ))
             })?,
         };
+        if let Some((name, _)) = REMOVED_OPTIONS.iter().find(|(n, _)| given.contains_key(*n)) {
+            return Err(Error::Option(format!(
+                "dcgan: option '{name}' was removed (measured and not kept: docs/fidelity.md)"
+            )));
+        }
         let mut merged = preset.options();
         merged.extend(given);
         merged.insert(
@@ -547,7 +524,8 @@ impl DcganConfig {
     /// take their off (`"baseline"`) values, never a preset's — the checkpoint loads
     /// as it trained.
     pub fn from_stored(o: &serde_json::Value) -> Result<Self> {
-        let c: DcganConfig = simemu_core::params::options_from_json("dcgan", o)?;
+        let c: DcganConfig =
+            simemu_core::params::options_from_json("dcgan", &without_removed_options(o)?)?;
         let bad = |m: String| Err(Error::Option(format!("dcgan: {m}")));
         if c.layers == 0 || c.layers > 8 {
             return bad(format!("layers = {} must be between 1 and 8", c.layers));
@@ -608,36 +586,12 @@ impl DcganConfig {
                 "summary_minkowski = true needs summary_loss > 0 (it adds to that term)".into(),
             );
         }
-        if !(c.summary_v1_weight.is_finite() && c.summary_v1_weight >= 0.0) {
-            return bad(format!(
-                "summary_v1_weight = {} must be ≥ 0",
-                c.summary_v1_weight
-            ));
-        }
-        if c.summary_v1_weight != 1.0 && !c.summary_minkowski {
-            return bad(
-                "summary_v1_weight needs summary_minkowski = true (it weighs those V1 bins)".into(),
-            );
-        }
         if let MatchingMaps::First(m) = c.matching_maps {
             if m < 2 {
                 return bad(format!(
                     "matching_maps = {m} must be ≥ 2 (the targets' scatter needs two maps)"
                 ));
             }
-        }
-        if c.spectrum_weights != SpectrumWeights::Shells && c.spectrum_bins != SpectrumBins::Shells
-        {
-            return bad(
-                "spectrum_weights = \"bands\" needs spectrum_bins = \"shells\" (it weighs shells)"
-                    .into(),
-            );
-        }
-        if c.summary_match != SummaryMatch::Moments && c.summary_loss == 0.0 {
-            return bad("summary_match needs summary_loss > 0 (it shapes that term)".into());
-        }
-        if c.summary_weights != SummaryWeights::Even && c.summary_loss == 0.0 {
-            return bad("summary_weights needs summary_loss > 0 (it shapes that term)".into());
         }
         if !(0.0..1.0).contains(&c.ema) {
             return bad(format!("ema = {} must lie in [0, 1)", c.ema));
@@ -702,32 +656,12 @@ mod tests {
                 "summary_minkowski",
             ),
             (
-                serde_json::json!({"summary_match": "quantiles"}),
-                "summary_match",
-            ),
-            (
-                serde_json::json!({"summary_weights": "span"}),
-                "summary_weights",
-            ),
-            (
-                serde_json::json!({"summary_loss": 1.0, "summary_v1_weight": 4.0}),
-                "summary_v1_weight",
-            ),
-            (
-                serde_json::json!({"summary_loss": 1.0, "summary_minkowski": true, "summary_v1_weight": -1.0}),
-                "summary_v1_weight",
-            ),
-            (
                 serde_json::json!({"summary_thresholds": 1}),
                 "summary_thresholds",
             ),
             (
                 serde_json::json!({"summary_spacing": "normal", "summary_quantiles": [0.0, 0.99]}),
                 "summary_spacing",
-            ),
-            (
-                serde_json::json!({"spectrum_weights": "bands"}),
-                "spectrum_weights",
             ),
             (serde_json::json!({"matching_maps": 1}), "matching_maps"),
             (
@@ -741,7 +675,43 @@ mod tests {
             let e = DcganConfig::from_options(&options).unwrap_err().to_string();
             assert!(e.contains(named), "{options}: {e}");
         }
-        let unknown = serde_json::json!({"summary_loss": 1.0, "summary_match": "median"});
+        let unknown = serde_json::json!({"summary_loss": 1.0, "summary_spacing": "median"});
         assert!(DcganConfig::from_options(&unknown).is_err());
+    }
+
+    /// Removed options: a stored configuration loads where they are off and is
+    /// refused, naming the option, where one was on; a user's options may not
+    /// name them at all.
+    #[test]
+    fn removed_options_load_when_off_and_are_refused_when_on() {
+        let mut stored = serde_json::to_value(
+            DcganConfig::from_options(&serde_json::json!({"preset": "baseline"})).unwrap(),
+        )
+        .unwrap();
+        let expected = DcganConfig::from_stored(&stored).unwrap();
+        for (name, off) in REMOVED_OPTIONS {
+            stored[*name] = serde_json::from_str(off).unwrap();
+        }
+        stored["summary_v1_weight"] = 1.into();
+        assert_eq!(DcganConfig::from_stored(&stored).unwrap(), expected);
+        let on = [
+            ("circular_padding", serde_json::json!(true)),
+            ("spectrum_weights", serde_json::json!("bands")),
+            ("summary_weights", serde_json::json!("span")),
+            ("summary_match", serde_json::json!("quantiles")),
+            ("summary_v1_weight", serde_json::json!(4.0)),
+            ("score", serde_json::json!("ks")),
+            ("upsample", serde_json::json!("resize")),
+        ];
+        for (name, value) in on {
+            let mut config = stored.clone();
+            config[name] = value;
+            let e = DcganConfig::from_stored(&config).unwrap_err().to_string();
+            assert!(e.contains(name) && e.contains("removed"), "{name}: {e}");
+            let e = DcganConfig::from_options(&serde_json::json!({ name: config[name].clone() }))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(name), "{name}: {e}");
+        }
     }
 }

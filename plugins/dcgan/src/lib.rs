@@ -294,59 +294,78 @@ impl Generator for Dcgan {
     }
 }
 
+/// `dcgan`'s options as `simemu list` shows them: each group's, in order.
+const OPTION_GROUPS: &[(&str, &[(&str, &str)])] = &[
+    (
+        "preset",
+        &[("preset", "\"fidelity\": docs/fidelity.md's recipe (the shipped emulator's) | \"baseline\": CosmoGAN's architecture and optimiser, fidelity levers off; fills every option not set")],
+    ),
+    (
+        "architecture",
+        &[
+            ("size", "output side in pixels (multiple of 2^layers)"),
+            ("layers", "transposed convolutions in G / convolutions in D"),
+            ("width", "base width (CosmoGAN: 64)"),
+            ("latent", "latent dimension of z"),
+            ("upsample", "\"transposed\": 5×5 stride 2 (CosmoGAN) | \"even\": 4×4 (no checkerboard)"),
+            ("bias_before_batchnorm", "biases on convolutions that BatchNorm follows (CosmoGAN: true; the PyTorch benchmark twin: false)"),
+            ("transform", "{kind = \"affine\"} | {kind = \"identity\"} | {kind = \"shifted\", lambda, a} | {kind = \"log\", lambda}: physical values ↔ the network's range"),
+            ("condition", "parameters to condition on (default: those that vary in the data)"),
+        ],
+    ),
+    (
+        "objective",
+        &[
+            ("batch", "batch size"),
+            ("lr_g", "G's Adam learning rate"),
+            ("lr_d", "D's Adam learning rate"),
+            ("lr_schedule", "\"constant\" | \"linear\" | \"cosine\": decay of the learning rates over the run's steps"),
+            ("lr_final", "fraction of the learning rates a decaying schedule reaches at the last step"),
+            ("beta1", "Adam β1"),
+            ("beta2", "Adam β2"),
+            ("label_flip", "probability of swapping a whole D batch's labels"),
+            ("augment", "random periodic shifts and rotations/reflections of training maps (off for data without those symmetries)"),
+            ("ema", "decay of the moving average of G's weights used to generate (0: off)"),
+        ],
+    ),
+    (
+        "fidelity terms",
+        &[
+            ("spectrum_loss", "weight of the power-spectrum matching term in G's loss (0: off)"),
+            ("spectrum_bins", "\"log\": 12 log bands of |k| | \"shells\": every shell of equal |k|²"),
+            ("summary_loss", "weight of the per-map summary matching term (mean and scatter) in G's loss (0: off)"),
+            ("summary_quantiles", "[lo, hi]: training-pixel quantiles spanned by the summary term's pixel-fraction thresholds"),
+            ("summary_thresholds", "number of the summary term's pixel-fraction thresholds (smooth steps half their spacing wide)"),
+            ("summary_spacing", "\"linear\": thresholds evenly spaced in pixel value | \"normal\": evenly in the normal score of the training pixels' quantile | \"finer\": the finer of the two at every threshold"),
+            ("summary_minkowski", "true: the summary term also matches smooth per-map V1 and V2 between its thresholds"),
+            ("matching_maps", "training maps the spectrum and summary terms take their targets from: \"all\" or at most this many (the first)"),
+            ("d_spectrum", "true: D also sees its input's log power in 12 log bands of |k|, standardised by the training maps' (bypassing its BatchNorm)"),
+            ("pin_mean", "every generated map gets the training maps' mean (in the network's range): true (refused for data whose per-map means scatter) | false | \"auto\": pinned unless they scatter"),
+        ],
+    ),
+    (
+        "bookkeeping",
+        &[
+            ("steps", "training steps without --steps/--epochs"),
+            ("checkpoint_every", "steps between checkpoints"),
+            ("keep_last", "recent checkpoints kept (plus the best)"),
+            ("holdout", "training samples held out to score checkpoints"),
+            ("eval_stats", "statistics scored against the held-out slice"),
+            ("eval_count", "maps generated to score a checkpoint"),
+            ("max_loss", "a loss above this (or NaN) rolls back to the last checkpoint"),
+        ],
+    ),
+];
+
 fn options() -> Vec<OptionSpec> {
-    let d = serde_json::to_value(DcganConfig::default()).expect("serialisable");
-    let describe = |k: &str| {
-        match k {
-        "preset" => "\"fidelity\": docs/fidelity.md's recipe (the shipped emulator's) | \"baseline\": CosmoGAN's architecture and optimiser, fidelity levers off; fills every option not set",
-        "size" => "output side in pixels (multiple of 2^layers)",
-        "layers" => "transposed convolutions in G / convolutions in D",
-        "width" => "base width (CosmoGAN: 64)",
-        "bias_before_batchnorm" => "biases on convolutions that BatchNorm follows (CosmoGAN: true)",
-        "upsample" => "\"transposed\" 5×5 (CosmoGAN) | \"even\" 4×4 | \"resize\": nearest ×2 then 3×3",
-        "circular_padding" => "pad every convolution circularly (periodic maps)",
-        "spectrum_loss" => "weight of the power-spectrum matching term in G's loss (0: off)",
-        "spectrum_bins" => "\"log\": 12 log bands of |k| | \"shells\": every shell of equal |k|²",
-        "spectrum_weights" => "\"shells\": every shell weighs the same | \"bands\": every log band of |k| weighs the same, shared among its shells",
-        "summary_quantiles" => "[lo, hi]: training-pixel quantiles spanned by the summary term's pixel-fraction thresholds",
-        "summary_spacing" => "\"linear\": thresholds evenly spaced in pixel value | \"normal\": evenly in the normal score of the training pixels' quantile (denser in the tails) | \"finer\": the finer of the two at every threshold",
-        "summary_weights" => "\"even\": every threshold weighs the same in the summary term | \"span\": by the share of the pixel range its step spans (non-linear spacings: the linear spacing's weight per part of the range)",
-        "summary_thresholds" => "number of the summary term's pixel-fraction thresholds (smooth steps half their spacing wide)",
-        "matching_maps" => "training maps the spectrum and summary terms take their targets from: \"all\" or at most this many (the first)",
-        "summary_match" => "\"moments\": the summary term matches the mean and scatter of per-map summaries; \"quantiles\": their whole distribution (sorted batch against the data's quantiles)",
-        "summary_minkowski" => "true: the summary term also matches smooth per-map V1 and V2 between its thresholds",
-        "summary_v1_weight" => "with summary_minkowski: how much each V1 bin weighs in the summary term relative to the other summaries (1: alike)",
-        "d_spectrum" => "true: D also sees its input's log power in 12 log bands of |k|, standardised by the training maps' (bypassing its BatchNorm)",
-        "summary_loss" => "weight of the per-map summary matching term (mean and scatter) in G's loss (0: off)",
-        "pin_mean" => "every generated map gets the training maps' mean (in the network's range): true (refused for data whose per-map means scatter) | false | \"auto\": pinned unless they scatter",
-        "augment" => "random periodic shifts and rotations/reflections of training maps",
-        "ema" => "decay of the moving average of G's weights used to generate (0: off)",
-        "latent" => "latent dimension of z",
-        "transform" => {
-            "{kind = \"affine\"} | {kind = \"identity\"} | {kind = \"shifted\", lambda, a} | {kind = \"log\", lambda}"
-        }
-        "condition" => "parameters to condition on (default: those that vary in the data)",
-        "batch" => "batch size",
-        "lr_g" | "lr_d" => "Adam learning rate",
-        "lr_schedule" => "\"constant\" | \"linear\" | \"cosine\": decay of the learning rates over the run's steps",
-        "lr_final" => "fraction of the learning rates a decaying schedule reaches at the last step",
-        "beta1" | "beta2" => "Adam β",
-        "label_flip" => "probability of swapping a whole D batch's labels",
-        "steps" => "training steps without --steps/--epochs",
-        "checkpoint_every" => "steps between checkpoints",
-        "keep_last" => "recent checkpoints kept (plus the best)",
-        "holdout" => "training samples held out to score checkpoints",
-        "eval_stats" => "statistics scored against the held-out slice",
-        "eval_count" => "maps generated to score a checkpoint",
-        "score" => "\"moments\" (mean |Δ mean|/σ over bins) | \"ks\" (fraction of bins a KS test rejects)",
-        "max_loss" => "a loss above this (or NaN) rolls back to the last checkpoint",
-        _ => "",
-    }
-    };
-    d.as_object()
-        .expect("object")
+    let defaults = serde_json::to_value(DcganConfig::default()).expect("serialisable");
+    OPTION_GROUPS
         .iter()
-        .map(|(k, v)| OptionSpec::new(k, v.clone(), describe(k)))
+        .flat_map(|(group, options)| {
+            options.iter().map(|(name, description)| {
+                OptionSpec::new(name, defaults[*name].clone(), description).in_group(group)
+            })
+        })
         .collect()
 }
 
@@ -364,3 +383,20 @@ pub fn register(r: &mut Registry) -> Result<()> {
 }
 
 simemu_core::inventory::submit! { simemu_core::StaticPlugin { name: "dcgan", register } }
+
+#[cfg(test)]
+mod tests {
+    /// Every configuration field is listed once, in a group, with a description.
+    #[test]
+    fn every_option_is_listed_once_with_its_group() {
+        let defaults = serde_json::to_value(super::DcganConfig::default()).unwrap();
+        let mut fields: Vec<&String> = defaults.as_object().unwrap().keys().collect();
+        let mut listed: Vec<String> = super::options().into_iter().map(|o| o.name).collect();
+        fields.sort();
+        listed.sort();
+        assert_eq!(listed.iter().collect::<Vec<_>>(), fields);
+        assert!(super::options()
+            .iter()
+            .all(|o| !o.group.is_empty() && !o.description.is_empty()));
+    }
+}

@@ -19,8 +19,6 @@ const PADDING: usize = 2;
 const OUTPUT_PADDING: usize = 1;
 /// `upsample = "even"`: 4×4 transposed convolutions of stride 2, padding 1.
 const EVEN_KERNEL: usize = 4;
-/// The convolution after a nearest-neighbour doubling (`upsample = "resize"`).
-const RESIZE_KERNEL: usize = 3;
 
 /// LeakyReLU slope of D (CosmoGAN: max(x, 0.2x)).
 const LEAKY_SLOPE: f32 = 0.2;
@@ -38,7 +36,6 @@ pub struct GeneratorNet {
     /// Each upsampling layer's weight and bias.
     convs: Vec<(Tensor, Option<Tensor>)>,
     upsample: Upsample,
-    circular: bool,
     bns: Vec<BatchNorm2d>,
     top: usize,
     seed: usize,
@@ -63,13 +60,6 @@ impl GeneratorNet {
             stride: STRIDE,
             dilation: 1,
         };
-        let resize_cfg = Conv2dConfig {
-            padding: RESIZE_KERNEL / 2,
-            stride: 1,
-            dilation: 1,
-            groups: 1,
-            cudnn_fwd_algo: None,
-        };
         let mut convs = Vec::new();
         let mut bns = Vec::new();
         let mut ch = top;
@@ -78,28 +68,16 @@ impl GeneratorNet {
             let out = if last { 1 } else { ch / 2 };
             let bias = last || c.bias_before_batchnorm;
             let vb_conv = vb.pp(format!("convt{l}"));
-            convs.push(match c.upsample {
-                Upsample::Transposed | Upsample::Even => {
-                    let (k, cfg) = match c.upsample {
-                        Upsample::Even => (EVEN_KERNEL, even_cfg),
-                        _ => (KERNEL, cfg),
-                    };
-                    let conv = if bias {
-                        candle_nn::conv_transpose2d(ch, out, k, cfg, vb_conv)?
-                    } else {
-                        candle_nn::conv_transpose2d_no_bias(ch, out, k, cfg, vb_conv)?
-                    };
-                    (conv.weight().clone(), conv.bias().cloned())
-                }
-                Upsample::Resize => {
-                    let conv = if bias {
-                        candle_nn::conv2d(ch, out, RESIZE_KERNEL, resize_cfg, vb_conv)?
-                    } else {
-                        candle_nn::conv2d_no_bias(ch, out, RESIZE_KERNEL, resize_cfg, vb_conv)?
-                    };
-                    (conv.weight().clone(), conv.bias().cloned())
-                }
-            });
+            let (k, cfg) = match c.upsample {
+                Upsample::Even => (EVEN_KERNEL, even_cfg),
+                Upsample::Transposed => (KERNEL, cfg),
+            };
+            let conv = if bias {
+                candle_nn::conv_transpose2d(ch, out, k, cfg, vb_conv)?
+            } else {
+                candle_nn::conv_transpose2d_no_bias(ch, out, k, cfg, vb_conv)?
+            };
+            convs.push((conv.weight().clone(), conv.bias().cloned()));
             if l + 1 < c.layers {
                 bns.push(batch_norm(out, vb.pp(format!("bn{}", l + 1)))?);
             }
@@ -113,7 +91,6 @@ impl GeneratorNet {
             top,
             seed,
             upsample: c.upsample,
-            circular: c.circular_padding,
             pinned_mean: None,
         })
     }
@@ -155,24 +132,9 @@ impl GeneratorNet {
         for (l, (weight, bias)) in self.convs.iter().enumerate() {
             let (padding, output_padding) = match self.upsample {
                 Upsample::Transposed => (PADDING, OUTPUT_PADDING),
-                _ => (1, 0),
+                Upsample::Even => (1, 0),
             };
-            x = match (self.upsample, self.circular) {
-                (Upsample::Resize, circular) => {
-                    let (_, _, h, w) = x.dims4()?;
-                    let up = x.upsample_nearest2d(2 * h, 2 * w)?;
-                    if circular {
-                        let up = simemu_nn::circular_pad(&up, RESIZE_KERNEL / 2)?;
-                        simemu_nn::conv2d(&up, weight, 1, 0)?
-                    } else {
-                        simemu_nn::conv2d(&up, weight, 1, RESIZE_KERNEL / 2)?
-                    }
-                }
-                (_, true) => simemu_nn::circular_conv_transpose2d(&x, weight, STRIDE, padding)?,
-                (_, false) => {
-                    simemu_nn::conv_transpose2d(&x, weight, STRIDE, padding, output_padding)?
-                }
-            };
+            x = simemu_nn::conv_transpose2d(&x, weight, STRIDE, padding, output_padding)?;
             x = match self.bns.get(l) {
                 Some(bn) => bn.forward_with_momentum(
                     &with_bias(x, bias.as_ref())?,
@@ -196,7 +158,6 @@ pub struct DiscriminatorNet {
     convs: Vec<Conv2d>,
     bns: Vec<BatchNorm2d>,
     lin: Linear,
-    circular: bool,
     /// `d_spectrum`: the log band powers of D's input, fed to `lin` beside the
     /// convolution features.
     spectrum: Option<SpectrumFeatures>,
@@ -254,7 +215,6 @@ impl DiscriminatorNet {
             convs,
             bns,
             lin,
-            circular: c.circular_padding,
             spectrum,
         })
     }
@@ -358,11 +318,7 @@ impl DiscriminatorNet {
             } else {
                 conv.weight().clone()
             };
-            x = if self.circular {
-                simemu_nn::conv2d(&simemu_nn::circular_pad(&x, PADDING)?, &weight, STRIDE, 0)?
-            } else {
-                simemu_nn::conv2d(&x, &weight, STRIDE, PADDING)?
-            };
+            x = simemu_nn::conv2d(&x, &weight, STRIDE, PADDING)?;
             let leaky = Activation::LeakyRelu(LEAKY_SLOPE);
             x = match l.checked_sub(1) {
                 Some(k) => self.bns[k].forward(&with_bias(x, conv.bias())?, train, leaky)?,

@@ -11,7 +11,7 @@ use candle_core::{Device, Tensor};
 use simemu_core::Result;
 use simemu_nn::ce;
 
-pub use crate::config::{SpectrumBins, SpectrumWeights};
+pub use crate::config::SpectrumBins;
 use crate::transform::Transform;
 
 /// `SpectrumBins::Log`: log-spaced bands of the integer wavenumber |k| from 1 to
@@ -46,9 +46,6 @@ pub struct SpectrumMatcher {
     /// drawn at the same parameters), since one spectrum for the whole parameter
     /// grid would pull every σ towards the grid's average.
     target_from_real_batch: bool,
-    /// Weight of each bin's squared log difference, summing to 1 (None: the
-    /// mean over bins).
-    bin_weights: Option<Tensor>,
     /// Maps G's output to physical values.
     transform: Transform,
     pub weight: f64,
@@ -82,28 +79,6 @@ fn log_band(k: f64, n: usize) -> usize {
     let kmax = (2.0f64).sqrt() * (n / 2) as f64;
     let t = k.ln() / kmax.ln(); // 0 at |k| = 1, 1 at the corner
     ((t * BANDS as f64) as usize).min(BANDS - 1)
-}
-
-/// Weights of the shells of N×N maps (summing to 1) under which each occupied
-/// log band of |k| weighs the same, shared evenly among its shells.
-fn shell_weights_per_log_band(n: usize) -> Vec<f32> {
-    let k = simemu_grid::mode_wavenumbers(n, 2.0 * std::f64::consts::PI);
-    let (modes, shells) = band_of_modes(n, SpectrumBins::Shells);
-    let mut band_of_shell = vec![0usize; shells];
-    for (k, shell) in k.iter().zip(&modes) {
-        if let Some(s) = shell {
-            band_of_shell[*s] = log_band(*k, n);
-        }
-    }
-    let mut shells_in_band = [0usize; BANDS];
-    for b in &band_of_shell {
-        shells_in_band[*b] += 1;
-    }
-    let occupied = shells_in_band.iter().filter(|&&c| c > 0).count();
-    band_of_shell
-        .iter()
-        .map(|b| 1.0 / (occupied * shells_in_band[*b]) as f32)
-        .collect()
 }
 
 impl BandPower {
@@ -192,7 +167,6 @@ impl SpectrumMatcher {
             band_power,
             target,
             target_from_real_batch: false,
-            bin_weights: None,
             transform,
             weight,
         })
@@ -204,24 +178,10 @@ impl SpectrumMatcher {
         self.target_from_real_batch = true;
         self
     }
-
-    /// Weigh the shells of `SpectrumBins::Shells` so that every log band of |k|
-    /// weighs the same (`SpectrumWeights::Bands`).
-    pub fn weighted(mut self, weights: SpectrumWeights) -> Result<Self> {
-        if weights == SpectrumWeights::Bands {
-            let n = self.band_power.cos.dim(0).map_err(ce("spectrum weights"))?;
-            let w = shell_weights_per_log_band(n);
-            let device = self.target.device();
-            let w =
-                Tensor::from_vec(w, self.target.dims(), device).map_err(ce("spectrum weights"))?;
-            self.bin_weights = Some(w);
-        }
-        Ok(self)
-    }
 }
 
 impl GeneratorLossTerm for SpectrumMatcher {
-    /// weight · mean over bands (or their weighted sum) of (ln P_G − ln P_data)²,
+    /// weight · mean over bands of (ln P_G − ln P_data)²,
     /// from G's output and the real batch it was drawn beside (both in the
     /// network's units).
     fn loss(&self, fake: &Tensor, real: &Tensor) -> candle_core::Result<Tensor> {
@@ -233,10 +193,7 @@ impl GeneratorLossTerm for SpectrumMatcher {
             self.target.clone()
         };
         let d2 = (self.band_power.log_batch_mean(&physical)? - target)?.sqr()?;
-        match &self.bin_weights {
-            None => d2.mean_all()? * self.weight,
-            Some(w) => (d2 * w)?.sum_all()? * self.weight,
-        }
+        d2.mean_all()? * self.weight
     }
 }
 
@@ -263,57 +220,6 @@ mod tests {
         assert_eq!(modes[8 + 1], Some(1)); // (1, 1)
         assert_eq!(modes[4 * 8 + 4], Some(13)); // (4, 4): the corner, |k|² = 32
         assert_eq!(modes.iter().filter(|b| **b == Some(0)).count(), 4);
-    }
-
-    /// At 8² the 14 shells fall in 9 of the 12 log bands (|k| = 1 alone in the
-    /// first; √8, 3 and √10 together in the eighth): each occupied band weighs
-    /// 1/9, shared among its shells, and a scaling by 2 costs (ln 4)² in total.
-    #[test]
-    fn band_weights_give_every_occupied_log_band_the_same_share() {
-        let n = 8;
-        let w = shell_weights_per_log_band(n);
-        assert_eq!(w.len(), 14);
-        let close = |a: f32, b: f32| (a - b).abs() < 1e-6;
-        assert!(close(w[0], 1.0 / 9.0), "|k| = 1: {}", w[0]);
-        // Shells 4, 5, 6 are |k|² = 8, 9, 10.
-        for (s, w) in w.iter().enumerate().take(7).skip(4) {
-            assert!(close(*w, 1.0 / 27.0), "shell {s}: {w}");
-        }
-        assert!(close(w.iter().sum(), 1.0));
-        let map: Vec<f32> = (0..n * n)
-            .map(|i| ((i * i * 7919 + i * 37) % 101) as f32 * 0.01 - 0.5)
-            .collect();
-        let m = SpectrumMatcher::new(
-            n,
-            SpectrumBins::Shells,
-            &[&map],
-            Transform::Identity,
-            1.0,
-            &Device::Cpu,
-        )
-        .unwrap()
-        .weighted(SpectrumWeights::Bands)
-        .unwrap();
-        let x = Tensor::from_vec(map, (1, 1, n, n), &Device::Cpu).unwrap();
-        let power: Vec<f32> = m
-            .band_power
-            .per_map(&x)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        assert!(
-            power.iter().all(|&p| p > 1e-3),
-            "every shell has power: {power:?}"
-        );
-        let l: f32 = m
-            .loss(&(&x * 2.0).unwrap(), &x)
-            .unwrap()
-            .to_scalar()
-            .unwrap();
-        let want = (4.0f32.ln()).powi(2);
-        assert!((l - want).abs() < 1e-4 * want, "{l} vs {want}");
     }
 
     fn band_powers_match_a_direct_dft_and_the_loss_sees_scaling_with(bins: SpectrumBins) {

@@ -21,23 +21,19 @@ use candle_core::{Device, Tensor};
 use simemu_core::{Error, Result};
 use simemu_nn::ce;
 
-pub use crate::config::{SummaryMatch, SummarySpacing, SummaryWeights};
+pub use crate::config::SummarySpacing;
 use crate::spectrum::{maps_tensor, BandPower, GeneratorLossTerm, SpectrumBins};
 use crate::transform::Transform;
 
 /// The pixel thresholds of the smooth-step fractions: `count` of them, spaced
 /// between two quantiles of the training pixels (the config's
 /// `summary_thresholds`, `summary_quantiles` and `summary_spacing`; the
-/// harness's default bins span [0.001, 0.999]), and how much each weighs
-/// (`summary_weights`; with Minkowski summaries, `summary_v1_weight` scales the
-/// V1 bins on top).
+/// harness's default bins span [0.001, 0.999]).
 #[derive(Clone, Copy, Debug)]
 pub struct Thresholds {
     pub quantiles: [f64; 2],
     pub count: usize,
     pub spacing: SummarySpacing,
-    pub weights: SummaryWeights,
-    pub v1_weight: f64,
 }
 
 /// The smooth steps' widths: one for all thresholds (linear spacing), or one per
@@ -57,12 +53,8 @@ pub struct SummaryMatcher {
     /// to |∇x|², a thousandth of the training maps' mean, keeps V2's division
     /// and the square root of V1 differentiable where the gradient vanishes.
     minkowski: Option<f64>,
-    /// (F,) weight of every summary, averaging 1 (`summary_weights = "span"`
-    /// with non-linear spacing; None: all alike).
-    summary_weights: Option<Tensor>,
     /// The training maps' summaries (None: each real batch is the target).
     target: Option<Target>,
-    mode: SummaryMatch,
     transform: Transform,
     weight: f64,
 }
@@ -102,12 +94,12 @@ impl SummaryMatcher {
             )));
         }
         let linear = (hi - lo) / count as f64;
-        let (values, step_width, half_widths) = match thresholds.spacing {
+        let (values, step_width) = match thresholds.spacing {
             SummarySpacing::Linear => {
                 let values: Vec<f32> = (0..count)
                     .map(|i| (lo + (i as f64 + 0.5) * linear) as f32)
                     .collect();
-                (values, StepWidth::Uniform(linear / 2.0), None)
+                (values, StepWidth::Uniform(linear / 2.0))
             }
             SummarySpacing::Normal | SummarySpacing::Finer => {
                 use statrs::distribution::{ContinuousCDF, Normal};
@@ -165,7 +157,7 @@ impl SummaryMatcher {
                 }
                 let tensor = Tensor::from_slice(&widths, (1, 1, values.len()), device)
                     .map_err(ce("summary thresholds"))?;
-                (values, StepWidth::PerThreshold(tensor), Some(widths))
+                (values, StepWidth::PerThreshold(tensor))
             }
         };
         let mut matcher = SummaryMatcher {
@@ -174,9 +166,7 @@ impl SummaryMatcher {
                 .map_err(ce("summary thresholds"))?,
             step_width,
             minkowski: None,
-            summary_weights: None,
             target: None,
-            mode: SummaryMatch::Moments,
             transform,
             weight,
         };
@@ -200,35 +190,8 @@ impl SummaryMatcher {
             .collect::<candle_core::Result<Vec<_>>>()
             .and_then(|parts| Tensor::cat(&parts, 0))
             .map_err(ce("summary target"))?;
-        let features = summaries.dim(1).map_err(ce("summary weights"))?;
-        let mut weights = match (thresholds.weights, half_widths) {
-            (SummaryWeights::Span, Some(half_widths)) => {
-                Some(span_weights(&half_widths, linear, features, minkowski))
-            }
-            _ => None,
-        };
-        if minkowski && thresholds.v1_weight != 1.0 {
-            // The V1 bins follow the thresholds' fractions; V2's close the row.
-            let bins = values.len() - 1;
-            let first_v1 = features - 2 * bins;
-            let weights = weights.get_or_insert_with(|| vec![1.0; features]);
-            for w in &mut weights[first_v1..first_v1 + bins] {
-                *w *= thresholds.v1_weight as f32;
-            }
-        }
-        matcher.summary_weights = weights
-            .map(|w| Tensor::from_vec(w, features, device))
-            .transpose()
-            .map_err(ce("summary weights"))?;
         let (mean, std) = mean_and_std(&summaries).map_err(ce("summary target"))?;
-        let mut sorted: Vec<Vec<f32>> = summaries
-            .t()
-            .and_then(|t| t.to_vec2())
-            .map_err(ce("summary target"))?;
-        for column in &mut sorted {
-            column.sort_unstable_by(f32::total_cmp);
-        }
-        matcher.target = Some(Target { mean, std, sorted });
+        matcher.target = Some(Target { mean, std });
         Ok(matcher)
     }
 
@@ -236,30 +199,6 @@ impl SummaryMatcher {
     pub fn per_batch(mut self) -> Self {
         self.target = None;
         self
-    }
-
-    /// What the term compares (the default: [`SummaryMatch::Moments`]).
-    pub fn matching(mut self, mode: SummaryMatch) -> Self {
-        self.mode = mode;
-        self
-    }
-
-    /// (F, B): the training data's quantile of every summary at the ranks of a
-    /// sorted batch of B, (r + ½)/B, interpolated linearly between training maps.
-    fn quantile_target(&self, columns: &[Vec<f32>], b: usize) -> candle_core::Result<Tensor> {
-        let device = self.thresholds.device();
-        let mut values = Vec::with_capacity(columns.len() * b);
-        for column in columns {
-            let last = column.len() - 1;
-            for r in 0..b {
-                let position = ((r as f64 + 0.5) / b as f64 * column.len() as f64 - 0.5)
-                    .clamp(0.0, last as f64);
-                let (i, frac) = (position.floor() as usize, position.fract());
-                let next = column[(i + 1).min(last)] as f64;
-                values.push((column[i] as f64 * (1.0 - frac) + next * frac) as f32);
-            }
-        }
-        Tensor::from_vec(values, (columns.len(), b), device)
     }
 
     /// Per-map summaries of (B, 1, N, N) physical maps: (B, F) with F = 1 + bands +
@@ -295,21 +234,6 @@ impl SummaryMatcher {
         let v2 = per_bin(curvature)?;
         Tensor::cat(&[&mean, &log_power, &above, &v1, &v2], 1)
     }
-
-    /// The term's value from its distances, one summary per row of `per_summary`
-    /// (one value or one column of values each): their mean, each summary weighed
-    /// by its share of the range when `summary_weights` asks for it.
-    fn weighted_mean(&self, per_summary: Tensor) -> candle_core::Result<Tensor> {
-        let per_summary = match &self.summary_weights {
-            Some(w) => {
-                let mut shape = vec![1; per_summary.rank()];
-                shape[0] = w.dim(0)?;
-                per_summary.broadcast_mul(&w.reshape(shape)?)?
-            }
-            None => per_summary,
-        };
-        per_summary.mean_all()? * self.weight
-    }
 }
 
 /// The training maps' summaries, as the term compares them.
@@ -317,15 +241,6 @@ struct Target {
     /// Mean and standard deviation over the maps of every summary, (F,).
     mean: Tensor,
     std: Tensor,
-    /// Every summary's values over the maps, sorted: F rows.
-    sorted: Vec<Vec<f32>>,
-}
-
-/// What one step's batch is compared with.
-enum Reference<'a> {
-    Training(&'a Target),
-    /// The summaries of the real batch drawn beside G's (conditional models).
-    Batch(Tensor),
 }
 
 /// Maps per chunk when computing the training targets.
@@ -350,29 +265,6 @@ fn derivatives(x: &Tensor) -> candle_core::Result<(Tensor, Tensor, Tensor, Tenso
     Ok((gx, gy, hxx, hyy, hxy))
 }
 
-/// `summary_weights = "span"`: the weight of each of `features` summaries — 1
-/// for the mean and the band powers; for each threshold's fraction the length
-/// of its step (twice its half-width) over the linear spacing; for each V1 and
-/// V2 bin the distance between its two thresholds over that spacing —, scaled
-/// to average 1 so that the term's size stays comparable. The thresholds'
-/// steps tile the range, so their weights add up to what `count` linear ones
-/// have and every part of the range weighs as it does under linear spacing.
-fn span_weights(half_widths: &[f32], linear: f64, features: usize, minkowski: bool) -> Vec<f32> {
-    let steps = half_widths.iter().map(|&w| 2.0 * w as f64 / linear);
-    let bins = half_widths
-        .windows(2)
-        .map(|w| (w[0] as f64 + w[1] as f64) / linear);
-    let per_threshold: Vec<f64> = if minkowski {
-        steps.chain(bins.clone()).chain(bins).collect()
-    } else {
-        steps.collect()
-    };
-    let mut weights = vec![1.0; features - per_threshold.len()];
-    weights.extend(per_threshold);
-    let mean = weights.iter().sum::<f64>() / features as f64;
-    weights.iter().map(|w| (w / mean) as f32).collect()
-}
-
 /// Mean and standard deviation over the rows of (B, F): two (F,) tensors.
 fn mean_and_std(x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
     let mean = x.mean(0)?;
@@ -381,51 +273,30 @@ fn mean_and_std(x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
 }
 
 impl GeneratorLossTerm for SummaryMatcher {
-    /// weight · mean over summaries (weighted by `summary_weights`) of
+    /// weight · mean over summaries of
     /// h((μ_G − μ)/σ) + h((σ_G − σ)/σ), with the pseudo-Huber
     /// h(d) = 2(√(1 + d²) − 1): d² near a match, but only linear in the tens of
     /// σ an untrained G is off by, so the term cannot swamp the adversarial
-    /// gradient (or trip the divergence check) at the start.
-    ///
-    /// With [`SummaryMatch::Quantiles`]: weight · mean over summaries and ranks of
-    /// h((x_G,(r) − q_r)/σ) for G's batch sorted per summary, x_G,(r), and the
-    /// data's quantiles q_r at the same ranks. A shift by d costs h(d) and a
-    /// scatter off by a factor 1 + e about h(e), as in the moments form.
+    /// gradient (or trip the divergence check) at the start. Without a fixed
+    /// target (conditional models) the real batch drawn beside G's, at the same
+    /// parameters, gives μ and σ.
     fn loss(&self, fake: &Tensor, real: &Tensor) -> candle_core::Result<Tensor> {
-        let reference = match &self.target {
-            Some(t) => Reference::Training(t),
+        let (mean, std) = match &self.target {
+            Some(t) => (t.mean.clone(), t.std.clone()),
             None => {
                 let real = self.transform.inverse_tensor(&real.detach())?;
-                Reference::Batch(self.summaries(&real)?.detach())
+                mean_and_std(&self.summaries(&real)?.detach())?
             }
-        };
-        let (mean, std) = match &reference {
-            Reference::Training(t) => (t.mean.clone(), t.std.clone()),
-            Reference::Batch(r) => mean_and_std(r)?,
         };
         let physical = self.transform.inverse_tensor(fake)?;
         let fake_summaries = self.summaries(&physical)?;
         let pseudo_huber = |d: Tensor| -> candle_core::Result<Tensor> {
             d.sqr()?.affine(1.0, 1.0)?.sqrt()?.affine(2.0, -2.0)
         };
-        if self.mode == SummaryMatch::Quantiles {
-            let sorted_columns = |s: &Tensor| -> candle_core::Result<Tensor> {
-                Ok(s.t()?.contiguous()?.sort_last_dim(true)?.0)
-            };
-            let quantiles = match &reference {
-                Reference::Training(t) => {
-                    self.quantile_target(&t.sorted, fake_summaries.dim(0)?)?
-                }
-                Reference::Batch(r) => sorted_columns(r)?,
-            };
-            let d = (sorted_columns(&fake_summaries)? - quantiles)?
-                .broadcast_div(&std.unsqueeze(1)?)?;
-            return self.weighted_mean(pseudo_huber(d)?);
-        }
         let (fake_mean, fake_std) = mean_and_std(&fake_summaries)?;
         let mean_term = pseudo_huber((fake_mean - &mean)?.broadcast_div(&std)?)?;
         let std_term = pseudo_huber((fake_std - &std)?.broadcast_div(&std)?)?;
-        self.weighted_mean((mean_term + std_term)?)
+        (mean_term + std_term)?.mean_all()? * self.weight
     }
 }
 
@@ -451,17 +322,15 @@ mod tests {
     /// A matcher of weight 1 on physical values from `data`, 16 thresholds between
     /// its 1% and 99% quantiles.
     fn matcher(data: &[Vec<f32>], n: usize, minkowski: bool) -> Result<SummaryMatcher> {
-        let (spacing, weights) = (SummarySpacing::Linear, SummaryWeights::Even);
-        spaced_matcher(data, n, minkowski, spacing, weights)
+        spaced_matcher(data, n, minkowski, SummarySpacing::Linear)
     }
 
-    /// As [`matcher`], with the thresholds spaced and weighted as asked.
+    /// As [`matcher`], with the thresholds spaced as asked.
     fn spaced_matcher(
         data: &[Vec<f32>],
         n: usize,
         minkowski: bool,
         spacing: SummarySpacing,
-        weights: SummaryWeights,
     ) -> Result<SummaryMatcher> {
         let refs: Vec<&[f32]> = data.iter().map(|v| v.as_slice()).collect();
         SummaryMatcher::new(
@@ -471,8 +340,6 @@ mod tests {
                 quantiles: [0.01, 0.99],
                 count: THRESHOLDS,
                 spacing,
-                weights,
-                v1_weight: 1.0,
             },
             minkowski,
             Transform::Identity,
@@ -524,69 +391,6 @@ mod tests {
         let x = tensor_of(&maps(64, n, 1.0, 5), n);
         let zero: f32 = m.loss(&x, &x).unwrap().to_scalar().unwrap();
         assert!(zero.abs() < 1e-6);
-    }
-
-    /// Matching quantiles: zero on the training maps, small on other maps of the
-    /// same distribution, large when the per-map amplitudes keep their mean and
-    /// scatter but take two values instead of spreading uniformly (measured: 5.9×
-    /// the same-distribution loss, where the moments form gives 2.0×), and, per
-    /// batch, zero against itself.
-    #[test]
-    fn quantile_matching_sees_the_shape_of_the_distribution_over_maps() {
-        let n = 16;
-        let build =
-            |data: &[Vec<f32>], mode: SummaryMatch| matcher(data, n, false).unwrap().matching(mode);
-        // Maps of uniform noise whose per-map amplitudes are uniform in [0.2, 1.8],
-        // or ±1 standard deviation of that, 1 ± 0.8/√3, with equal odds: the same
-        // mean and scatter. `amplitude(u, i)` of map i, from a uniform draw u.
-        let with_amplitudes = |amplitude: &dyn Fn(f32, usize) -> f32, seed: u64| {
-            use rand::Rng;
-            let mut rng = simemu_core::seed::rng(seed);
-            (0..256)
-                .map(|i| {
-                    let a = amplitude(rng.random::<f32>(), i);
-                    (0..n * n)
-                        .map(|_| a * (rng.random::<f32>() - 0.5))
-                        .collect::<Vec<f32>>()
-                })
-                .collect::<Vec<_>>()
-        };
-        let uniform = |u: f32, _: usize| 0.2 + 1.6 * u;
-        let two_valued = |_: f32, i: usize| {
-            1.0 + if i.is_multiple_of(2) { 1.0 } else { -1.0 } * 0.8 / 3f32.sqrt()
-        };
-        let data = with_amplitudes(&uniform, 1);
-        let two_valued = with_amplitudes(&two_valued, 9);
-        let other = with_amplitudes(&uniform, 2);
-        let scaled: Vec<Vec<f32>> = with_amplitudes(&uniform, 3)
-            .into_iter()
-            .map(|m| m.into_iter().map(|v| 1.3 * v).collect())
-            .collect();
-        let quantiles = build(&data, SummaryMatch::Quantiles);
-        let moments = build(&data, SummaryMatch::Moments);
-        assert!(loss_of(&quantiles, &data, n) < 1e-6);
-        let same = loss_of(&quantiles, &other, n);
-        let shape = loss_of(&quantiles, &two_valued, n);
-        let scaled = loss_of(&quantiles, &scaled, n);
-        assert!(shape > 4.0 * same, "two-valued: {shape} vs {same}");
-        assert!(scaled > 10.0 * same, "scaled: {scaled} vs {same}");
-        let moments_shape = loss_of(&moments, &two_valued, n);
-        let moments_same = loss_of(&moments, &other, n);
-        assert!(
-            shape / same > 2.0 * moments_shape / moments_same,
-            "quantiles {shape}/{same}, moments {moments_shape}/{moments_same}"
-        );
-
-        let per_batch = quantiles.per_batch();
-        let x = tensor_of(&other[..64], n);
-        let zero: f32 = per_batch.loss(&x, &x).unwrap().to_scalar().unwrap();
-        assert!(zero.abs() < 1e-6);
-        let y = tensor_of(&two_valued[..64], n);
-        let apart: f32 = per_batch.loss(&y, &x).unwrap().to_scalar().unwrap();
-        assert!(
-            apart > 0.01,
-            "two-valued against uniform, per batch: {apart}"
-        );
     }
 
     /// The smooth V1 and V2 summaries equal a direct loop over the pixels with the
@@ -663,9 +467,7 @@ mod tests {
         use statrs::distribution::{ContinuousCDF, Normal};
         let n = 32;
         let data = log_normal_maps(n);
-        let build = |data: &[Vec<f32>], spacing| {
-            spaced_matcher(data, n, true, spacing, SummaryWeights::Even)
-        };
+        let build = |data: &[Vec<f32>], spacing| spaced_matcher(data, n, true, spacing);
         let m = build(&data, SummarySpacing::Normal).unwrap();
         let z_hi = Normal::standard().inverse_cdf(0.99);
         let dz = 2.0 * z_hi / THRESHOLDS as f64;
@@ -730,142 +532,6 @@ mod tests {
             .collect();
         let e = build(&two_valued, SummarySpacing::Normal).err().unwrap();
         assert!(e.to_string().contains("tied"), "{e}");
-    }
-
-    /// `summary_weights = "span"` under "finer" spacing on log-normal pixels: the
-    /// thresholds' weights add up to 16 linear ones' (the V1 and V2 bins' to the
-    /// distance from the first threshold to the last, in linear spacings), the
-    /// linear-length steps of the upper range weigh what the mean pixel does and
-    /// the short steps of the lower tail less, so an error confined to the lower
-    /// tail costs less than with even weights; the loss is still zero on the
-    /// training maps; with linear spacing "span" changes nothing.
-    #[test]
-    fn span_weights_give_every_part_of_the_range_its_linear_weight() {
-        let n = 32;
-        let data = log_normal_maps(n);
-        let span =
-            spaced_matcher(&data, n, true, SummarySpacing::Finer, SummaryWeights::Span).unwrap();
-        let even =
-            spaced_matcher(&data, n, true, SummarySpacing::Finer, SummaryWeights::Even).unwrap();
-        let weights: Vec<f32> = span.summary_weights.as_ref().unwrap().to_vec1().unwrap();
-        let t = span.thresholds.dim(2).unwrap();
-        let features = weights.len();
-        assert_eq!(features, 1 + 12 + t + 2 * (t - 1));
-        let mean_pixel_weight = weights[0] as f64;
-        assert!(weights[..13].iter().all(|&w| w as f64 == mean_pixel_weight));
-        let in_linear_steps =
-            |w: &[f32]| w.iter().map(|&w| w as f64).sum::<f64>() / mean_pixel_weight;
-        let thresholds = &weights[13..13 + t];
-        assert!((in_linear_steps(thresholds) - THRESHOLDS as f64).abs() < 1e-3);
-        let thresholds_f: Vec<f32> = span.thresholds.flatten_all().unwrap().to_vec1().unwrap();
-        let linear = (data_quantile(&data, 0.99) - data_quantile(&data, 0.01)) / THRESHOLDS as f64;
-        let first_to_last = (thresholds_f[t - 1] - thresholds_f[0]) as f64 / linear;
-        for bins in [&weights[13 + t..12 + 2 * t], &weights[12 + 2 * t..]] {
-            assert!((in_linear_steps(bins) - first_to_last).abs() < 1e-3);
-        }
-        // Below the 4th linear step's end "finer" takes shorter steps; the steps
-        // at the top are linear ones (the last holds a remainder, up to 1.5).
-        assert!(thresholds[0] as f64 / mean_pixel_weight < 0.2);
-        assert!((thresholds[t - 2] as f64 / mean_pixel_weight - 1.0).abs() < 1e-4);
-
-        assert!(loss_of(&span, &data, n) < 1e-6);
-        // Lift the deepest 5% of pixels to the 5% quantile: only the lower tail moves.
-        let floor = data_quantile(&data, 0.05) as f32;
-        let lifted: Vec<Vec<f32>> = data
-            .iter()
-            .map(|m| m.iter().map(|&v| v.max(floor)).collect())
-            .collect();
-        let (span_loss, even_loss) = (loss_of(&span, &lifted, n), loss_of(&even, &lifted, n));
-        assert!(
-            span_loss > 0.0 && span_loss < 0.5 * even_loss,
-            "{span_loss} vs {even_loss}"
-        );
-
-        let linear_span =
-            spaced_matcher(&data, n, true, SummarySpacing::Linear, SummaryWeights::Span).unwrap();
-        let linear_even =
-            spaced_matcher(&data, n, true, SummarySpacing::Linear, SummaryWeights::Even).unwrap();
-        assert!(linear_span.summary_weights.is_none());
-        assert_eq!(
-            loss_of(&linear_span, &lifted, n).to_bits(),
-            loss_of(&linear_even, &lifted, n).to_bits()
-        );
-    }
-
-    /// `summary_v1_weight` multiplies the V1 bins' weights — on top of "span"'s
-    /// when both are asked for — and no other summary's; at 1 there are no
-    /// weights at all (the term as before, to the bit). On maps with less
-    /// boundary length than the data (each pixel averaged with its neighbour) the
-    /// term grows with the weight along a line: the V1 bins' share, scaled.
-    #[test]
-    fn the_v1_weight_scales_the_v1_bins_alone() {
-        let n = 32;
-        let data = log_normal_maps(n);
-        let refs: Vec<&[f32]> = data.iter().map(|v| v.as_slice()).collect();
-        let build = |spacing, weights, v1_weight| {
-            let thresholds = Thresholds {
-                quantiles: [0.01, 0.99],
-                count: THRESHOLDS,
-                spacing,
-                weights,
-                v1_weight,
-            };
-            SummaryMatcher::new(
-                n,
-                &refs,
-                thresholds,
-                true,
-                Transform::Identity,
-                1.0,
-                &Device::Cpu,
-            )
-            .unwrap()
-        };
-        let weights_of = |m: &SummaryMatcher| -> Option<Vec<f32>> {
-            m.summary_weights.as_ref().map(|w| w.to_vec1().unwrap())
-        };
-        assert!(weights_of(&build(SummarySpacing::Linear, SummaryWeights::Even, 1.0)).is_none());
-        for (spacing, weights) in [
-            (SummarySpacing::Linear, SummaryWeights::Even),
-            (SummarySpacing::Finer, SummaryWeights::Span),
-        ] {
-            let base = build(spacing, weights, 1.0);
-            let heavy = weights_of(&build(spacing, weights, 4.0)).unwrap();
-            let t = base.thresholds.dim(2).unwrap();
-            let features = 1 + crate::spectrum::BANDS + t + 2 * (t - 1);
-            let base = weights_of(&base).unwrap_or_else(|| vec![1.0; features]);
-            assert_eq!(heavy.len(), features);
-            let v1 = 1 + crate::spectrum::BANDS + t..features - (t - 1);
-            for (i, (&h, &b)) in heavy.iter().zip(&base).enumerate() {
-                let expected = if v1.contains(&i) { 4.0 * b } else { b };
-                assert_eq!(h, expected, "summary {i} of {features}, V1 bins {v1:?}");
-            }
-        }
-        let smoother: Vec<Vec<f32>> = data
-            .iter()
-            .map(|m| {
-                (0..n * n)
-                    .map(|i| 0.5 * (m[i] + m[i / n * n + (i + 1) % n]))
-                    .collect()
-            })
-            .collect();
-        let loss_at = |w: f64| {
-            loss_of(
-                &build(SummarySpacing::Linear, SummaryWeights::Even, w),
-                &smoother,
-                n,
-            )
-        };
-        let (l1, l4, l7) = (loss_at(1.0), loss_at(4.0), loss_at(7.0));
-        assert!(l4 - l1 > 0.1 * l1, "{l1} {l4}");
-        assert!(((l7 - l4) - (l4 - l1)).abs() < 1e-3 * l7, "{l1} {l4} {l7}");
-    }
-
-    /// The q quantile of all pixels of `maps`, as the matcher takes it.
-    fn data_quantile(maps: &[Vec<f32>], q: f64) -> f64 {
-        let mut pixels: Vec<f32> = maps.iter().flatten().copied().collect();
-        pixels.sort_unstable_by(f32::total_cmp);
-        pixels[((pixels.len() - 1) as f64 * q).round() as usize] as f64
     }
 
     #[test]

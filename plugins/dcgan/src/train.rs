@@ -30,7 +30,7 @@ use simemu_nn::checkpoint::{
 };
 use simemu_nn::{assign, bce_with_logits, ce, reinit_normal, Adam, Ema};
 
-use crate::config::{PinMean, Score};
+use crate::config::PinMean;
 use crate::spectrum::{GeneratorLossTerm, SpectrumMatcher};
 use crate::summary::{SummaryMatcher, Thresholds};
 use crate::transform::Transform;
@@ -42,6 +42,9 @@ pub struct CheckpointState {
     pub format: String,
     pub step: u64,
     pub rollbacks: u64,
+    /// Read as every stored configuration is ([`DcganConfig::from_stored`]):
+    /// checkpoints written with options since removed still load.
+    #[serde(deserialize_with = "crate::config::deserialize_stored")]
     pub config: DcganConfig,
     pub meta: Meta,
     pub score: Option<f64>,
@@ -480,8 +483,7 @@ fn matching_terms(
             transform.clone(),
             config.spectrum_loss,
             device,
-        )?
-        .weighted(config.spectrum_weights)?;
+        )?;
         terms.push(Box::new(if conditional { m.per_batch() } else { m }));
     }
     if config.summary_loss > 0.0 {
@@ -492,15 +494,12 @@ fn matching_terms(
                 quantiles: config.summary_quantiles,
                 count: config.summary_thresholds,
                 spacing: config.summary_spacing,
-                weights: config.summary_weights,
-                v1_weight: config.summary_v1_weight,
             },
             config.summary_minkowski,
             transform.clone(),
             config.summary_loss,
             device,
-        )?
-        .matching(config.summary_match);
+        )?;
         terms.push(Box::new(if conditional { m.per_batch() } else { m }));
     }
     Ok(terms)
@@ -518,9 +517,6 @@ type BinMoments = Vec<(f64, f64)>;
 struct Scorer {
     /// Each statistic with the held-out (mean, std) of every bin.
     stats: Vec<(Box<dyn simemu_core::Statistic>, BinMoments)>,
-    /// Each statistic's held-out values per bin, sorted (for `score = "ks"`).
-    held_out: Vec<Vec<Vec<f64>>>,
-    kind: Score,
     seeds: Vec<u64>,
     cond_rows: Vec<Vec<f64>>,
 }
@@ -556,7 +552,6 @@ impl Scorer {
             pooled_variance: &v,
         };
         let mut stats = Vec::new();
-        let mut held_out = Vec::new();
         for name in &gan.config.eval_stats {
             let entry = registry.statistic(name)?;
             let stat = (entry.build)(&serde_json::Value::Null, &ctx)?;
@@ -575,7 +570,6 @@ impl Scorer {
                     (m, s)
                 })
                 .collect();
-            held_out.push(sorted_columns(&per));
             stats.push((stat, moments));
         }
         let count = gan.config.eval_count.max(2);
@@ -596,8 +590,6 @@ impl Scorer {
             .collect();
         Ok(Some(Scorer {
             stats,
-            held_out,
-            kind: gan.config.score,
             seeds,
             cond_rows,
         }))
@@ -611,8 +603,7 @@ impl Scorer {
         }
         let mut total = 0.0;
         let mut bins = 0usize;
-        let (mut rejected, mut tested) = (0usize, 0usize);
-        for ((stat, moments), held_out) in self.stats.iter().zip(&self.held_out) {
+        for (stat, moments) in &self.stats {
             let per: Vec<Vec<f64>> = maps
                 .iter()
                 .map(|m| {
@@ -632,58 +623,13 @@ impl Scorer {
                     bins += 1;
                 }
             }
-            for (generated, reference) in sorted_columns(&per).iter().zip(held_out) {
-                tested += 1;
-                rejected += usize::from(ks_rejects(reference, generated));
-            }
         }
-        let moments = if bins == 0 {
+        Ok(if bins == 0 {
             f64::INFINITY
         } else {
             total / bins as f64
-        };
-        Ok(match self.kind {
-            Score::Moments => moments,
-            // The moment score (~0.1–1) only orders checkpoints that reject equally
-            // many bins (steps of 1/tested ≥ 1/100).
-            Score::Ks => rejected as f64 / tested.max(1) as f64 + 1e-4 * moments.min(10.0),
         })
     }
-}
-
-/// Per-bin columns of per-sample rows, each sorted.
-fn sorted_columns(rows: &[Vec<f64>]) -> Vec<Vec<f64>> {
-    let nb = rows.first().map_or(0, |r| r.len());
-    (0..nb)
-        .map(|b| {
-            let mut c: Vec<f64> = rows.iter().map(|r| r[b]).collect();
-            c.sort_by(f64::total_cmp);
-            c
-        })
-        .collect()
-}
-
-/// Whether the two-sample KS test rejects equality at 5%, with the asymptotic
-/// critical value 1.358·√((n+m)/(nm)) — enough to rank checkpoints; the harness
-/// computes exact p-values.
-fn ks_rejects(a: &[f64], b: &[f64]) -> bool {
-    let (n, m) = (a.len(), b.len());
-    if n == 0 || m == 0 {
-        return false;
-    }
-    let (mut i, mut j, mut d) = (0, 0, 0.0f64);
-    while i < n && j < m {
-        let x = a[i].min(b[j]);
-        while i < n && a[i] <= x {
-            i += 1;
-        }
-        while j < m && b[j] <= x {
-            j += 1;
-        }
-        d = d.max((i as f64 / n as f64 - j as f64 / m as f64).abs());
-    }
-    let (n, m) = (n as f64, m as f64);
-    d > 1.358 * ((n + m) / (n * m)).sqrt()
 }
 
 /// Trains (or resumes) a DCGAN; returns when the target step is reached.
@@ -990,20 +936,7 @@ pub fn load(path: &Path, config: DcganConfig) -> Result<Dcgan> {
 
 #[cfg(test)]
 mod tests {
-    use super::{augment_map, ks_rejects};
-
-    /// The checkpoint score's KS decision: equal samples never reject; at the
-    /// asymptotic 5% critical value (1.358·√(2/n) for n = m) a shift of a quarter
-    /// of the range rejects with 200 values per side and one of 5% does not.
-    #[test]
-    fn ks_rejects_shifts_it_should_and_keeps_equal_samples() {
-        let a: Vec<f64> = (0..200).map(|i| i as f64 / 200.0).collect();
-        assert!(!ks_rejects(&a, &a));
-        let shift = |s: f64| a.iter().map(|x| x + s).collect::<Vec<_>>();
-        assert!(ks_rejects(&a, &shift(0.25)));
-        assert!(!ks_rejects(&a, &shift(0.05)));
-        assert!(!ks_rejects(&[], &a));
-    }
+    use super::augment_map;
 
     /// The 8 symmetries of the square are 8 distinct permutations, composed with a
     /// periodic shift; the identity with no shift returns the map.

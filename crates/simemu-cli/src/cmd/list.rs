@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
-use simemu_core::Registry;
+use simemu_core::{OptionSpec, Registry};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Kind {
@@ -51,18 +51,13 @@ pub fn run(reg: &Registry, a: &ListArgs) -> Result<()> {
                     p.name, p.min, p.max, p.default, p.description
                 );
             }
-            for o in &e.options {
-                println!(
-                    "      --option {:<9} default {}: {}",
-                    o.name, o.default, o.description
-                );
-            }
+            print_options(&e.options, |o| format!("--option {:<9}", o.name));
         }
         json.insert("simulators".into(), list.into());
     }
     let plain = |kind: Kind,
                  title: &str,
-                 entries: Vec<(&str, &str, String, &Vec<simemu_core::OptionSpec>)>,
+                 entries: Vec<(&str, &str, String, &Vec<OptionSpec>)>,
                  json: &mut serde_json::Map<String, serde_json::Value>| {
         if !want(kind) {
             return;
@@ -77,12 +72,7 @@ pub fn run(reg: &Registry, a: &ListArgs) -> Result<()> {
                 continue;
             }
             println!("  {name:<16} {description}  [{origin}]");
-            for o in options {
-                println!(
-                    "      {:<16} default {}: {}",
-                    o.name, o.default, o.description
-                );
-            }
+            print_options(options, |o| format!("{:<21}", o.name));
         }
         json.insert(title.into(), list.into());
     };
@@ -135,4 +125,27 @@ pub fn run(reg: &Registry, a: &ListArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&json)?);
     }
     Ok(())
+}
+
+/// Prints a plugin's options, each group's under its heading (options come
+/// grouped together, in the plugin's order).
+fn print_options(options: &[OptionSpec], label: impl Fn(&OptionSpec) -> String) {
+    let mut group = "";
+    for o in options {
+        if o.group != group {
+            group = &o.group;
+            println!("    {group}:");
+        }
+        let indent = if group.is_empty() {
+            "      "
+        } else {
+            "        "
+        };
+        println!(
+            "{indent}{} default {}: {}",
+            label(o),
+            o.default,
+            o.description
+        );
+    }
 }
