@@ -1,6 +1,7 @@
 //! `simemu`: run simulators, train and sample emulators, and validate them, selecting
 //! every plugin by name. The CLI stays thin: the work lives in the library crates.
 
+mod args;
 mod cmd;
 mod plugins;
 mod ui;
@@ -67,6 +68,8 @@ pub enum Command {
     Compare(cmd::validate::CompareArgs),
     /// Benchmarks with fixed workloads.
     Bench(cmd::bench::BenchArgs),
+    /// Print a shell completion script: `simemu completions bash > ~/.local/share/bash-completion/completions/simemu`.
+    Completions(cmd::CompletionsArgs),
 }
 
 /// Statistic options shared by `stat`, `validate` and `compare`; each is passed to
@@ -82,8 +85,9 @@ pub struct StatOptionArgs {
     /// Thresholds in units of each map's σ (lenstools norm=True).
     #[arg(long = "sigma-units")]
     pub sigma_units: bool,
-    /// Side angle in degrees (default: from the dataset).
-    #[arg(long = "angle-deg")]
+    /// Side angle in degrees (default: from the dataset). A fact about the data:
+    /// accepted whichever statistics are chosen, used by those that need it.
+    #[arg(long = "angle-deg", allow_negative_numbers = true)]
     pub angle_deg: Option<f64>,
     /// Any other statistic option, key=value; repeatable.
     #[arg(long = "stat-option", value_name = "KEY=VALUE")]
@@ -144,7 +148,7 @@ fn shorten_candle_spin() {
 fn main() -> ExitCode {
     keep_freed_memory();
     shorten_candle_spin();
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(args::hoist_flags(std::env::args_os().collect()));
     ui::init_logging(cli.verbose, cli.quiet);
     if let Some(t) = cli.threads {
         if t == 0 {
@@ -169,6 +173,9 @@ fn main() -> ExitCode {
 fn exit_code(e: &anyhow::Error) -> u8 {
     use simemu_core::Error as E;
     for cause in e.chain() {
+        if let Some(err) = cause.downcast_ref::<simemu_pipeline::Error>() {
+            return if err.is_request_error() { 2 } else { 1 };
+        }
         if let Some(err) = cause.downcast_ref::<simemu_core::Error>() {
             return match err {
                 E::UnknownPlugin(_) | E::Option(_) | E::Parameter(_) => 2,

@@ -50,3 +50,39 @@ pub fn note(msg: &str) {
         eprintln!("{msg}");
     }
 }
+
+/// The terminal as the pipeline's observer: notes on stderr and progress bars,
+/// unless quiet.
+pub struct Terminal {
+    bars: std::sync::Mutex<std::collections::HashMap<String, ProgressBar>>,
+}
+
+impl Terminal {
+    pub fn new() -> Self {
+        Terminal {
+            bars: Default::default(),
+        }
+    }
+}
+
+impl simemu_pipeline::Observer for Terminal {
+    fn note(&self, line: &str) {
+        note(line);
+    }
+
+    fn progress(&self, what: &str, done: usize, total: usize) {
+        let mut bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
+        let pb = bars
+            .entry(what.to_string())
+            .or_insert_with(|| bar(total as u64, what));
+        pb.set_position(done as u64);
+        if done >= total {
+            pb.finish_and_clear();
+            bars.remove(what);
+        }
+    }
+
+    fn shows_progress(&self) -> bool {
+        !quiet()
+    }
+}

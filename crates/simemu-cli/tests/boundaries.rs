@@ -44,7 +44,11 @@ const PLUGINS: [&str; 6] = [
 
 #[test]
 fn the_core_and_the_harness_know_no_plugin_and_no_domain() {
-    for krate in ["crates/simemu-core", "crates/simemu-validate"] {
+    for krate in [
+        "crates/simemu-core",
+        "crates/simemu-validate",
+        "crates/simemu-pipeline",
+    ] {
         let deps = dependencies(krate);
         for p in PLUGINS {
             assert!(!deps.contains(p), "{krate} depends on {p}");

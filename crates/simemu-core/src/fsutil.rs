@@ -77,6 +77,52 @@ impl Drop for TempFile {
     }
 }
 
+/// `to` relative to the directory `from_dir`, through `..` where the two part,
+/// so that the result resolves from `from_dir` wherever the tree they share is
+/// moved. Neither needs to exist: each is resolved through its nearest existing
+/// ancestor (symbolic links included). Paths that share no root (another drive)
+/// give `to` absolute.
+pub fn relative_path(from_dir: &Path, to: &Path) -> PathBuf {
+    let (from, to) = (resolved(from_dir), resolved(to));
+    let from: Vec<_> = from.components().collect();
+    let to_parts: Vec<_> = to.components().collect();
+    let common = from
+        .iter()
+        .zip(&to_parts)
+        .take_while(|(a, b)| a == b)
+        .count();
+    if common == 0 {
+        return to;
+    }
+    let mut relative: PathBuf = std::iter::repeat_n("..", from.len() - common).collect();
+    relative.extend(&to_parts[common..]);
+    if relative.as_os_str().is_empty() {
+        relative.push(".");
+    }
+    relative
+}
+
+/// `path` absolute, its longest existing prefix canonical.
+fn resolved(path: &Path) -> PathBuf {
+    let absolute = std::env::current_dir()
+        .map(|d| d.join(path))
+        .unwrap_or_else(|_| path.to_path_buf());
+    let mut existing = absolute.as_path();
+    let mut missing = Vec::new();
+    loop {
+        if let Ok(canonical) = existing.canonicalize() {
+            return canonical.join(missing.iter().rev().collect::<PathBuf>());
+        }
+        match (existing.file_name(), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                missing.push(name);
+                existing = parent;
+            }
+            _ => return absolute,
+        }
+    }
+}
+
 /// Writes `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = TempFile::new(path)?;
@@ -144,6 +190,42 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         if !self.persisted {
             let _ = fs::remove_dir_all(&self.tmp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Relative paths resolve from their directory, also for a directory not
+    /// made yet, through `..` where the paths part and through symbolic links.
+    #[test]
+    fn relative_paths_resolve_from_their_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("run/data/validation")).unwrap();
+        let report = root.join("run/report/00-dcgan");
+        let data = root.join("run/data/validation");
+        let rel = relative_path(&report, &data);
+        assert_eq!(rel, Path::new("../../data/validation"));
+        std::fs::create_dir_all(&report).unwrap();
+        assert_eq!(
+            report.join(&rel).canonicalize().unwrap(),
+            data.canonicalize().unwrap()
+        );
+        assert_eq!(relative_path(&data, &data), Path::new("."));
+        assert_eq!(
+            relative_path(&root.join("run"), &data),
+            Path::new("data/validation")
+        );
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(root.join("run"), root.join("link")).unwrap();
+            assert_eq!(
+                relative_path(&root.join("link/report"), &data),
+                Path::new("../data/validation")
+            );
         }
     }
 }

@@ -49,6 +49,16 @@ impl SetInfo {
             source: ds.manifest().source.clone(),
         }
     }
+
+    /// The same set, its path relative to `dir`: how report and leaderboard
+    /// files name their datasets, so that they resolve from the file's own
+    /// directory (see docs/formats.md).
+    pub fn relative_to(mut self, dir: &Path) -> Self {
+        self.path = simemu_core::fsutil::relative_path(dir, Path::new(&self.path))
+            .display()
+            .to_string();
+        self
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -398,11 +408,14 @@ pub fn write_report_dir(
     overwrite: bool,
 ) -> Result<PathBuf> {
     let dir = TempDir::new(out)?;
-    let plots = crate::plots::draw_all(dir.path(), report, reference, candidate)?;
-    write_json_atomic(&dir.path().join("report.json"), report)?;
+    let mut report = report.clone();
+    report.reference = report.reference.relative_to(out);
+    report.candidate = report.candidate.relative_to(out);
+    let plots = crate::plots::draw_all(dir.path(), &report, reference, candidate)?;
+    write_json_atomic(&dir.path().join("report.json"), &report)?;
     write_atomic(
         &dir.path().join("report.md"),
-        markdown(report, &plots).as_bytes(),
+        markdown(&report, &plots).as_bytes(),
     )?;
     dir.persist(overwrite)?;
     Ok(out.join("report.md"))
@@ -542,6 +555,74 @@ pub fn leaderboard_markdown(lb: &Leaderboard) -> String {
                 .unwrap_or_else(|| "—".into()),
             r.report
         );
+    }
+    s
+}
+
+/// The widest line [`leaderboard_terminal`] aims for.
+pub const TERMINAL_WIDTH: usize = 100;
+
+/// A compact leaderboard for a terminal: per candidate, each statistic's pass
+/// fraction with its verdict (a statistic of several components: one column
+/// per component, each judged alone), the bin means that agree, and the time
+/// per sample. The Markdown table ([`leaderboard_markdown`]) has the rest.
+pub fn leaderboard_terminal(lb: &Leaderboard) -> String {
+    let Some(first) = lb.rows.first() else {
+        return String::from("(no candidates)\n");
+    };
+    // The columns: (label, statistic index, component index).
+    let mut columns: Vec<(String, usize, Option<usize>)> = Vec::new();
+    for (i, st) in first.statistics.iter().enumerate() {
+        if st.components.len() > 1 {
+            for (j, c) in st.components.iter().enumerate() {
+                columns.push((c.name.clone(), i, Some(j)));
+            }
+        } else {
+            columns.push((st.statistic.clone(), i, None));
+        }
+    }
+    let cell = |row: &LeaderboardRow, (i, j): (usize, Option<usize>)| -> String {
+        let Some(st) = row.statistics.get(i) else {
+            return "—".into();
+        };
+        let (fraction, verdict) = match j.and_then(|j| st.components.get(j)) {
+            Some(c) => (c.pass_fraction, c.verdict.as_str()),
+            None => (st.pass_fraction, st.verdict.as_str()),
+        };
+        let mark = if verdict == "pass" { "✓" } else { "✗" };
+        format!("{:.0}% {mark}", 100.0 * fraction)
+    };
+    let name_width = lb
+        .rows
+        .iter()
+        .map(|r| r.candidate.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp("candidate".len(), 20);
+    let widths: Vec<usize> = columns
+        .iter()
+        .map(|(label, ..)| label.chars().count().max("100% ✓".chars().count()))
+        .collect();
+    let mut s = String::new();
+    let mut line = format!("{:<name_width$}", "candidate");
+    for ((label, ..), w) in columns.iter().zip(&widths) {
+        let _ = write!(line, "  {label:<w$}");
+    }
+    let _ = writeln!(s, "{line}  {:>9}  {:>8}", "means", "s/sample");
+    for r in &lb.rows {
+        let name: String = r.candidate.chars().take(name_width).collect();
+        let mut line = format!("{name:<name_width$}");
+        for ((_, i, j), w) in columns.iter().zip(&widths) {
+            let _ = write!(line, "  {:<w$}", cell(r, (*i, *j)));
+        }
+        let (within, bins) = r.statistics.iter().fold((0, 0), |(w, b), x| {
+            (w + x.mean_match.within, b + x.mean_match.bins)
+        });
+        let time = r
+            .seconds_per_sample
+            .map(|v| format!("{v:.1e}"))
+            .unwrap_or_else(|| "—".into());
+        let _ = writeln!(s, "{line}  {:>9}  {time:>8}", format!("{within}/{bins}"));
     }
     s
 }

@@ -59,7 +59,22 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Compare(a) => validate::compare(&reg, a),
         Command::Bench(a) => bench::run(&reg, a),
         Command::Run(a) => run::run(&reg, a),
+        Command::Completions(a) => {
+            clap_complete::generate(
+                a.shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "simemu",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
     }
+}
+
+#[derive(clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell.
+    pub shell: clap_complete::Shell,
 }
 
 /// Reads a TOML or JSON configuration file into JSON.

@@ -3,15 +3,15 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
-use rand::Rng;
 use simemu_core::params::{parse_option_assignments, parse_param_assignments, resolve_params};
-use simemu_core::simulate::{simulate_to_dataset, Shard, SimulationJob};
-use simemu_core::{ParamSpec, Registry};
+use simemu_core::simulate::Shard;
+use simemu_core::Registry;
+use simemu_pipeline::{Design, GridAxis, LatinHypercube, RangeAxis, SimulateRequest};
 
 use super::usage;
-use crate::ui;
+use crate::ui::Terminal;
 
 #[derive(Args)]
 pub struct SimulateArgs {
@@ -72,139 +72,67 @@ fn parse_axis(s: &str, parts_wanted: usize) -> Result<(String, Vec<f64>)> {
     Ok((name, nums))
 }
 
-fn param_index(space: &[ParamSpec], name: &str) -> Result<usize> {
-    space.iter().position(|p| p.name == name).ok_or_else(|| {
-        let names: Vec<&str> = space.iter().map(|p| p.name.as_str()).collect();
-        usage(format!(
-            "unknown parameter '{name}'{} (parameters: {})",
-            simemu_core::params::did_you_mean(name, &names),
-            names.join(", ")
-        ))
-    })
-}
-
-/// The parameter vector of every sample: fixed values, then a grid or a Latin
-/// hypercube, each point repeated `count` times.
-pub fn design(
-    space: &[ParamSpec],
-    a: &SimulateArgs,
-    run_seed: u64,
-) -> Result<(Vec<Vec<f64>>, serde_json::Value)> {
+/// The design the arguments describe.
+fn design(a: &SimulateArgs) -> Result<Design> {
     if a.count == 0 {
         return Err(usage("--count must be at least 1"));
     }
-    let base = resolve_params(space, &parse_param_assignments(&a.params)?)?;
-    let mut points = vec![base.clone()];
-    let mut desc = serde_json::json!({"fixed": base});
     if !a.grid.is_empty() && a.latin_hypercube.is_some() {
         return Err(usage("--grid and --latin-hypercube cannot be combined"));
     }
-    if !a.grid.is_empty() {
-        let mut axes = Vec::new();
-        for g in &a.grid {
-            let (name, v) = parse_axis(g, 3)?;
-            let n = v[2];
-            if n < 1.0 || n.fract() != 0.0 {
-                return Err(usage(format!("'{g}': N must be a whole number ≥ 1")));
-            }
-            let i = param_index(space, &name)?;
-            axes.push((i, simemu_core::bins::linspace(v[0], v[1], n as usize)));
+    let mut design = Design::at(parse_param_assignments(&a.params)?, a.count);
+    for g in &a.grid {
+        let (name, v) = parse_axis(g, 3)?;
+        if v[2] < 1.0 || v[2].fract() != 0.0 {
+            return Err(usage(format!("'{g}': N must be a whole number ≥ 1")));
         }
-        for (i, vals) in &axes {
-            points = points
+        design.grid.push(GridAxis {
+            name,
+            lo: v[0],
+            hi: v[1],
+            n: v[2] as usize,
+        });
+    }
+    match a.latin_hypercube {
+        Some(points) => {
+            if points == 0 || a.ranges.is_empty() {
+                return Err(usage(
+                    "--latin-hypercube N needs N ≥ 1 and at least one --range NAME=LO:HI",
+                ));
+            }
+            let ranges = a
+                .ranges
                 .iter()
-                .flat_map(|p| {
-                    vals.iter().map(move |&v| {
-                        let mut q = p.clone();
-                        q[*i] = v;
-                        q
+                .map(|r| {
+                    let (name, v) = parse_axis(r, 2)?;
+                    Ok(RangeAxis {
+                        name,
+                        lo: v[0],
+                        hi: v[1],
                     })
                 })
-                .collect();
+                .collect::<Result<_>>()?;
+            design.latin_hypercube = Some(LatinHypercube { points, ranges });
         }
-        desc["grid"] = serde_json::json!(a.grid);
+        None if !a.ranges.is_empty() => return Err(usage("--range needs --latin-hypercube N")),
+        None => {}
     }
-    if let Some(n) = a.latin_hypercube {
-        if n == 0 || a.ranges.is_empty() {
-            return Err(usage(
-                "--latin-hypercube N needs N ≥ 1 and at least one --range NAME=LO:HI",
-            ));
-        }
-        let mut rng =
-            simemu_core::seed::rng(simemu_core::seed::derive_seed(run_seed, "latin-hypercube"));
-        points = vec![base.clone(); n];
-        for r in &a.ranges {
-            let (name, v) = parse_axis(r, 2)?;
-            let i = param_index(space, &name)?;
-            let mut strata: Vec<usize> = (0..n).collect();
-            for k in (1..n).rev() {
-                strata.swap(k, rng.random_range(0..=k));
-            }
-            for (p, s) in points.iter_mut().zip(strata) {
-                let u: f64 = rng.random();
-                p[i] = v[0] + (v[1] - v[0]) * (s as f64 + u) / n as f64;
-            }
-        }
-        desc["latin_hypercube"] = serde_json::json!({"points": n, "ranges": a.ranges});
-    } else if !a.ranges.is_empty() {
-        return Err(usage("--range needs --latin-hypercube N"));
-    }
-    for p in &points {
-        simemu_core::params::check_params(space, p)?;
-    }
-    desc["count_per_point"] = a.count.into();
-    let all = points
-        .iter()
-        .flat_map(|p| std::iter::repeat_n(p.clone(), a.count))
-        .collect();
-    Ok((all, desc))
+    Ok(design)
 }
 
 pub fn run(reg: &Registry, seed: u64, a: &SimulateArgs) -> Result<()> {
-    let options = parse_option_assignments(&a.options)?;
-    let sim = reg.build_simulator(&a.name, &options)?;
-    let run_seed = seed;
-    let (design, desc) = design(sim.params(), a, run_seed)?;
-    let shard = a.shard.as_deref().map(Shard::parse).transpose()?;
-    let total = shard
-        .map(|s| s.range(design.len()).len())
-        .unwrap_or(design.len());
-    let mut extra = serde_json::Map::new();
-    extra.insert("design".into(), desc);
-    let job = SimulationJob {
-        simulator: sim.as_ref(),
-        design,
-        run_seed,
-        shard,
+    let design = design(a)?;
+    let request = SimulateRequest {
+        simulator: &a.name,
+        options: &parse_option_assignments(&a.options)?,
+        design: &design,
+        seed,
+        shard: a.shard.as_deref().map(Shard::parse).transpose()?,
         shard_size: a.shard_size,
-        extra_source: extra,
+        out: &a.out,
+        force: a.force,
     };
-    let pb = ui::bar(total as u64, "simulate");
-    let t0 = std::time::Instant::now();
-    let manifest = simulate_to_dataset(&job, &a.out, a.force, &|n| pb.set_position(n as u64))
-        .with_context(|| format!("simulating into {}", a.out.display()))?;
-    pb.finish_and_clear();
-    if let Some(notes) = manifest.source.get("notes").and_then(|n| n.as_array()) {
-        for n in notes {
-            let clipped = n["notes"]["clipped_gaussian_modes"].as_u64().unwrap_or(0);
-            if clipped > 0 {
-                tracing::warn!(
-                    "{} Gaussian modes had negative power and were clipped (fraction {:.2e} of the power) at {}",
-                    clipped,
-                    n["notes"]["clipped_gaussian_power_fraction"].as_f64().unwrap_or(0.0),
-                    n["params"]
-                );
-            }
-        }
-    }
-    let dt = t0.elapsed().as_secs_f64();
-    tracing::info!(
-        "wrote {} samples to {} in {:.2}s ({:.0}/s)",
-        manifest.count,
-        a.out.display(),
-        dt,
-        manifest.count as f64 / dt
-    );
+    simemu_pipeline::simulate(reg, &request, &Terminal::new())?;
     Ok(())
 }
 

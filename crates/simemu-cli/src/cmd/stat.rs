@@ -32,8 +32,13 @@ pub struct StatArgs {
     pub shard: Option<String>,
 }
 
-/// The options each requested statistic declares, from the shared command-line
-/// spellings; an option no requested statistic declares is refused.
+/// Statistic options that describe the data rather than the statistic.
+const DATASET_FACTS: &[&str] = &["angle_deg"];
+
+/// The requests for the statistics `names` with the options given on the
+/// command line: each statistic gets the options it declares; an option that
+/// no chosen statistic declares is refused, unless it is one of
+/// [`DATASET_FACTS`].
 pub fn requests(reg: &Registry, names: &[String], o: &StatOptionArgs) -> Result<Vec<StatRequest>> {
     let mut given = serde_json::Map::new();
     if let Some(t) = &o.thresholds {
@@ -46,6 +51,11 @@ pub fn requests(reg: &Registry, names: &[String], o: &StatOptionArgs) -> Result<
         given.insert("sigma_units".into(), true.into());
     }
     if let Some(a) = o.angle_deg {
+        if !(a.is_finite() && a > 0.0) {
+            return Err(usage(format!(
+                "--angle-deg {a}: the angle must be positive"
+            )));
+        }
         given.insert("angle_deg".into(), a.into());
     }
     if let serde_json::Value::Object(m) =
@@ -53,7 +63,10 @@ pub fn requests(reg: &Registry, names: &[String], o: &StatOptionArgs) -> Result<
     {
         given.extend(m);
     }
-    let mut used = std::collections::HashSet::new();
+    // Facts about the data, not choices of a statistic: every statistic may be
+    // given them, and those that do not need them ignore them.
+    let mut used: std::collections::HashSet<String> =
+        DATASET_FACTS.iter().map(|f| f.to_string()).collect();
     let mut out = Vec::new();
     for name in names {
         let entry = reg.statistic(name)?;

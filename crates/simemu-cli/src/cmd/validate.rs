@@ -2,16 +2,16 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
-use simemu_core::{Dataset, Registry};
-use simemu_validate::report::{
-    leaderboard_markdown, leaderboard_row, write_report_dir, Leaderboard, SetInfo,
-};
-use simemu_validate::{Harness, StatRequest};
+use simemu_core::Registry;
+use simemu_pipeline::CompareRequest;
+use simemu_validate::report::leaderboard_terminal;
+use simemu_validate::StatRequest;
 
 use super::usage;
-use crate::{ui, StatOptionArgs};
+use crate::ui::{self, Terminal};
+use crate::StatOptionArgs;
 
 #[derive(Args)]
 pub struct StatSelection {
@@ -102,21 +102,6 @@ pub fn stat_requests(reg: &Registry, s: &StatSelection) -> Result<Vec<StatReques
     super::stat::requests(reg, &names, &s.options)
 }
 
-fn progress() -> impl Fn(&str, usize, usize) + Sync {
-    let bars =
-        std::sync::Mutex::new(std::collections::HashMap::<String, indicatif::ProgressBar>::new());
-    move |what: &str, done: usize, total: usize| {
-        let mut b = bars.lock().unwrap();
-        let pb = b
-            .entry(what.to_string())
-            .or_insert_with(|| ui::bar(total as u64, what));
-        pb.set_position(done as u64);
-        if done >= total {
-            pb.finish_and_clear();
-        }
-    }
-}
-
 fn print_summary(report: &simemu_validate::Report) {
     if ui::quiet() {
         return;
@@ -159,130 +144,36 @@ fn print_summary(report: &simemu_validate::Report) {
     }
 }
 
-/// Opens the reference and the candidates, checks they are comparable and that the
-/// output may be written, and builds the harness (measuring the reference).
-fn open_sets<'r>(
-    reg: &Registry,
-    reference: &'r Dataset,
-    candidates: &[PathBuf],
-    (requests, field): (&[StatRequest], Option<&str>),
-    out: &std::path::Path,
-    force: bool,
-    p: &(dyn Fn(&str, usize, usize) + Sync),
-) -> Result<(Vec<Dataset>, Harness<'r>)> {
-    let sets = candidates
-        .iter()
-        .map(|c| Dataset::open(c).with_context(|| format!("opening candidate {}", c.display())))
-        .collect::<Result<Vec<_>>>()?;
-    for c in &sets {
-        reference.check_compatible(c)?;
-    }
-    if out.exists() && !force {
-        return Err(usage(format!(
-            "{} already exists (use --force to replace it)",
-            out.display()
-        )));
-    }
-    let harness = Harness::new(reg, reference, field, requests, p)?;
-    Ok((sets, harness))
-}
-
 pub fn validate(reg: &Registry, a: &ValidateArgs) -> Result<()> {
-    let reference = Dataset::open(&a.reference)?;
-    let p = progress();
     let requests = stat_requests(reg, &a.selection)?;
-    let (mut sets, harness) = open_sets(
-        reg,
-        &reference,
-        std::slice::from_ref(&a.candidate),
-        (&requests, a.selection.options.field.as_deref()),
-        &a.out,
-        a.force,
-        &p,
-    )?;
-    let candidate = sets.remove(0);
-    let (report, cand) = harness.validate(&candidate, &p)?;
-    let md = write_report_dir(
-        &a.out,
-        &report,
-        (&reference, harness.reference_measurements()),
-        (&candidate, &cand),
-        a.force,
-    )?;
+    let request = CompareRequest {
+        reference: &a.reference,
+        candidates: std::slice::from_ref(&a.candidate),
+        statistics: &requests,
+        field: a.selection.options.field.as_deref(),
+        out: &a.out,
+        force: a.force,
+    };
+    let report = simemu_pipeline::validate(reg, &request, &Terminal::new())?;
     print_summary(&report);
-    println!("report: {}", md.display());
+    println!("report: {}", a.out.join("report.md").display());
     Ok(())
 }
 
 pub fn compare(reg: &Registry, a: &CompareArgs) -> Result<()> {
     let requests = stat_requests(reg, &a.selection)?;
-    let lb = compare_sets(
-        reg,
-        &a.reference,
-        &a.candidates,
-        (&requests, a.selection.options.field.as_deref()),
-        &a.out,
-        a.force,
-    )?;
+    let request = CompareRequest {
+        reference: &a.reference,
+        candidates: &a.candidates,
+        statistics: &requests,
+        field: a.selection.options.field.as_deref(),
+        out: &a.out,
+        force: a.force,
+    };
+    let lb = simemu_pipeline::compare(reg, &request, &Terminal::new())?;
     if !ui::quiet() {
-        println!("{}", leaderboard_markdown(&lb));
+        print!("{}", leaderboard_terminal(&lb));
     }
     println!("leaderboard: {}", a.out.join("leaderboard.md").display());
     Ok(())
-}
-
-/// Validates each candidate against the reference and writes one report per
-/// candidate plus `leaderboard.{json,md}` into `out` (atomically).
-pub fn compare_sets(
-    reg: &Registry,
-    reference: &std::path::Path,
-    candidates: &[PathBuf],
-    selection: (&[StatRequest], Option<&str>),
-    out: &std::path::Path,
-    force: bool,
-) -> Result<Leaderboard> {
-    let reference = Dataset::open(reference)?;
-    let p = progress();
-    let (candidates, harness) = open_sets(reg, &reference, candidates, selection, out, force, &p)?;
-    let dir = simemu_core::fsutil::TempDir::new(out)?;
-    let mut rows = Vec::new();
-    for (k, c) in candidates.iter().enumerate() {
-        let (report, cand) = harness.validate(c, &p)?;
-        let name = format!(
-            "{:02}-{}",
-            k,
-            sanitize(&simemu_validate::report::candidate_name(c))
-        );
-        write_report_dir(
-            &dir.path().join(&name),
-            &report,
-            (&reference, harness.reference_measurements()),
-            (c, &cand),
-            false,
-        )?;
-        rows.push(leaderboard_row(&report, c, &format!("{name}/report.md")));
-    }
-    let lb = Leaderboard {
-        format: "simemu-leaderboard".into(),
-        simemu_version: simemu_core::VERSION.into(),
-        reference: SetInfo::of(&reference),
-        rows,
-    };
-    simemu_core::fsutil::write_json_atomic(&dir.path().join("leaderboard.json"), &lb)?;
-    let md = leaderboard_markdown(&lb);
-    simemu_core::fsutil::write_atomic(&dir.path().join("leaderboard.md"), md.as_bytes())?;
-    dir.persist(force)?;
-    Ok(lb)
-}
-
-fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }

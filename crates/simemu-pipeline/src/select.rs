@@ -15,23 +15,21 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use simemu_core::seed::derive_seed;
 use simemu_core::Registry;
 use simemu_validate::StatRequest;
 
-use super::{conditional_flags, generation_params, simulate_args, Pipeline, SimulatorSection};
-use crate::cmd::{simulate, train, validate};
-use crate::ui;
+use crate::error::{io, Result};
+use crate::job::{conditional_flags, generation_params, Pipeline, SimulatorSection};
+use crate::{compare, generate, simulate, CompareRequest, GenerateRequest, SimulateRequest};
 
 /// Everything the selection needs from the run.
-pub(super) struct Job<'a> {
+pub(crate) struct Job<'a> {
     pub reg: &'a Registry,
     pub run_seed: u64,
-    /// The simulator section and its options as assignments.
-    pub simulator: (&'a SimulatorSection, &'a [String]),
+    pub simulator: &'a SimulatorSection,
     /// Each validation point's full parameters.
     pub points: &'a [BTreeMap<String, f64>],
     /// Simulated samples per set, generated samples per candidate and set.
@@ -67,34 +65,37 @@ statistic component's) pass fraction; ties: more statistics with agreeing bin me
 
 /// Scores `trained` (checkpoint, training-stage inputs) as the stage "select
 /// generator" and returns the index of the one to keep.
-pub(super) fn choose(p: &mut Pipeline, job: &Job, trained: &[(PathBuf, Value)]) -> Result<usize> {
+pub(crate) fn choose(p: &mut Pipeline, job: &Job, trained: &[(PathBuf, Value)]) -> Result<usize> {
     let out = p.dir.join("selection");
     let (requests, field) = job.statistics;
     let inputs = serde_json::json!({
         "candidates": trained.iter().map(|(_, inputs)| inputs).collect::<Vec<_>>(),
         "sets": job.sets, "points": job.points,
-        "simulator": job.simulator.0, "counts": job.counts,
+        "simulator": job.simulator, "counts": job.counts,
         "statistics": requests, "field": field,
         "seed": derive_seed(job.run_seed, "selection"),
     });
+    let obs = p.observer();
     p.stage("select generator", inputs, &out, |_, _| {
-        score_candidates(job, trained, &out)
+        score_candidates(job, trained, &out, obs)
     })?;
     let path = out.join("selection.json");
-    let selection: Selection = serde_json::from_str(
-        &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
-    )
-    .with_context(|| format!("parsing {}", path.display()))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
+    let selection: Selection = serde_json::from_str(&text)
+        .map_err(|e| simemu_core::Error::bad_file(&path, e.to_string()))?;
     if selection.candidates.len() != trained.len() || selection.chosen >= trained.len() {
-        anyhow::bail!(
-            "{} scores {} candidates and chooses #{}, but the run trained {}; rerun with --force",
-            path.display(),
-            selection.candidates.len(),
-            selection.chosen,
-            trained.len()
-        );
+        return Err(simemu_core::Error::bad_file(
+            &path,
+            format!(
+                "scores {} candidates and chooses #{}, but the run trained {}; rerun with --force",
+                selection.candidates.len(),
+                selection.chosen,
+                trained.len()
+            ),
+        )
+        .into());
     }
-    ui::note(&format!(
+    obs.note(&format!(
         "selected candidate {} of {} (mean lowest pass fraction {:.1}%): {}",
         selection.chosen,
         trained.len(),
@@ -104,13 +105,19 @@ pub(super) fn choose(p: &mut Pipeline, job: &Job, trained: &[(PathBuf, Value)]) 
     Ok(selection.chosen)
 }
 
-fn score_candidates(job: &Job, trained: &[(PathBuf, Value)], out: &Path) -> Result<()> {
+fn score_candidates(
+    job: &Job,
+    trained: &[(PathBuf, Value)],
+    out: &Path,
+    obs: &dyn crate::Observer,
+) -> Result<()> {
     // Whatever is there is a stale or interrupted selection: start clean.
     if out.exists() {
-        std::fs::remove_dir_all(out).with_context(|| format!("removing {}", out.display()))?;
+        std::fs::remove_dir_all(out).map_err(|e| io(out, e))?;
     }
     let scratch = out.join("scratch");
-    let (sim, sim_options) = job.simulator;
+    let sim = job.simulator;
+    let sim_options = sim.options_value();
     let (reference_count, count) = job.counts;
     let mut lowest = vec![Vec::new(); trained.len()];
     let mut agreeing = vec![Vec::new(); trained.len()];
@@ -120,28 +127,30 @@ fn score_candidates(job: &Job, trained: &[(PathBuf, Value)], out: &Path) -> Resu
         for j in 0..job.sets {
             let tag = format!("{k}-{j}");
             let reference = scratch.join(format!("reference-{tag}"));
-            let args = simulate_args(
-                sim,
-                sim_options,
-                params,
-                (reference_count, false),
-                &reference,
-                true,
-            );
-            simulate::run(
+            let design = sim.design(params, reference_count, false);
+            simulate(
                 job.reg,
-                derive_seed(job.run_seed, &format!("selection-{tag}")),
-                &args,
+                &SimulateRequest {
+                    simulator: &sim.name,
+                    options: &sim_options,
+                    design: &design,
+                    seed: derive_seed(job.run_seed, &format!("selection-{tag}")),
+                    shard: None,
+                    shard_size: simemu_core::dataset::DEFAULT_SHARD_SIZE,
+                    out: &reference,
+                    force: true,
+                },
+                obs,
             )?;
             let latent_seed = derive_seed(job.run_seed, &format!("selection-generate-{tag}"));
             let mut generated = Vec::new();
             for (c, ((checkpoint, _), &conditional)) in trained.iter().zip(&conditional).enumerate()
             {
                 let set = scratch.join(format!("candidate-{c}-{tag}"));
-                train::generate(
+                generate(
                     job.reg,
                     latent_seed,
-                    &train::GenerateArgs {
+                    &GenerateRequest {
                         checkpoint: checkpoint.clone(),
                         count,
                         params: generation_params(conditional, params),
@@ -150,17 +159,23 @@ fn score_candidates(job: &Job, trained: &[(PathBuf, Value)], out: &Path) -> Resu
                         label: Some(format!("candidate-{c}")),
                         force: true,
                     },
+                    obs,
                 )?;
                 generated.push(set);
             }
             let report = out.join(format!("report-{tag}"));
-            let lb = validate::compare_sets(
+            let (statistics, field) = job.statistics;
+            let lb = compare(
                 job.reg,
-                &reference,
-                &generated,
-                job.statistics,
-                &report,
-                true,
+                &CompareRequest {
+                    reference: &reference,
+                    candidates: &generated,
+                    statistics,
+                    field,
+                    out: &report,
+                    force: true,
+                },
+                obs,
             )?;
             for (c, row) in lb.rows.iter().enumerate() {
                 lowest[c].push(row.lowest_pass_fraction());
@@ -168,8 +183,7 @@ fn score_candidates(job: &Job, trained: &[(PathBuf, Value)], out: &Path) -> Resu
             }
             set_names.push(format!("report-{tag}"));
             // The samples are cheap to redraw; the reports keep what was measured.
-            std::fs::remove_dir_all(&scratch)
-                .with_context(|| format!("removing {}", scratch.display()))?;
+            std::fs::remove_dir_all(&scratch).map_err(|e| io(&scratch, e))?;
         }
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;

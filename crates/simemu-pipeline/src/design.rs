@@ -1,0 +1,202 @@
+//! Which parameter points a simulation runs, and how many samples at each.
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use simemu_core::params::{check_params, did_you_mean, resolve_params};
+use simemu_core::ParamSpec;
+
+use crate::error::{request, Result};
+
+/// The parameter points of a simulation: fixed values (the others take their
+/// defaults), then a grid over some parameters or a Latin hypercube, each point
+/// repeated `count` times.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Design {
+    pub fixed: Vec<(String, f64)>,
+    /// Axes whose product is the grid.
+    pub grid: Vec<GridAxis>,
+    pub latin_hypercube: Option<LatinHypercube>,
+    /// Samples per parameter point.
+    pub count: usize,
+}
+
+/// `n` evenly spaced values of `name` from `lo` to `hi`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GridAxis {
+    pub name: String,
+    pub lo: f64,
+    pub hi: f64,
+    pub n: usize,
+}
+
+/// `points` points spread over the `ranges`, one in each of `points` equal
+/// strata of every axis.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LatinHypercube {
+    pub points: usize,
+    pub ranges: Vec<RangeAxis>,
+}
+
+/// `name` between `lo` and `hi`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RangeAxis {
+    pub name: String,
+    pub lo: f64,
+    pub hi: f64,
+}
+
+impl Design {
+    /// `count` samples at the fixed values alone.
+    pub fn at(fixed: Vec<(String, f64)>, count: usize) -> Self {
+        Design {
+            fixed,
+            grid: Vec::new(),
+            latin_hypercube: None,
+            count,
+        }
+    }
+
+    /// The parameter vector of every sample, and the description a dataset's
+    /// manifest records (`design`). The Latin hypercube draws from `run_seed`.
+    pub fn samples(
+        &self,
+        space: &[ParamSpec],
+        run_seed: u64,
+    ) -> Result<(Vec<Vec<f64>>, serde_json::Value)> {
+        if self.count == 0 {
+            return Err(request("the count per point must be at least 1"));
+        }
+        let base = resolve_params(space, &self.fixed)?;
+        let mut points = vec![base.clone()];
+        let mut description = serde_json::json!({ "fixed": base });
+        if !self.grid.is_empty() && self.latin_hypercube.is_some() {
+            return Err(request("a grid and a Latin hypercube cannot be combined"));
+        }
+        if !self.grid.is_empty() {
+            for axis in &self.grid {
+                if axis.n == 0 {
+                    return Err(request(format!("grid axis {}: N must be at least 1", axis)));
+                }
+                let i = param_index(space, &axis.name)?;
+                let values = simemu_core::bins::linspace(axis.lo, axis.hi, axis.n);
+                points = points
+                    .iter()
+                    .flat_map(|p| {
+                        values.iter().map(move |&v| {
+                            let mut q = p.clone();
+                            q[i] = v;
+                            q
+                        })
+                    })
+                    .collect();
+            }
+            let written: Vec<String> = self.grid.iter().map(ToString::to_string).collect();
+            description["grid"] = serde_json::json!(written);
+        }
+        if let Some(lhs) = &self.latin_hypercube {
+            let n = lhs.points;
+            if n == 0 || lhs.ranges.is_empty() {
+                return Err(request(
+                    "a Latin hypercube needs at least 1 point and at least one range",
+                ));
+            }
+            let mut rng =
+                simemu_core::seed::rng(simemu_core::seed::derive_seed(run_seed, "latin-hypercube"));
+            points = vec![base.clone(); n];
+            for range in &lhs.ranges {
+                let i = param_index(space, &range.name)?;
+                let mut strata: Vec<usize> = (0..n).collect();
+                for k in (1..n).rev() {
+                    strata.swap(k, rng.random_range(0..=k));
+                }
+                for (p, s) in points.iter_mut().zip(strata) {
+                    let u: f64 = rng.random();
+                    p[i] = range.lo + (range.hi - range.lo) * (s as f64 + u) / n as f64;
+                }
+            }
+            let written: Vec<String> = lhs.ranges.iter().map(ToString::to_string).collect();
+            description["latin_hypercube"] = serde_json::json!({"points": n, "ranges": written});
+        }
+        for p in &points {
+            check_params(space, p)?;
+        }
+        description["count_per_point"] = self.count.into();
+        let all = points
+            .iter()
+            .flat_map(|p| std::iter::repeat_n(p.clone(), self.count))
+            .collect();
+        Ok((all, description))
+    }
+}
+
+/// As written on the command line: `NAME=LO:HI:N`.
+impl std::fmt::Display for GridAxis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}:{}:{}", self.name, self.lo, self.hi, self.n)
+    }
+}
+
+/// As written on the command line: `NAME=LO:HI`.
+impl std::fmt::Display for RangeAxis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}:{}", self.name, self.lo, self.hi)
+    }
+}
+
+fn param_index(space: &[ParamSpec], name: &str) -> Result<usize> {
+    space.iter().position(|p| p.name == name).ok_or_else(|| {
+        let names: Vec<&str> = space.iter().map(|p| p.name.as_str()).collect();
+        request(format!(
+            "unknown parameter '{name}'{} (parameters: {})",
+            did_you_mean(name, &names),
+            names.join(", ")
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn space() -> Vec<ParamSpec> {
+        vec![
+            ParamSpec::new("a", "", 0.0, 1.0, 0.5, ""),
+            ParamSpec::new("b", "", 0.0, 1.0, 0.5, ""),
+        ]
+    }
+
+    /// A grid is the product of its axes, each point repeated `count` times, and
+    /// the description writes the axes as the command line does; a Latin
+    /// hypercube puts one point in each stratum of every axis.
+    #[test]
+    fn grids_are_products_and_hypercubes_fill_every_stratum() {
+        let mut d = Design::at(vec![("b".into(), 0.25)], 2);
+        d.grid = vec![GridAxis {
+            name: "a".into(),
+            lo: 0.0,
+            hi: 1.0,
+            n: 3,
+        }];
+        let (points, description) = d.samples(&space(), 0).unwrap();
+        assert_eq!(points.len(), 6);
+        assert_eq!(points[2], vec![0.5, 0.25]);
+        assert_eq!(description["grid"][0], "a=0:1:3");
+        d.grid.clear();
+        d.latin_hypercube = Some(LatinHypercube {
+            points: 8,
+            ranges: vec![RangeAxis {
+                name: "a".into(),
+                lo: 0.0,
+                hi: 1.0,
+            }],
+        });
+        let (points, _) = d.samples(&space(), 3).unwrap();
+        let mut strata: Vec<usize> = points.iter().map(|p| (p[0] * 8.0) as usize).collect();
+        strata.sort();
+        strata.dedup();
+        assert_eq!(strata, (0..8).collect::<Vec<_>>());
+        d.latin_hypercube.as_mut().unwrap().ranges[0].name = "c".into();
+        let e = d.samples(&space(), 3).unwrap_err().to_string();
+        assert!(e.contains("unknown parameter 'c'"), "{e}");
+    }
+}

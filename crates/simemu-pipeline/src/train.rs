@@ -1,0 +1,304 @@
+//! Training and generation: the plumbing every generator plugin shares.
+//!
+//! Run-directory contract: `RUN_DIR/generator.json` names the generator plugin and
+//! holds its configuration; everything else in the directory belongs to the plugin.
+//! A checkpoint is the run directory or any directory below it (a plugin's
+//! per-step checkpoint), or `builtin:NAME`, a shipped one; the plugin's loader
+//! receives its path.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use simemu_core::dataset::{source_record, DatasetSpec, DatasetWriter};
+use simemu_core::params::resolve_params;
+use simemu_core::seed::sample_seed;
+use simemu_core::{Dataset, Generator, Registry, TrainOptions, TrainSummary};
+
+use crate::error::{io, request, Context, Result};
+use crate::Observer;
+
+/// The run file's name inside a run directory.
+pub const RUN_FILE: &str = "generator.json";
+
+/// `generator.json`: which plugin trained the run, with what.
+#[derive(Serialize, Deserialize)]
+pub struct RunFile {
+    pub format: String,
+    pub version: u32,
+    pub generator: String,
+    pub config: serde_json::Value,
+    pub data: String,
+    pub seed: u64,
+    pub simemu_version: String,
+    #[serde(default)]
+    pub train: serde_json::Value,
+}
+
+/// A training run.
+pub struct TrainRequest {
+    /// The generator plugin's name.
+    pub generator: String,
+    /// The training dataset.
+    pub data: PathBuf,
+    /// The run directory.
+    pub out: PathBuf,
+    /// The generator's configuration (a table; `null`: its defaults).
+    pub config: serde_json::Value,
+    pub steps: Option<u64>,
+    pub epochs: Option<u64>,
+    /// Continue the run in `out` from its last checkpoint.
+    pub resume: bool,
+    /// Replace an existing run directory.
+    pub force: bool,
+    /// Wall-clock limit in seconds (generators that support it stop there).
+    pub budget_seconds: Option<f64>,
+}
+
+/// Trains (or resumes) a generator into its run directory.
+pub fn train(
+    reg: &Registry,
+    seed: u64,
+    r: &TrainRequest,
+    obs: &dyn Observer,
+) -> Result<TrainSummary> {
+    let entry = reg.generator(&r.generator)?;
+    let data = Dataset::open(&r.data)?;
+    let run_file = r.out.join(RUN_FILE);
+    if r.resume {
+        let prev = read_run_file(&run_file)?;
+        if prev.generator != r.generator {
+            return Err(request(format!(
+                "{} holds a '{}' run, not '{}'",
+                r.out.display(),
+                prev.generator,
+                r.generator
+            )));
+        }
+    } else if r.out.exists() {
+        if !r.force {
+            return Err(request(format!(
+                "{} already exists (use --resume to continue it or --force to replace it)",
+                r.out.display()
+            )));
+        }
+        std::fs::remove_dir_all(&r.out).map_err(|e| io(&r.out, e))?;
+    }
+    std::fs::create_dir_all(&r.out).map_err(|e| io(&r.out, e))?;
+    let mut generator = (entry.build)(&r.config, reg)?;
+    let mut run = RunFile {
+        format: "simemu-run".into(),
+        version: 1,
+        generator: r.generator.clone(),
+        config: generator.config(),
+        data: data.path().display().to_string(),
+        seed,
+        simemu_version: simemu_core::VERSION.into(),
+        train: serde_json::Value::Null,
+    };
+    simemu_core::fsutil::write_json_atomic(&run_file, &run)?;
+    let options = TrainOptions {
+        run_dir: r.out.clone(),
+        steps: r.steps,
+        epochs: r.epochs,
+        resume: r.resume,
+        seed,
+        progress: obs.shows_progress(),
+        budget_seconds: r.budget_seconds,
+    };
+    let t0 = Instant::now();
+    let summary = generator.train(&data, &options, reg)?;
+    generator.save(&r.out)?;
+    run.train = serde_json::to_value(&summary).map_err(|e| request(e.to_string()))?;
+    run.train["wall_seconds"] = t0.elapsed().as_secs_f64().into();
+    simemu_core::fsutil::write_json_atomic(&run_file, &run)?;
+    // Run-directory convention: a plugin's `training.csv` (step, then numeric
+    // columns) is plotted for people to look at.
+    let csv = r.out.join("training.csv");
+    if csv.exists() {
+        simemu_validate::plots::plot_csv(
+            &csv,
+            &r.out.join("training.png"),
+            &format!("{} training", r.generator),
+        )?;
+    }
+    tracing::info!(
+        "trained '{}' ({} steps) into {}",
+        r.generator,
+        summary.steps,
+        r.out.display()
+    );
+    Ok(summary)
+}
+
+fn read_run_file(path: &Path) -> Result<RunFile> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| io(path, e))
+        .with_context(|| {
+            format!(
+                "{} is not a simemu run directory",
+                path.parent().unwrap_or(path).display()
+            )
+        })?;
+    serde_json::from_str(&text)
+        .map_err(|e| simemu_core::Error::bad_file(path, format!("corrupt run file: {e}")).into())
+}
+
+/// The run file for a checkpoint path: in the path itself or in an ancestor.
+pub fn find_run(checkpoint: &Path) -> Result<RunFile> {
+    for dir in checkpoint.ancestors().take(4) {
+        let f = dir.join(RUN_FILE);
+        if f.exists() {
+            return read_run_file(&f);
+        }
+    }
+    Err(simemu_core::Error::bad_file(
+        checkpoint,
+        format!("no {RUN_FILE} here or above: not a simemu run directory"),
+    )
+    .into())
+}
+
+/// A checkpoint ready to load: a directory, and for a shipped one the temporary
+/// directory it was unpacked into.
+struct Checkpoint {
+    path: PathBuf,
+    _unpacked: Option<simemu_models::TemporaryDir>,
+}
+
+impl Checkpoint {
+    fn open(reference: &Path) -> Result<Self> {
+        let Some(name) = reference.to_str().and_then(simemu_models::builtin_name) else {
+            return Ok(Checkpoint {
+                path: reference.to_path_buf(),
+                _unpacked: None,
+            });
+        };
+        let builtin = simemu_models::find(name)?;
+        let dir = builtin.unpack_temporary()?;
+        Ok(Checkpoint {
+            path: dir.path().join(builtin.name),
+            _unpacked: Some(dir),
+        })
+    }
+}
+
+/// Loads the generator of a checkpoint, with its run file.
+fn load(reg: &Registry, checkpoint: &Path) -> Result<(Box<dyn Generator>, RunFile)> {
+    let run = find_run(checkpoint)?;
+    let entry = reg.generator(&run.generator)?;
+    let generator = (entry.load)(checkpoint, &run.config, reg)
+        .with_context(|| format!("loading {}", checkpoint.display()))?;
+    Ok((generator, run))
+}
+
+/// Whether the generator of a checkpoint (a path or `builtin:NAME`) takes
+/// parameters.
+pub fn is_conditional(reg: &Registry, checkpoint: &Path) -> Result<bool> {
+    let checkpoint = Checkpoint::open(checkpoint)?;
+    Ok(!load(reg, &checkpoint.path)?.0.params().is_empty())
+}
+
+/// Samples drawn from a trained generator.
+pub struct GenerateRequest {
+    /// A run directory, a checkpoint inside one, or `builtin:NAME`.
+    pub checkpoint: PathBuf,
+    pub count: usize,
+    /// The condition σ (empty: the generator's defaults; unconditional
+    /// generators take none).
+    pub params: Vec<(String, f64)>,
+    /// The output dataset.
+    pub out: PathBuf,
+    /// Samples per generator call.
+    pub batch: usize,
+    /// The candidate's name in leaderboards (default: the generator's).
+    pub label: Option<String>,
+    /// Replace an existing output.
+    pub force: bool,
+}
+
+/// Generates `count` samples into a dataset; sample `i` draws from
+/// `sample_seed(seed, i)`.
+pub fn generate(reg: &Registry, seed: u64, r: &GenerateRequest, obs: &dyn Observer) -> Result<()> {
+    if r.count == 0 || r.batch == 0 {
+        return Err(request("--count and --batch must be at least 1"));
+    }
+    let checkpoint = Checkpoint::open(&r.checkpoint)?;
+    let (generator, run) = load(reg, &checkpoint.path)?;
+    let space = generator.params();
+    let params = if r.params.is_empty() {
+        Vec::new()
+    } else if space.is_empty() {
+        return Err(request(format!(
+            "generator '{}' is unconditional: it takes no --param",
+            run.generator
+        )));
+    } else {
+        resolve_params(&space, &r.params)?
+    };
+    let fields = generator.fields();
+    let mut source = source_record("generator", &run.generator, run.config.clone());
+    source.insert(
+        "checkpoint".into(),
+        r.checkpoint.display().to_string().into(),
+    );
+    source.insert(
+        "label".into(),
+        r.label
+            .clone()
+            .unwrap_or_else(|| run.generator.clone())
+            .into(),
+    );
+    let mut spec = DatasetSpec::new(fields, space.iter().map(|p| p.name.clone()).collect());
+    spec.run_seed = Some(seed);
+    spec.source = source;
+    let t0 = Instant::now();
+    let mut gen_seconds = 0.0;
+    let mut writer: Option<DatasetWriter> = None;
+    for start in (0..r.count).step_by(r.batch) {
+        let n = r.batch.min(r.count - start);
+        let seeds: Vec<u64> = (start..start + n)
+            .map(|i| sample_seed(seed, i as u64))
+            .collect();
+        let t = Instant::now();
+        let samples = generator.generate(&params, &seeds)?;
+        gen_seconds += t.elapsed().as_secs_f64();
+        if samples.len() != n {
+            return Err(simemu_core::Error::Other(format!(
+                "generator '{}' returned {} samples for {n} seeds",
+                run.generator,
+                samples.len()
+            ))
+            .into());
+        }
+        let w = match &mut writer {
+            Some(w) => w,
+            None => {
+                // An unconditional call of a conditional generator (its defaults) may
+                // return samples without parameters: record what the samples carry.
+                if samples[0].params.is_empty() {
+                    spec.param_names.clear();
+                }
+                writer.insert(DatasetWriter::create(&r.out, spec.clone(), r.force)?)
+            }
+        };
+        for (s, seed) in samples.iter().zip(&seeds) {
+            w.push(s, Some(*seed))?;
+        }
+        obs.progress("generate", start + n, r.count);
+    }
+    let mut w = writer.expect("count >= 1");
+    w.source_mut().insert(
+        "seconds_per_sample".into(),
+        (gen_seconds / r.count as f64).into(),
+    );
+    w.finish()?;
+    tracing::info!(
+        "generated {} samples into {} in {:.2}s ({:.2e} s/sample)",
+        r.count,
+        r.out.display(),
+        t0.elapsed().as_secs_f64(),
+        gen_seconds / r.count as f64
+    );
+    Ok(())
+}
