@@ -236,9 +236,31 @@ impl SimulatorSection {
         design
     }
 
-    /// The simulator's options as the plugin takes them.
-    pub(crate) fn options_value(&self) -> Value {
-        Value::Object(self.options.clone())
+    /// Simulates a set into `out` with the run seed `seed`: the training set
+    /// (`training`, `count` as in [`DataSection::train`]) or `count` held-out
+    /// samples at `params`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn simulate_set(
+        &self,
+        reg: &Registry,
+        params: &BTreeMap<String, f64>,
+        (count, training): (usize, bool),
+        seed: u64,
+        out: &Path,
+        force: bool,
+        obs: &dyn Observer,
+    ) -> Result<()> {
+        let request = SimulateRequest {
+            simulator: &self.name,
+            options: &Value::Object(self.options.clone()),
+            design: &self.design(params, count, training),
+            seed,
+            shard: None,
+            shard_size: simemu_core::dataset::DEFAULT_SHARD_SIZE,
+            out,
+            force,
+        };
+        simulate(reg, &request, obs).map(|_| ())
     }
 }
 
@@ -466,7 +488,6 @@ pub fn run(
     p.save()?;
 
     let sim = &config.simulator;
-    let sim_options = sim.options_value();
     let seed = |what: &str| derive_seed(config.seed, what);
 
     // Training data (the generator's unless it starts from a checkpoint; always the baselines').
@@ -478,22 +499,16 @@ pub fn run(
         train_inputs.clone(),
         &train_dir,
         |force, _| {
-            let design = sim.design(&sim.params, config.data.train, true);
-            simulate(
+            let count = (config.data.train, true);
+            sim.simulate_set(
                 reg,
-                &SimulateRequest {
-                    simulator: &sim.name,
-                    options: &sim_options,
-                    design: &design,
-                    seed: seed("train"),
-                    shard: None,
-                    shard_size: simemu_core::dataset::DEFAULT_SHARD_SIZE,
-                    out: &train_dir,
-                    force,
-                },
+                &sim.params,
+                count,
+                seed("train"),
+                &train_dir,
+                force,
                 obs,
             )
-            .map(|_| ())
         },
     )?;
 
@@ -682,22 +697,9 @@ pub fn run(
             validation_inputs.clone(),
             &validation_dir,
             |force, _| {
-                let design = sim.design(params, config.data.validation, false);
-                simulate(
-                    reg,
-                    &SimulateRequest {
-                        simulator: &sim.name,
-                        options: &sim_options,
-                        design: &design,
-                        seed: validation_seed,
-                        shard: None,
-                        shard_size: simemu_core::dataset::DEFAULT_SHARD_SIZE,
-                        out: &validation_dir,
-                        force,
-                    },
-                    obs,
-                )
-                .map(|_| ())
+                let count = (config.data.validation, false);
+                let out = &validation_dir;
+                sim.simulate_set(reg, params, count, validation_seed, out, force, obs)
             },
         )?;
         let mut generated = Vec::new();

@@ -23,7 +23,7 @@ use simemu_validate::StatRequest;
 
 use crate::error::{io, Result};
 use crate::job::{conditional_flags, generation_params, Pipeline, SimulatorSection};
-use crate::{compare, generate, simulate, CompareRequest, GenerateRequest, SimulateRequest};
+use crate::{compare, generate, CompareRequest, GenerateRequest};
 
 /// Everything the selection needs from the run.
 pub(crate) struct Job<'a> {
@@ -117,7 +117,6 @@ fn score_candidates(
     }
     let scratch = out.join("scratch");
     let sim = job.simulator;
-    let sim_options = sim.options_value();
     let (reference_count, count) = job.counts;
     let mut lowest = vec![Vec::new(); trained.len()];
     let mut agreeing = vec![Vec::new(); trained.len()];
@@ -127,21 +126,9 @@ fn score_candidates(
         for j in 0..job.sets {
             let tag = format!("{k}-{j}");
             let reference = scratch.join(format!("reference-{tag}"));
-            let design = sim.design(params, reference_count, false);
-            simulate(
-                job.reg,
-                &SimulateRequest {
-                    simulator: &sim.name,
-                    options: &sim_options,
-                    design: &design,
-                    seed: derive_seed(job.run_seed, &format!("selection-{tag}")),
-                    shard: None,
-                    shard_size: simemu_core::dataset::DEFAULT_SHARD_SIZE,
-                    out: &reference,
-                    force: true,
-                },
-                obs,
-            )?;
+            let seed = derive_seed(job.run_seed, &format!("selection-{tag}"));
+            let set = (reference_count, false);
+            sim.simulate_set(job.reg, params, set, seed, &reference, true, obs)?;
             let latent_seed = derive_seed(job.run_seed, &format!("selection-generate-{tag}"));
             let mut generated = Vec::new();
             for (c, ((checkpoint, _), &conditional)) in trained.iter().zip(&conditional).enumerate()
