@@ -25,7 +25,7 @@ pub use params::{OptionSpec, ParamSpec};
 pub use registry::{
     FormatEntry, GeneratorEntry, Origin, Registry, SimulatorEntry, StaticPlugin, StatisticEntry,
 };
-pub use sample::{Array, DType, Field, FieldSpec, Sample};
+pub use sample::{Array, ArrayView, DType, Field, FieldSpec, FieldView, Sample};
 pub use traits::{
     Generator, PreparedSimulator, Simulator, StatContext, StatValues, Statistic, TrainOptions,
     TrainSummary,

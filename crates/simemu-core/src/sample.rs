@@ -75,6 +75,47 @@ impl Array {
         }
     }
 
+    /// The values by reference.
+    pub fn view(&self) -> ArrayView<'_> {
+        match self {
+            Array::F32(v) => ArrayView::F32(v),
+            Array::F64(v) => ArrayView::F64(v),
+        }
+    }
+
+    /// Index of the first value that is NaN or infinite.
+    pub fn first_non_finite(&self) -> Option<usize> {
+        self.view().first_non_finite()
+    }
+}
+
+/// Borrowed, C-ordered values of one field: what a statistic reads in place.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ArrayView<'a> {
+    F32(&'a [f32]),
+    F64(&'a [f64]),
+}
+
+impl ArrayView<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            ArrayView::F32(v) => v.len(),
+            ArrayView::F64(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// An owned copy.
+    pub fn to_array(&self) -> Array {
+        match self {
+            ArrayView::F32(v) => Array::F32(v.to_vec()),
+            ArrayView::F64(v) => Array::F64(v.to_vec()),
+        }
+    }
+
     /// Index of the first value that is NaN or infinite.
     pub fn first_non_finite(&self) -> Option<usize> {
         // Non-finite means all exponent bits set. A full pass that vectorises
@@ -89,8 +130,8 @@ impl Array {
         const EXPONENT_32: u32 = 0x7f80_0000;
         const EXPONENT_64: u64 = 0x7ff0_0000_0000_0000;
         match self {
-            Array::F32(v) => first_where(v, |x| x.to_bits() & EXPONENT_32 == EXPONENT_32),
-            Array::F64(v) => first_where(v, |x| x.to_bits() & EXPONENT_64 == EXPONENT_64),
+            ArrayView::F32(v) => first_where(v, |x| x.to_bits() & EXPONENT_32 == EXPONENT_32),
+            ArrayView::F64(v) => first_where(v, |x| x.to_bits() & EXPONENT_64 == EXPONENT_64),
         }
     }
 }
@@ -154,6 +195,33 @@ impl Field {
             )));
         }
         Ok(Field { name, shape, data })
+    }
+}
+
+impl Field {
+    /// The field by reference.
+    pub fn view(&self) -> FieldView<'_> {
+        FieldView {
+            name: &self.name,
+            shape: &self.shape,
+            data: self.data.view(),
+        }
+    }
+}
+
+/// One field's name, shape and values by reference.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FieldView<'a> {
+    pub name: &'a str,
+    pub shape: &'a [usize],
+    pub data: ArrayView<'a>,
+}
+
+impl FieldView<'_> {
+    /// A sample of this one field (a copy), without parameters.
+    pub fn to_sample(&self) -> Result<Sample> {
+        let field = Field::new(self.name, self.shape.to_vec(), self.data.to_array())?;
+        Ok(Sample::single(field, Vec::new()))
     }
 }
 

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use crate::dataset::{source_record, DatasetSpec, DatasetWriter, Manifest, PartEntry};
 use crate::seed::sample_seed;
 use crate::traits::{PreparedSimulator, Simulator};
-use crate::{Error, Result};
+use crate::{Error, Result, Sample};
 
 /// `K/N`: the K-th (0-based) of N contiguous, disjoint parts of a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,54 +96,102 @@ pub fn simulate_to_dataset(
         total,
     });
 
-    // Prepare each distinct parameter point once.
-    let mut points: Vec<Vec<f64>> = Vec::new();
-    let mut point_of = Vec::with_capacity(range.len());
-    for i in range.clone() {
-        let p = &job.design[i];
-        let k = match points.iter().position(|q| q == p) {
-            Some(k) => k,
-            None => {
-                points.push(p.clone());
-                points.len() - 1
-            }
-        };
-        point_of.push(k);
-    }
-    let prepared: Vec<Box<dyn PreparedSimulator>> = points
-        .par_iter()
-        .map(|p| sim.prepare(p))
-        .collect::<Result<Vec<_>>>()?;
-    let notes: Vec<serde_json::Value> = prepared.iter().map(|p| p.notes()).collect();
-    if notes.iter().any(|n| !n.is_null()) {
-        let list: Vec<serde_json::Value> = points
-            .iter()
-            .zip(&notes)
-            .map(|(p, n)| serde_json::json!({"params": p, "notes": n}))
-            .collect();
-        spec.source.insert("notes".into(), list.into());
+    let points = PreparedPoints::new(job, range.clone())?;
+    if let Some(notes) = points.notes() {
+        spec.source.insert("notes".into(), notes);
     }
     spec.source.extend(source);
     let mut writer = DatasetWriter::create(out, spec, overwrite)?;
 
     // Produce in chunks: parallel inside a chunk, written in index order.
     let chunk = (rayon::current_num_threads() * 16).max(64);
-    let indices: Vec<usize> = range.clone().collect();
+    let indices: Vec<usize> = range.collect();
     for block in indices.chunks(chunk) {
-        let samples = block
-            .par_iter()
-            .map(|&i| {
-                let seed = sample_seed(job.run_seed, i as u64);
-                prepared[point_of[i - range.start]]
-                    .simulate(seed)
-                    .map(|s| (s, seed))
-                    .map_err(|e| Error::Other(format!("sample {i}: {e}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        for (s, seed) in &samples {
+        for (s, seed) in &points.draw(block)? {
             writer.push(s, Some(*seed))?;
         }
         progress(writer.count());
     }
     writer.finish()
+}
+
+/// Runs the job in memory: every sample of the design (or of its shard) with
+/// its seed, in index order — the samples [`simulate_to_dataset`] writes.
+pub fn simulate_samples(job: &SimulationJob) -> Result<Vec<(Sample, u64)>> {
+    for p in &job.design {
+        crate::params::check_params(job.simulator.params(), p)?;
+    }
+    let total = job.design.len();
+    if total == 0 {
+        return Err(Error::Option("nothing to simulate (count is 0)".into()));
+    }
+    let range = job.shard.map(|s| s.range(total)).unwrap_or(0..total);
+    let points = PreparedPoints::new(job, range.clone())?;
+    points.draw(&range.collect::<Vec<_>>())
+}
+
+/// Each distinct parameter point of a job's samples, prepared once.
+struct PreparedPoints<'j> {
+    job: &'j SimulationJob<'j>,
+    range: std::ops::Range<usize>,
+    points: Vec<Vec<f64>>,
+    /// Per sample of `range`: its point.
+    point_of: Vec<usize>,
+    prepared: Vec<Box<dyn PreparedSimulator>>,
+}
+
+impl<'j> PreparedPoints<'j> {
+    fn new(job: &'j SimulationJob<'j>, range: std::ops::Range<usize>) -> Result<Self> {
+        let mut points: Vec<Vec<f64>> = Vec::new();
+        let mut point_of = Vec::with_capacity(range.len());
+        for i in range.clone() {
+            let p = &job.design[i];
+            let k = match points.iter().position(|q| q == p) {
+                Some(k) => k,
+                None => {
+                    points.push(p.clone());
+                    points.len() - 1
+                }
+            };
+            point_of.push(k);
+        }
+        let prepared = points
+            .par_iter()
+            .map(|p| job.simulator.prepare(p))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(PreparedPoints {
+            job,
+            range,
+            points,
+            point_of,
+            prepared,
+        })
+    }
+
+    /// What the preparations had to adjust, per point (None: nothing).
+    fn notes(&self) -> Option<serde_json::Value> {
+        let notes: Vec<serde_json::Value> = self.prepared.iter().map(|p| p.notes()).collect();
+        notes.iter().any(|n| !n.is_null()).then(|| {
+            self.points
+                .iter()
+                .zip(&notes)
+                .map(|(p, n)| serde_json::json!({"params": p, "notes": n}))
+                .collect::<Vec<_>>()
+                .into()
+        })
+    }
+
+    /// Samples `indices` (of the whole run) with their seeds, drawn in parallel.
+    fn draw(&self, indices: &[usize]) -> Result<Vec<(Sample, u64)>> {
+        indices
+            .par_iter()
+            .map(|&i| {
+                let seed = sample_seed(self.job.run_seed, i as u64);
+                self.prepared[self.point_of[i - self.range.start]]
+                    .simulate(seed)
+                    .map(|s| (s, seed))
+                    .map_err(|e| Error::Other(format!("sample {i}: {e}")))
+            })
+            .collect()
+    }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::dataset::Dataset;
 use crate::params::ParamSpec;
-use crate::sample::{FieldSpec, Sample};
+use crate::sample::{FieldSpec, FieldView, Sample};
 use crate::{Error, Registry, Result};
 
 /// A physical model S(σ, r): parameters σ and a seed r give one sample.
@@ -217,6 +217,13 @@ pub trait Statistic: Send + Sync {
     fn options(&self) -> serde_json::Value;
     /// Values for one sample, `[component][bin]`.
     fn compute(&self, sample: &Sample) -> Result<StatValues>;
+    /// Values for one field's data held elsewhere (an array of a caller's),
+    /// `[component][bin]`. The default copies it into a sample for
+    /// [`Statistic::compute`]; statistics of a single field override it to read
+    /// the values in place.
+    fn compute_view(&self, field: FieldView<'_>) -> Result<StatValues> {
+        self.compute(&field.to_sample()?)
+    }
 }
 
 /// What a statistic may know of the data when it is built: the field it reads

@@ -5,7 +5,9 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use simemu_core::{Dataset, Error, FieldSpec, Registry, Result, Sample, StatContext, Statistic};
+use simemu_core::{
+    ArrayView, Dataset, Error, FieldSpec, Registry, Result, Sample, StatContext, Statistic,
+};
 
 /// Pooled values of one field of a reference set, loaded once and sorted on first use.
 pub struct PooledValues<'a> {
@@ -49,19 +51,31 @@ impl<'a> PooledValues<'a> {
 
     /// Quantiles with numpy's default linear interpolation.
     pub fn quantiles(&self, probs: &[f64]) -> Result<Vec<f64>> {
-        let s = self.sorted()?;
-        Ok(probs
-            .iter()
-            .map(|&q| simemu_core::bins::quantile_sorted(s, q))
-            .collect())
+        Ok(quantiles_of(self.sorted()?, probs))
     }
 
     pub fn variance(&self) -> Result<f64> {
-        let s = self.sorted()?;
-        let n = s.len() as f64;
-        let mean = s.iter().map(|&x| x as f64).sum::<f64>() / n;
-        Ok(s.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n)
+        Ok(variance_of(self.sorted()?))
     }
+}
+
+/// Quantiles of sorted values, with numpy's default linear interpolation.
+fn quantiles_of(sorted: &[f32], probs: &[f64]) -> Vec<f64> {
+    probs
+        .iter()
+        .map(|&q| simemu_core::bins::quantile_sorted(sorted, q))
+        .collect()
+}
+
+/// The variance about the mean (ddof 0).
+fn variance_of(values: &[f32]) -> f64 {
+    let n = values.len() as f64;
+    let mean = values.iter().map(|&x| x as f64).sum::<f64>() / n;
+    values
+        .iter()
+        .map(|&x| (x as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n
 }
 
 /// Builds statistic `name` with `options` for field `field` of `reference`
@@ -74,13 +88,70 @@ pub fn build_statistic(
     field: usize,
     attrs_override: Option<&FieldSpec>,
 ) -> Result<Box<dyn Statistic>> {
-    let entry = registry.statistic(name)?;
     let pooled = PooledValues::new(reference, field);
-    let q = |p: &[f64]| pooled.quantiles(p);
-    let v = || pooled.variance();
     let spec = attrs_override
         .cloned()
         .unwrap_or_else(|| reference.fields()[field].clone());
+    build_with(registry, name, options, spec, &|| pooled.sorted())
+}
+
+/// Builds statistic `name` with `options` for fields described by `spec`, its
+/// quantile bins from `values`, the reference's values pooled over its samples
+/// (read as float32, as [`PooledValues`] reads a dataset's, and only if the
+/// statistic asks for quantiles): the statistic [`build_statistic`] builds for
+/// a dataset of those values.
+pub fn build_statistic_for_values(
+    registry: &Registry,
+    name: &str,
+    options: &serde_json::Value,
+    spec: FieldSpec,
+    values: ArrayView<'_>,
+) -> Result<Box<dyn Statistic>> {
+    let sorted = OnceLock::new();
+    let sorted = || -> Result<&[f32]> {
+        Ok(sorted.get_or_init(|| {
+            let mut all: Vec<f32> = match values {
+                ArrayView::F32(v) => v.to_vec(),
+                ArrayView::F64(v) => v.iter().map(|&x| x as f32).collect(),
+            };
+            all.par_sort_unstable_by(|a, b| a.total_cmp(b));
+            all
+        }))
+    };
+    build_with(registry, name, options, spec, &sorted)
+}
+
+/// Builds statistic `name` if it needs no reference values (its bins are all
+/// given): None when it asks for quantiles or the pooled variance. Such a
+/// statistic is the same for any data of `spec`'s shape, and can be kept.
+pub fn build_statistic_without_values(
+    registry: &Registry,
+    name: &str,
+    options: &serde_json::Value,
+    spec: FieldSpec,
+) -> Result<Option<Box<dyn Statistic>>> {
+    let asked = std::sync::atomic::AtomicBool::new(false);
+    let refuse = || -> Result<&[f32]> {
+        asked.store(true, std::sync::atomic::Ordering::Relaxed);
+        Err(Error::Data("no reference values".into()))
+    };
+    match build_with(registry, name, options, spec, &refuse) {
+        Ok(stat) => Ok(Some(stat)),
+        Err(_) if asked.load(std::sync::atomic::Ordering::Relaxed) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn build_with<'v>(
+    registry: &Registry,
+    name: &str,
+    options: &serde_json::Value,
+    spec: FieldSpec,
+    sorted: &(dyn Fn() -> Result<&'v [f32]> + Sync + 'v),
+) -> Result<Box<dyn Statistic>> {
+    let entry = registry.statistic(name)?;
+    let q = |p: &[f64]| Ok(quantiles_of(sorted()?, p));
+    let v = || Ok(variance_of(sorted()?));
     let ctx = StatContext {
         field: spec,
         quantiles: &q,

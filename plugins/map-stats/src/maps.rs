@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 use simemu_core::bins::{midpoints, BinSpec};
 use simemu_core::{
-    Error, OptionSpec, Registry, Result, Sample, StatContext, StatValues, Statistic,
+    ArrayView, Error, FieldView, OptionSpec, Registry, Result, Sample, StatContext, StatValues,
+    Statistic,
 };
 
 use crate::power::PowerSpectrum;
@@ -63,23 +64,27 @@ fn square_side(stat: &str, ctx: &StatContext) -> Result<usize> {
 }
 
 /// The map field of a sample (the named one, or the only one), checked to be N×N.
-fn map_field<'s>(sample: &'s Sample, field: &str, n: usize) -> Result<&'s simemu_core::Field> {
-    let fd = match sample.field(field) {
-        Ok(fd) => fd,
-        Err(_) if sample.fields.len() == 1 => &sample.fields[0],
-        Err(e) => return Err(e),
-    };
-    if fd.shape != [n, n] {
+fn map_field<'s>(sample: &'s Sample, field: &str) -> Result<&'s simemu_core::Field> {
+    match sample.field(field) {
+        Ok(fd) => Ok(fd),
+        Err(_) if sample.fields.len() == 1 => Ok(&sample.fields[0]),
+        Err(e) => Err(e),
+    }
+}
+
+/// Refuses a map that is not N×N.
+fn check_square(field: &FieldView<'_>, n: usize) -> Result<()> {
+    if field.shape != [n, n] || field.data.len() != n * n {
         return Err(Error::Data(format!(
             "map has shape {:?}, expected [{n}, {n}]",
-            fd.shape
+            field.shape
         )));
     }
-    Ok(fd)
+    Ok(())
 }
 
 /// Refuses NaN/Inf, naming the first bad pixel.
-fn check_finite(data: &simemu_core::Array, n: usize) -> Result<()> {
+fn check_finite(data: ArrayView<'_>, n: usize) -> Result<()> {
     match data.first_non_finite() {
         Some(i) => Err(non_finite_pixel(i, n)),
         None => Ok(()),
@@ -163,11 +168,14 @@ impl Statistic for ThresholdStat {
         serde_json::json!({"thresholds": self.thresholds, "sigma_units": self.sigma_units})
     }
     fn compute(&self, sample: &Sample) -> Result<StatValues> {
-        let fd = map_field(sample, &self.field, self.n)?;
-        check_finite(&fd.data, self.n)?;
-        match &fd.data {
-            simemu_core::Array::F32(m) => self.compute_on(m),
-            simemu_core::Array::F64(m) => self.compute_on(m),
+        self.compute_view(map_field(sample, &self.field)?.view())
+    }
+    fn compute_view(&self, field: FieldView<'_>) -> Result<StatValues> {
+        check_square(&field, self.n)?;
+        check_finite(field.data, self.n)?;
+        match field.data {
+            ArrayView::F32(m) => self.compute_on(m),
+            ArrayView::F64(m) => self.compute_on(m),
         }
     }
 }
@@ -275,10 +283,13 @@ impl Statistic for PowerStat {
         })
     }
     fn compute(&self, sample: &Sample) -> Result<StatValues> {
-        let f = map_field(sample, &self.field, self.n)?;
-        let power = match &f.data {
-            simemu_core::Array::F32(v) => self.estimator.compute_rows(v),
-            simemu_core::Array::F64(v) => self.estimator.compute_rows(v),
+        self.compute_view(map_field(sample, &self.field)?.view())
+    }
+    fn compute_view(&self, field: FieldView<'_>) -> Result<StatValues> {
+        check_square(&field, self.n)?;
+        let power = match field.data {
+            ArrayView::F32(v) => self.estimator.compute_rows(v),
+            ArrayView::F64(v) => self.estimator.compute_rows(v),
         };
         Ok(vec![power.map_err(|i| non_finite_pixel(i, self.n))?])
     }
