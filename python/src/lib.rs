@@ -14,7 +14,6 @@ use numpy::ndarray::{ArrayD, IxDyn};
 use numpy::{IntoPyArray, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
-use simemu_core::seed::sample_seed;
 use simemu_core::simulate::{simulate_samples, SimulationJob};
 use simemu_core::{
     Array, ArrayView, DType, Dataset, DatasetSpec, DatasetWriter, Field, FieldSpec, FieldView,
@@ -629,40 +628,27 @@ fn validate(
 /// A trained generator, loaded once.
 #[pyclass(module = "simemu._simemu")]
 struct Generator {
-    inner: Mutex<Box<dyn simemu_core::Generator>>,
+    inner: Mutex<simemu_pipeline::LoadedGenerator>,
     /// The plugin's name.
     #[pyo3(get)]
     name: String,
     /// The checkpoint as given (a path or `builtin:NAME`).
     #[pyo3(get)]
     checkpoint: String,
-    /// A shipped checkpoint's unpacked files, kept while the generator lives.
-    _unpacked: Option<simemu_models::TemporaryDir>,
 }
 
 /// Loads the generator of a run directory, a checkpoint inside one, or a
 /// shipped `builtin:NAME`.
 #[pyfunction]
 fn load(py: Python<'_>, checkpoint: &str) -> PyResult<Generator> {
-    let (path, unpacked) = match simemu_models::builtin_name(checkpoint) {
-        Some(name) => {
-            let builtin = simemu_models::find(name).map_err(core_error)?;
-            let dir = builtin.unpack_temporary().map_err(core_error)?;
-            (dir.path().join(builtin.name), Some(dir))
-        }
-        None => (PathBuf::from(checkpoint), None),
-    };
-    let run = simemu_pipeline::find_run(&path).map_err(pipeline_error)?;
     let reg = read_registry();
-    let entry = reg.generator(&run.generator).map_err(core_error)?;
-    let generator = py
-        .detach(|| (entry.load)(&path, &run.config, &reg))
-        .map_err(core_error)?;
+    let loaded = py
+        .detach(|| simemu_pipeline::load_generator(&reg, std::path::Path::new(checkpoint)))
+        .map_err(pipeline_error)?;
     Ok(Generator {
-        inner: Mutex::new(generator),
-        name: run.generator,
+        name: loaded.run.generator.clone(),
+        inner: Mutex::new(loaded),
         checkpoint: checkpoint.to_string(),
-        _unpacked: unpacked,
     })
 }
 
@@ -671,7 +657,8 @@ impl Generator {
     /// The condition's parameter names (empty: unconditional).
     #[getter]
     fn param_names(&self) -> Vec<String> {
-        self.lock()
+        let g = self.lock();
+        g.generator
             .params()
             .iter()
             .map(|p| p.name.clone())
@@ -692,35 +679,22 @@ impl Generator {
         if count == 0 || batch == 0 {
             return Err(value_error("count and batch must be at least 1"));
         }
-        let space = self.lock().params();
-        let values = if params.is_empty() {
-            Vec::new()
-        } else if space.is_empty() {
-            return Err(value_error(format!(
-                "generator '{}' is unconditional: it takes no params",
-                self.name
-            )));
-        } else {
-            simemu_core::params::resolve_params(&space, &params).map_err(core_error)?
-        };
         let (samples, fields) = py.detach(|| -> Result<_, PyErr> {
             let g = self.lock();
+            let values = g.condition(&params).map_err(pipeline_error)?;
             let mut all = Vec::with_capacity(count);
             for start in (0..count).step_by(batch) {
-                let n = batch.min(count - start);
-                let seeds: Vec<u64> = (start..start + n)
-                    .map(|i| sample_seed(seed, i as u64))
-                    .collect();
-                all.extend(g.generate(&values, &seeds).map_err(core_error)?);
+                let seeds = simemu_pipeline::sample_seeds(seed, start, batch.min(count - start));
+                all.extend(g.generator.generate(&values, &seeds).map_err(core_error)?);
             }
-            Ok((all, g.fields()))
+            Ok((all, g.generator.fields()))
         })?;
         stack(py, &fields, &samples)
     }
 }
 
 impl Generator {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Box<dyn simemu_core::Generator>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, simemu_pipeline::LoadedGenerator> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -30,7 +30,8 @@ pub use job::{
 pub use response::Responses;
 pub use simulate::{simulate, SimulateRequest};
 pub use train::{
-    find_run, generate, is_conditional, train, GenerateRequest, RunFile, TrainRequest, RUN_FILE,
+    find_run, generate, is_conditional, load_generator, sample_seeds, train, GenerateRequest,
+    LoadedGenerator, RunFile, TrainRequest, RUN_FILE,
 };
 
 /// What the pipeline tells the person watching: notes on its stages and the

@@ -183,20 +183,61 @@ impl Checkpoint {
     }
 }
 
-/// Loads the generator of a checkpoint, with its run file.
-fn load(reg: &Registry, checkpoint: &Path) -> Result<(Box<dyn Generator>, RunFile)> {
-    let run = find_run(checkpoint)?;
+/// A trained generator with its run file. A shipped checkpoint's files stay
+/// unpacked while it lives.
+pub struct LoadedGenerator {
+    pub generator: Box<dyn Generator>,
+    pub run: RunFile,
+    _checkpoint: Checkpoint,
+}
+
+/// Loads the generator of a run directory, a checkpoint inside one, or a
+/// shipped `builtin:NAME`.
+pub fn load_generator(reg: &Registry, checkpoint: &Path) -> Result<LoadedGenerator> {
+    let opened = Checkpoint::open(checkpoint)?;
+    let run = find_run(&opened.path)?;
     let entry = reg.generator(&run.generator)?;
-    let generator = (entry.load)(checkpoint, &run.config, reg)
+    let generator = (entry.load)(&opened.path, &run.config, reg)
         .with_context(|| format!("loading {}", checkpoint.display()))?;
-    Ok((generator, run))
+    Ok(LoadedGenerator {
+        generator,
+        run,
+        _checkpoint: opened,
+    })
+}
+
+impl LoadedGenerator {
+    /// The parameter vector of a condition given by name (empty: the
+    /// generator's defaults; an unconditional generator takes none).
+    pub fn condition(&self, params: &[(String, f64)]) -> Result<Vec<f64>> {
+        let space = self.generator.params();
+        if params.is_empty() {
+            Ok(Vec::new())
+        } else if space.is_empty() {
+            Err(request(format!(
+                "generator '{}' is unconditional: it takes no parameters",
+                self.run.generator
+            )))
+        } else {
+            Ok(resolve_params(&space, params)?)
+        }
+    }
+}
+
+/// The seeds of samples `start..start + n` of a generation with run seed `seed`.
+pub fn sample_seeds(seed: u64, start: usize, n: usize) -> Vec<u64> {
+    (start..start + n)
+        .map(|i| sample_seed(seed, i as u64))
+        .collect()
 }
 
 /// Whether the generator of a checkpoint (a path or `builtin:NAME`) takes
 /// parameters.
 pub fn is_conditional(reg: &Registry, checkpoint: &Path) -> Result<bool> {
-    let checkpoint = Checkpoint::open(checkpoint)?;
-    Ok(!load(reg, &checkpoint.path)?.0.params().is_empty())
+    Ok(!load_generator(reg, checkpoint)?
+        .generator
+        .params()
+        .is_empty())
 }
 
 /// Samples drawn from a trained generator.
@@ -223,19 +264,10 @@ pub fn generate(reg: &Registry, seed: u64, r: &GenerateRequest, obs: &dyn Observ
     if r.count == 0 || r.batch == 0 {
         return Err(request("--count and --batch must be at least 1"));
     }
-    let checkpoint = Checkpoint::open(&r.checkpoint)?;
-    let (generator, run) = load(reg, &checkpoint.path)?;
+    let loaded = load_generator(reg, &r.checkpoint)?;
+    let params = loaded.condition(&r.params)?;
+    let (generator, run) = (&loaded.generator, &loaded.run);
     let space = generator.params();
-    let params = if r.params.is_empty() {
-        Vec::new()
-    } else if space.is_empty() {
-        return Err(request(format!(
-            "generator '{}' is unconditional: it takes no --param",
-            run.generator
-        )));
-    } else {
-        resolve_params(&space, &r.params)?
-    };
     let fields = generator.fields();
     let mut source = source_record("generator", &run.generator, run.config.clone());
     source.insert(
@@ -257,9 +289,7 @@ pub fn generate(reg: &Registry, seed: u64, r: &GenerateRequest, obs: &dyn Observ
     let mut writer: Option<DatasetWriter> = None;
     for start in (0..r.count).step_by(r.batch) {
         let n = r.batch.min(r.count - start);
-        let seeds: Vec<u64> = (start..start + n)
-            .map(|i| sample_seed(seed, i as u64))
-            .collect();
+        let seeds = sample_seeds(seed, start, n);
         let t = Instant::now();
         let samples = generator.generate(&params, &seeds)?;
         gen_seconds += t.elapsed().as_secs_f64();
