@@ -1,7 +1,7 @@
 """simemu: build, train and validate fast generative emulators of simulators.
 
 numpy arrays in and out, the same numbers as the ``simemu`` command line: both
-run the same Rust libraries. A first session::
+run the same Rust libraries. A first example::
 
     import simemu
     maps = simemu.simulate("convergence", 500, options={"size": 64}, seed=1)
