@@ -51,13 +51,7 @@ fn core_error(e: simemu_core::Error) -> PyErr {
 }
 
 fn pipeline_error(e: simemu_pipeline::Error) -> PyErr {
-    let mut message = e.to_string();
-    let mut cause = std::error::Error::source(&e);
-    while let Some(c) = cause {
-        message.push_str(": ");
-        message.push_str(&c.to_string());
-        cause = c.source();
-    }
+    let message = e.with_causes();
     let mut inner = &e;
     while let simemu_pipeline::Error::Context { source, .. } = inner {
         inner = source;
@@ -96,35 +90,8 @@ fn read_registry() -> std::sync::RwLockReadGuard<'static, Registry> {
 
 /// The registry as `simemu list --json` shows it.
 #[pyfunction]
-fn plugins_json() -> PyResult<String> {
-    let reg = read_registry();
-    let simulators: Vec<serde_json::Value> = reg
-        .simulators()
-        .map(|e| {
-            let params = (e.build)(&serde_json::Value::Null)
-                .map(|s| s.params().to_vec())
-                .unwrap_or_default();
-            serde_json::json!({"name": e.name, "description": e.description, "origin": e.origin.to_string(), "params": params, "options": e.options})
-        })
-        .collect();
-    let entry = |name: &str, description: &str, origin: String, options| serde_json::json!({"name": name, "description": description, "origin": origin, "options": options});
-    let generators: Vec<_> = reg
-        .generators()
-        .map(|e| entry(&e.name, &e.description, e.origin.to_string(), &e.options))
-        .collect();
-    let statistics: Vec<_> = reg
-        .statistics()
-        .map(|e| entry(&e.name, &e.description, e.origin.to_string(), &e.options))
-        .collect();
-    let formats: Vec<_> = reg
-        .formats()
-        .map(|e| entry(&e.name, &e.description, e.origin.to_string(), &e.options))
-        .collect();
-    Ok(serde_json::json!({
-        "simulators": simulators, "generators": generators,
-        "statistics": statistics, "formats": formats,
-    })
-    .to_string())
+fn plugins_json() -> String {
+    read_registry().listing().to_string()
 }
 
 /// Loads a dynamic plugin (a cdylib built against this simemu).

@@ -286,6 +286,44 @@ impl Registry {
         self.formats.values()
     }
 
+    /// Every registered plugin, as `simemu list --json` prints it: per kind
+    /// (`simulators`, `generators`, `statistics`, `formats`), each entry's name,
+    /// description, origin and options; simulators also list their parameters,
+    /// formats their file extensions after the origin.
+    pub fn listing(&self) -> serde_json::Value {
+        let entry = |name: &str, description: &str, origin: String, options: &[OptionSpec]| serde_json::json!({"name": name, "description": description, "origin": origin, "options": options});
+        let simulators: Vec<_> = self
+            .simulators()
+            .map(|e| {
+                let params = (e.build)(&serde_json::Value::Null)
+                    .map(|s| s.params().to_vec())
+                    .unwrap_or_default();
+                let mut v = entry(&e.name, &e.description, e.origin.to_string(), &e.options);
+                v["params"] = serde_json::json!(params);
+                v
+            })
+            .collect();
+        let generators: Vec<_> = self
+            .generators()
+            .map(|e| entry(&e.name, &e.description, e.origin.to_string(), &e.options))
+            .collect();
+        let statistics: Vec<_> = self
+            .statistics()
+            .map(|e| entry(&e.name, &e.description, e.origin.to_string(), &e.options))
+            .collect();
+        let formats: Vec<_> = self
+            .formats()
+            .map(|e| {
+                let origin = format!("{}; .{}", e.origin, e.extensions.join(", ."));
+                entry(&e.name, &e.description, origin, &e.options)
+            })
+            .collect();
+        serde_json::json!({
+            "simulators": simulators, "generators": generators,
+            "statistics": statistics, "formats": formats,
+        })
+    }
+
     pub fn format(&self, name: &str) -> Result<&FormatEntry> {
         self.formats
             .get(name)

@@ -22,6 +22,18 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The error and its causes on one line, `outer: inner: …`.
+    pub fn with_causes(&self) -> String {
+        let mut s = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            s.push_str(": ");
+            s.push_str(&c.to_string());
+            cause = c.source();
+        }
+        s
+    }
+
     /// Whether the error lies in the request rather than in doing it: a
     /// [`Error::Request`], or a core error about a plugin, option or parameter
     /// named in it.

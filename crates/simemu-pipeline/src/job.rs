@@ -392,16 +392,25 @@ fn stat_requests(reg: &Registry, config: &RunConfig) -> Result<Vec<StatRequest>>
     if config.validation.statistic.is_empty() {
         return Ok(simemu_validate::default_stats());
     }
-    config
-        .validation
-        .statistic
+    statistic_requests(reg, &config.validation.statistic, "validation.statistic")
+}
+
+/// Statistic requests from a file's `[[SECTION]]` tables, each a `name` and the
+/// statistic's options; an unknown statistic or a table without a name is
+/// refused.
+pub fn statistic_requests(
+    reg: &Registry,
+    tables: &[serde_json::Map<String, Value>],
+    section: &str,
+) -> Result<Vec<StatRequest>> {
+    tables
         .iter()
         .map(|m| {
             let mut m = m.clone();
             let name = m
                 .remove("name")
                 .and_then(|n| n.as_str().map(str::to_string))
-                .ok_or_else(|| request("every [[validation.statistic]] needs a name"))?;
+                .ok_or_else(|| request(format!("every [[{section}]] needs a name")))?;
             reg.statistic(&name)?;
             Ok(StatRequest {
                 name,
@@ -602,7 +611,7 @@ pub fn run(
                                 // Interrupted before the first checkpoint: start over.
                                 Err(e) => tracing::warn!(
                                     "cannot resume ({}); training from the start",
-                                    chain(&e)
+                                    e.with_causes()
                                 ),
                             }
                         }
@@ -774,16 +783,4 @@ pub fn run(
         responses,
         seconds: p.t0.elapsed().as_secs_f64(),
     })
-}
-
-/// An error and its causes on one line.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cause = c.source();
-    }
-    s
 }

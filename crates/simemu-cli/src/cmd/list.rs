@@ -23,22 +23,30 @@ pub struct ListArgs {
 
 pub fn run(reg: &Registry, a: &ListArgs) -> Result<()> {
     let want = |k: Kind| a.kind.is_none() || a.kind == Some(k);
-    let mut json = serde_json::Map::new();
-    if want(Kind::Simulators) {
-        let mut list = Vec::new();
-        if !a.json {
-            println!("simulators:");
+    let kinds = [
+        (Kind::Simulators, "simulators"),
+        (Kind::Generators, "generators"),
+        (Kind::Statistics, "statistics"),
+        (Kind::Formats, "formats"),
+    ];
+    if a.json {
+        let mut listing = reg.listing();
+        if let Some(all) = listing.as_object_mut() {
+            for (kind, title) in kinds {
+                if !want(kind) {
+                    all.remove(title);
+                }
+            }
         }
+        println!("{}", serde_json::to_string_pretty(&listing)?);
+        return Ok(());
+    }
+    if want(Kind::Simulators) {
+        println!("simulators:");
         for e in reg.simulators() {
-            let built = (e.build)(&serde_json::Value::Null);
-            let params = built
-                .as_ref()
+            let params = (e.build)(&serde_json::Value::Null)
                 .map(|s| s.params().to_vec())
                 .unwrap_or_default();
-            if a.json {
-                list.push(serde_json::json!({"name": e.name, "description": e.description, "origin": e.origin.to_string(), "params": params, "options": e.options}));
-                continue;
-            }
             println!("  {:<16} {}  [{}]", e.name, e.description, e.origin);
             for p in &params {
                 let units = if p.units.is_empty() {
@@ -53,28 +61,16 @@ pub fn run(reg: &Registry, a: &ListArgs) -> Result<()> {
             }
             print_options(&e.options, |o| format!("--option {:<9}", o.name));
         }
-        json.insert("simulators".into(), list.into());
     }
-    let plain = |kind: Kind,
-                 title: &str,
-                 entries: Vec<(&str, &str, String, &Vec<OptionSpec>)>,
-                 json: &mut serde_json::Map<String, serde_json::Value>| {
+    let plain = |kind: Kind, title: &str, entries: Vec<(&str, &str, String, &Vec<OptionSpec>)>| {
         if !want(kind) {
             return;
         }
-        if !a.json {
-            println!("{title}:");
-        }
-        let mut list = Vec::new();
+        println!("{title}:");
         for (name, description, origin, options) in entries {
-            if a.json {
-                list.push(serde_json::json!({"name": name, "description": description, "origin": origin, "options": options}));
-                continue;
-            }
             println!("  {name:<16} {description}  [{origin}]");
             print_options(options, |o| format!("{:<21}", o.name));
         }
-        json.insert(title.into(), list.into());
     };
     plain(
         Kind::Generators,
@@ -89,7 +85,6 @@ pub fn run(reg: &Registry, a: &ListArgs) -> Result<()> {
                 )
             })
             .collect(),
-        &mut json,
     );
     plain(
         Kind::Statistics,
@@ -104,26 +99,17 @@ pub fn run(reg: &Registry, a: &ListArgs) -> Result<()> {
                 )
             })
             .collect(),
-        &mut json,
     );
     plain(
         Kind::Formats,
         "formats",
         reg.formats()
             .map(|e| {
-                (
-                    e.name.as_str(),
-                    e.description.as_str(),
-                    format!("{}; .{}", e.origin, e.extensions.join(", .")),
-                    &e.options,
-                )
+                let origin = format!("{}; .{}", e.origin, e.extensions.join(", ."));
+                (e.name.as_str(), e.description.as_str(), origin, &e.options)
             })
             .collect(),
-        &mut json,
     );
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&json)?);
-    }
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use simemu_core::Registry;
 use simemu_pipeline::CompareRequest;
@@ -70,26 +70,8 @@ pub fn stat_requests(reg: &Registry, s: &StatSelection) -> Result<Vec<StatReques
         let v = super::read_config(path)?;
         let f: StatsFile =
             serde_json::from_value(v).map_err(|e| usage(format!("{}: {e}", path.display())))?;
-        return f
-            .statistic
-            .into_iter()
-            .map(|mut m| {
-                let name = m
-                    .remove("name")
-                    .and_then(|n| n.as_str().map(|s| s.to_string()))
-                    .ok_or_else(|| {
-                        usage(format!(
-                            "{}: every [[statistic]] needs a name",
-                            path.display()
-                        ))
-                    })?;
-                reg.statistic(&name)?;
-                Ok(StatRequest {
-                    name,
-                    options: serde_json::Value::Object(m),
-                })
-            })
-            .collect();
+        return simemu_pipeline::statistic_requests(reg, &f.statistic, "statistic")
+            .with_context(|| path.display().to_string());
     }
     let names: Vec<String> = if s.stats.is_empty() {
         simemu_validate::default_stats()
