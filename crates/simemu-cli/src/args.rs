@@ -9,7 +9,7 @@
 
 use std::ffi::OsString;
 
-use clap::CommandFactory;
+use clap::{CommandFactory, FromArgMatches};
 
 /// A flag as written: its spellings and whether a value follows it.
 struct Flag {
@@ -58,11 +58,20 @@ fn flag_words(flags: &[Flag], word: &str, has_next: bool) -> usize {
     }
 }
 
-/// `args` (program name first) with the flags that follow a trailing argument
-/// list moved in front of it.
-pub fn hoist_flags(args: Vec<OsString>) -> Vec<OsString> {
+/// The command line, parsed: the process's words with [`hoist_flags`] applied,
+/// matched against the one command it built (clap exits with its message on
+/// an error, as `Cli::parse` does).
+pub fn parse() -> crate::Cli {
     let mut cli = crate::Cli::command();
     cli.build();
+    let args = hoist_flags(&cli, std::env::args_os().collect());
+    let matches = cli.get_matches_from(args);
+    crate::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// `args` (program name first) with the flags that follow a trailing argument
+/// list moved in front of it; `cli` is simemu's command, built.
+pub fn hoist_flags(cli: &clap::Command, args: Vec<OsString>) -> Vec<OsString> {
     let globals: Vec<Flag> = cli.get_arguments().filter_map(Flag::of).collect();
     // The command: the first word that is neither a global flag nor its value.
     let mut i = 1;
@@ -118,7 +127,9 @@ mod tests {
 
     fn hoisted(line: &str) -> String {
         let args = line.split(' ').map(Into::into).collect();
-        let out: Vec<String> = hoist_flags(args)
+        let mut cli = <crate::Cli as clap::CommandFactory>::command();
+        cli.build();
+        let out: Vec<String> = hoist_flags(&cli, args)
             .into_iter()
             .map(|w| w.into_string().unwrap())
             .collect();

@@ -148,7 +148,7 @@ fn shorten_candle_spin() {
 fn main() -> ExitCode {
     keep_freed_memory();
     shorten_candle_spin();
-    let cli = Cli::parse_from(args::hoist_flags(std::env::args_os().collect()));
+    let cli = args::parse();
     ui::init_logging(cli.verbose, cli.quiet);
     if let Some(t) = cli.threads {
         if t == 0 {
