@@ -198,20 +198,21 @@ _DATASET_FACTS = ("angle_deg",)
 
 
 def _split_facts(options: Mapping[str, Any]) -> Tuple[dict, dict]:
+    """The dataset facts among ``options`` (the extension checks them), and the rest."""
     options = dict(options)
-    facts = {k: options.pop(k) for k in _DATASET_FACTS if k in options and options[k] is not None}
-    for k, v in facts.items():
-        if not np.isfinite(v) or v <= 0:
-            raise InvalidInputError(f"{k} = {v}: the angle must be positive")
-        facts[k] = float(v)
+    facts = {k: _json_value(float(options.pop(k))) for k in _DATASET_FACTS if k in options and options[k] is not None}
     return facts, options
 
 
 def _json_value(v: Any) -> Any:
+    """``v`` as JSON holds it: arrays as lists, numpy scalars as numbers, NaN and
+    infinities as null (JSON has none; the checks downstream name them)."""
     if isinstance(v, np.ndarray):
         return v.tolist()
     if isinstance(v, (np.floating, np.integer)):
-        return v.item()
+        v = v.item()
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
     return v
 
 
@@ -270,22 +271,11 @@ def pixel_pdf(maps: ArrayLike, thresholds: Optional[ArrayLike] = None, sigma_uni
     return _map_statistic("pixel-pdf", maps, {"thresholds": thresholds, "sigma_units": sigma_units})
 
 
-def _stat_requests(stats: Optional[Sequence[str]], options: Mapping[str, Any]) -> List[dict]:
-    """Each statistic with the options it declares; an option none declares is refused."""
-    declared = {s["name"]: {o["name"] for o in s["options"]} for s in plugins()["statistics"]}
+def _stat_requests(stats: Optional[Sequence[str]], options: Mapping[str, Any]) -> str:
+    """Each statistic with the options it declares, by the command line's rule (JSON)."""
     names = list(stats) if stats else ["pixel-pdf", "power-spectrum", "minkowski", "peaks"]
-    used = set()
-    requests = []
-    for name in names:
-        if name not in declared:
-            raise InvalidInputError(f"unknown statistic '{name}' (statistics: {', '.join(sorted(declared))})")
-        given = {k: _json_value(v) for k, v in options.items() if k in declared[name]}
-        used.update(given)
-        requests.append({"name": name, "options": given})
-    unused = set(options) - used - set(_DATASET_FACTS)
-    if unused:
-        raise InvalidInputError(f"option '{sorted(unused)[0]}' is not an option of {', '.join(names)}")
-    return requests
+    given = {k: _json_value(v) for k, v in options.items()}
+    return _call(_simemu.statistic_requests, names, json.dumps(given))
 
 
 @dataclass
@@ -381,14 +371,11 @@ def validate(
     field's attribute). Per bin a two-sample KS test; a statistic passes when
     ≥ 80% of its bins (of each component) pass.
     """
-    facts, rest = _split_facts(options)
+    requests = _stat_requests(stats, options)
+    facts, _ = _split_facts(options)
     scratch: List[tempfile.TemporaryDirectory] = []
     ref = _dataset_path(reference, "reference", facts, scratch)
     cand = _dataset_path(candidate, "candidate", facts, scratch)
-    stat_options = dict(rest)
-    if all(isinstance(v, (str, os.PathLike)) for v in (reference, candidate)):
-        stat_options.update(facts)
-    requests = json.dumps(_stat_requests(stats, stat_options))
     report = json.loads(_call(_simemu.validate, ref, cand, requests, field, None, False))
     return Validation(report, (ref, cand, requests, field, scratch))
 

@@ -338,6 +338,7 @@ fn statistic<'py>(
     let options: serde_json::Value = serde_json::from_str(options_json).map_err(json_error)?;
     let attrs: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(attrs_json).map_err(json_error)?;
+    simemu_pipeline::check_dataset_facts(&attrs, &str::to_string).map_err(pipeline_error)?;
     let values = Values::extract(samples, "samples")?;
     let shape = values.shape();
     if shape.len() < 2 {
@@ -437,6 +438,17 @@ fn statistic<'py>(
     let bins = x.len();
     let values = to_numpy(py, Array::F64(out), components.len(), &[count, bins])?;
     Ok((x, x_name, components, values))
+}
+
+/// The requests for statistics `names` with one table of options, by the
+/// command line's rule (`simemu_pipeline::statistic_requests_for`), as JSON.
+#[pyfunction]
+fn statistic_requests(names: Vec<String>, options_json: &str) -> PyResult<String> {
+    let given = serde_json::from_str(options_json).map_err(json_error)?;
+    let requests =
+        simemu_pipeline::statistic_requests_for(&read_registry(), &names, &given, &str::to_string)
+            .map_err(pipeline_error)?;
+    serde_json::to_string(&requests).map_err(json_error)
 }
 
 /// A dataset's manifest and layout, as JSON.
@@ -677,6 +689,7 @@ fn _simemu(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(simulate, m)?)?;
     m.add_function(wrap_pyfunction!(statistic, m)?)?;
     m.add_function(wrap_pyfunction!(last_statistic_read_in_place, m)?)?;
+    m.add_function(wrap_pyfunction!(statistic_requests, m)?)?;
     m.add_function(wrap_pyfunction!(dataset_info, m)?)?;
     m.add_function(wrap_pyfunction!(dataset_read, m)?)?;
     m.add_function(wrap_pyfunction!(dataset_params, m)?)?;

@@ -420,6 +420,73 @@ pub fn statistic_requests(
         .collect()
 }
 
+/// Options that describe the data rather than a statistic (a map's side
+/// angle): every statistic may be given them, and those that do not need them
+/// ignore them.
+pub const DATASET_FACTS: &[&str] = &["angle_deg"];
+
+/// The requests for statistics `names` given one table of options, as a
+/// command line gives them: each statistic gets the options it declares; an
+/// option no chosen statistic declares is refused, unless it is one of
+/// [`DATASET_FACTS`], which must be positive numbers. `spelling` writes an
+/// option's name as the caller's user typed it (`--angle-deg`, `angle_deg`).
+pub fn statistic_requests_for(
+    reg: &Registry,
+    names: &[String],
+    given: &serde_json::Map<String, Value>,
+    spelling: &dyn Fn(&str) -> String,
+) -> Result<Vec<StatRequest>> {
+    check_dataset_facts(given, spelling)?;
+    let mut used: std::collections::HashSet<&str> = DATASET_FACTS.iter().copied().collect();
+    let mut out = Vec::new();
+    for name in names {
+        let entry = reg.statistic(name)?;
+        let mut options = serde_json::Map::new();
+        for spec in &entry.options {
+            if let Some((k, v)) = given.get_key_value(&spec.name) {
+                options.insert(k.clone(), v.clone());
+                used.insert(k);
+            }
+        }
+        out.push(StatRequest {
+            name: name.clone(),
+            options: Value::Object(options),
+        });
+    }
+    if let Some(k) = given.keys().find(|k| !used.contains(k.as_str())) {
+        return Err(request(format!(
+            "option '{}' is not an option of {}",
+            spelling(k),
+            names.join(", ")
+        )));
+    }
+    Ok(out)
+}
+
+/// Refuses a [`DATASET_FACTS`] entry of `given` that is not a positive number.
+pub fn check_dataset_facts(
+    given: &serde_json::Map<String, Value>,
+    spelling: &dyn Fn(&str) -> String,
+) -> Result<()> {
+    for fact in DATASET_FACTS {
+        if let Some(v) = given.get(*fact) {
+            if !v.as_f64().is_some_and(|a| a.is_finite() && a > 0.0) {
+                // JSON has no NaN or infinity: such a value arrives as null.
+                let v = if v.is_null() {
+                    "(not finite)".into()
+                } else {
+                    v.to_string()
+                };
+                return Err(request(format!(
+                    "{} {v}: the angle must be positive",
+                    spelling(fact)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The condition a generator generates at: `params` if it is conditional, none
 /// otherwise.
 pub(crate) fn generation_params(

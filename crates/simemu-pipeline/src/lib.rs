@@ -24,9 +24,9 @@ pub use compare::{compare, validate, CompareRequest};
 pub use design::{Design, GridAxis, LatinHypercube, RangeAxis};
 pub use error::{Context, Error, Result};
 pub use job::{
-    parse_duration, point_label, run, statistic_requests, DataSection, GeneratorSection,
-    PointOutcome, RunConfig, RunOptions, RunOutcome, SelectSection, SimulatorSection,
-    ValidationSection, DEFAULT_CONFIG,
+    check_dataset_facts, parse_duration, point_label, run, statistic_requests,
+    statistic_requests_for, DataSection, GeneratorSection, PointOutcome, RunConfig, RunOptions,
+    RunOutcome, SelectSection, SimulatorSection, ValidationSection, DATASET_FACTS, DEFAULT_CONFIG,
 };
 pub use response::Responses;
 pub use simulate::{simulate, SimulateRequest};

@@ -10,7 +10,6 @@ use simemu_core::{Dataset, Registry};
 use simemu_validate::measure::{build_statistic, measure_dataset, Measurement};
 use simemu_validate::StatRequest;
 
-use super::usage;
 use crate::{ui, StatOptionArgs};
 
 #[derive(Args)]
@@ -32,13 +31,9 @@ pub struct StatArgs {
     pub shard: Option<String>,
 }
 
-/// Statistic options that describe the data rather than the statistic.
-const DATASET_FACTS: &[&str] = &["angle_deg"];
-
 /// The requests for the statistics `names` with the options given on the
-/// command line: each statistic gets the options it declares; an option that
-/// no chosen statistic declares is refused, unless it is one of
-/// [`DATASET_FACTS`].
+/// command line (`simemu_pipeline::statistic_requests_for`'s rule: each
+/// statistic gets the options it declares, the angle is a fact about the data).
 pub fn requests(reg: &Registry, names: &[String], o: &StatOptionArgs) -> Result<Vec<StatRequest>> {
     let mut given = serde_json::Map::new();
     if let Some(t) = &o.thresholds {
@@ -51,11 +46,6 @@ pub fn requests(reg: &Registry, names: &[String], o: &StatOptionArgs) -> Result<
         given.insert("sigma_units".into(), true.into());
     }
     if let Some(a) = o.angle_deg {
-        if !(a.is_finite() && a > 0.0) {
-            return Err(usage(format!(
-                "--angle-deg {a}: the angle must be positive"
-            )));
-        }
         given.insert("angle_deg".into(), a.into());
     }
     if let serde_json::Value::Object(m) =
@@ -63,33 +53,10 @@ pub fn requests(reg: &Registry, names: &[String], o: &StatOptionArgs) -> Result<
     {
         given.extend(m);
     }
-    // Facts about the data, not choices of a statistic: every statistic may be
-    // given them, and those that do not need them ignore them.
-    let mut used: std::collections::HashSet<String> =
-        DATASET_FACTS.iter().map(|f| f.to_string()).collect();
-    let mut out = Vec::new();
-    for name in names {
-        let entry = reg.statistic(name)?;
-        let mut opts = serde_json::Map::new();
-        for spec in &entry.options {
-            if let Some(v) = given.get(&spec.name) {
-                opts.insert(spec.name.clone(), v.clone());
-                used.insert(spec.name.clone());
-            }
-        }
-        out.push(StatRequest {
-            name: name.clone(),
-            options: serde_json::Value::Object(opts),
-        });
-    }
-    if let Some(k) = given.keys().find(|k| !used.contains(*k)) {
-        return Err(usage(format!(
-            "option '{}' is not an option of {}",
-            k.replace('_', "-"),
-            names.join(", ")
-        )));
-    }
-    Ok(out)
+    let flag = |name: &str| format!("--{}", name.replace('_', "-"));
+    Ok(simemu_pipeline::statistic_requests_for(
+        reg, names, &given, &flag,
+    )?)
 }
 
 /// The JSON written by `simemu stat --json`.
