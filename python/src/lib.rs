@@ -42,7 +42,9 @@ fn core_error(e: simemu_core::Error) -> PyErr {
     let kind = match &e {
         E::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => "not_found",
         E::Io { .. } => "io",
-        E::Parameter(_) | E::Option(_) | E::Data(_) | E::UnknownPlugin(_) => "value",
+        E::Parameter(_) | E::Option(_) | E::Data(_) | E::UnknownPlugin(_) | E::Refused(_) => {
+            "value"
+        }
         E::BadFile { path, .. } if !path.exists() => "not_found",
         E::BadFile { .. } => "bad_file",
         _ => "runtime",
@@ -200,10 +202,11 @@ fn simulate<'py>(
     let reg = read_registry();
     let sim = reg.build_simulator(name, &options).map_err(core_error)?;
     let samples = py.detach(|| -> Result<_, PyErr> {
-        let (design, _) = design.samples(sim.params(), seed).map_err(pipeline_error)?;
+        let (points, _) = design.points(sim.params(), seed).map_err(pipeline_error)?;
         let job = SimulationJob {
             simulator: sim.as_ref(),
-            design,
+            points,
+            count_per_point: design.count,
             run_seed: seed,
             shard: None,
             shard_size: simemu_core::dataset::DEFAULT_SHARD_SIZE,

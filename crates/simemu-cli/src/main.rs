@@ -3,6 +3,7 @@
 
 mod args;
 mod cmd;
+mod output;
 mod plugins;
 mod ui;
 
@@ -21,9 +22,10 @@ pub struct Cli {
     /// Load a dynamic plugin (a cdylib built against this simemu); repeatable.
     #[arg(long = "plugin", global = true, value_name = "LIB")]
     pub plugins: Vec<PathBuf>,
-    /// Default seed for commands that draw random numbers.
-    #[arg(long, global = true, default_value_t = 0)]
-    pub seed: u64,
+    /// Seed for commands that draw random numbers (default 0; `train --resume`
+    /// keeps the run's own).
+    #[arg(long, global = true)]
+    pub seed: Option<u64>,
     /// More log output (-v: debug, -vv: trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -178,7 +180,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         }
         if let Some(err) = cause.downcast_ref::<simemu_core::Error>() {
             return match err {
-                E::UnknownPlugin(_) | E::Option(_) | E::Parameter(_) => 2,
+                E::UnknownPlugin(_) | E::Option(_) | E::Parameter(_) | E::Refused(_) => 2,
                 _ => 1,
             };
         }

@@ -36,7 +36,14 @@ fn exported_maps_import_back_and_measure_and_validate_like_the_originals() {
         d,
         &["-q", "export", "sim", "--format", "fits", "--out", "fits"],
     );
-    assert_eq!(std::fs::read_dir(d.join("fits")).unwrap().count(), 40);
+    // 40 maps and the marker that lets `--force` recognise the export.
+    let entries: Vec<String> = std::fs::read_dir(d.join("fits"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(entries.iter().filter(|n| n.ends_with(".fits")).count(), 40);
+    assert!(entries.contains(&simemu_core::fsutil::EXPORT_MARKER.to_string()));
+    assert_eq!(entries.len(), 41);
     ok(
         d,
         &[
@@ -165,7 +172,7 @@ fn import_and_export_refuse_bad_requests_clearly() {
     assert_eq!(std::fs::read_dir(d).unwrap().count(), 0);
     // An existing output is kept unless --force.
     ok(d, &["-q", "import", &fixture("maps"), "--out", "x"]);
-    let e = fails(d, &["import", &fixture("maps"), "--out", "x"], 1);
+    let e = fails(d, &["import", &fixture("maps"), "--out", "x"], 2);
     assert!(e.contains("already exists"), "{e}");
     let e = fails(
         d,

@@ -5,6 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
+/// The most bins a statistic may have: each is a KS test and a column of
+/// every report; far more than any summary statistic resolves.
+pub const MAX_BINS: usize = 100_000;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum BinSpec {
@@ -55,6 +59,11 @@ impl BinSpec {
         })?;
         if n < 1 {
             return Err(Error::Option(format!("'{s}': at least 1 bin is needed")));
+        }
+        if n > MAX_BINS {
+            return Err(Error::Option(format!(
+                "'{s}': {n} bins; at most {MAX_BINS} are allowed"
+            )));
         }
         if !a.is_finite() || !b.is_finite() || a >= b {
             return Err(Error::Option(format!(
@@ -122,6 +131,12 @@ pub fn check_edges(edges: &[f64]) -> Result<()> {
         return Err(Error::Option(format!(
             "at least 2 bin edges are needed, got {}",
             edges.len()
+        )));
+    }
+    if edges.len() > MAX_BINS + 1 {
+        return Err(Error::Option(format!(
+            "{} bins; at most {MAX_BINS} are allowed",
+            edges.len() - 1
         )));
     }
     if edges.iter().any(|x| !x.is_finite()) {

@@ -132,10 +132,61 @@ pub struct DatasetWriter {
     buffers: Vec<Array>,
     buffered: usize,
     count: usize,
-    params: Vec<f64>,
-    seeds: Vec<u64>,
+    /// Parameters and seeds go to disk as they come: memory stays bounded by one
+    /// shard, whatever the count.
+    params: Column,
+    seeds: Column,
     shards: Vec<ShardEntry>,
     overwrite: bool,
+}
+
+/// A column of 8-byte values streamed to a raw file in the dataset's temporary
+/// directory, turned into an `.npy` file at the end.
+struct Column {
+    raw: PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+    len: usize,
+}
+
+impl Column {
+    fn create(dir: &Path, name: &str) -> Result<Column> {
+        let raw = dir.join(format!(".{name}.raw"));
+        let f = std::fs::File::create(&raw).map_err(|e| Error::io(&raw, e))?;
+        Ok(Column {
+            raw,
+            out: std::io::BufWriter::new(f),
+            len: 0,
+        })
+    }
+
+    fn push(&mut self, bytes: [u8; 8]) -> Result<()> {
+        use std::io::Write;
+        self.len += 1;
+        self.out
+            .write_all(&bytes)
+            .map_err(|e| Error::io(&self.raw, e))
+    }
+
+    /// Writes `path`: the `.npy` header for `shape`, then the values.
+    fn finish(self, path: &Path, dtype: npy::NpyDType, shape: &[usize]) -> Result<()> {
+        use std::io::Write;
+        let raw = self.raw.clone();
+        self.out
+            .into_inner()
+            .map_err(|e| Error::io(&raw, e.into_error()))?;
+        let mut input = std::fs::File::open(&raw).map_err(|e| Error::io(&raw, e))?;
+        let mut f = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+        f.write_all(&npy::header_bytes(dtype, shape))
+            .and_then(|_| std::io::copy(&mut input, &mut f).map(|_| ()))
+            .and_then(|_| f.sync_all())
+            .map_err(|e| Error::io(path, e))?;
+        std::fs::remove_file(&raw).map_err(|e| Error::io(&raw, e))
+    }
+
+    fn discard(self) -> Result<()> {
+        drop(self.out);
+        std::fs::remove_file(&self.raw).map_err(|e| Error::io(&self.raw, e))
+    }
 }
 
 impl DatasetWriter {
@@ -148,14 +199,13 @@ impl DatasetWriter {
         }
         let mut names = std::collections::HashSet::new();
         for f in &spec.fields {
-            if !names.insert(&f.name) || f.name.is_empty() || f.name.contains(['/', '\\']) {
-                return Err(Error::Data(format!(
-                    "invalid or repeated field name '{}'",
-                    f.name
-                )));
+            crate::fsutil::check_plain_name(&f.name)
+                .map_err(|e| Error::Data(format!("field name {e}")))?;
+            if !names.insert(&f.name) {
+                return Err(Error::Data(format!("repeated field name '{}'", f.name)));
             }
         }
-        crate::fsutil::refuse_to_replace(path, overwrite)?;
+        crate::fsutil::check_output(path, overwrite, crate::fsutil::OutputKind::Directory)?;
         let buffers = spec
             .fields
             .iter()
@@ -164,14 +214,17 @@ impl DatasetWriter {
                 DType::F64 => Array::F64(Vec::new()),
             })
             .collect();
+        let dir = TempDir::new(path)?;
+        let params = Column::create(dir.path(), "params")?;
+        let seeds = Column::create(dir.path(), "seeds")?;
         Ok(DatasetWriter {
-            dir: TempDir::new(path)?,
+            dir,
             spec,
             buffers,
             buffered: 0,
             count: 0,
-            params: Vec::new(),
-            seeds: Vec::new(),
+            params,
+            seeds,
             shards: Vec::new(),
             overwrite,
         })
@@ -206,9 +259,11 @@ impl DatasetWriter {
                 _ => unreachable!("dtype checked above"),
             }
         }
-        self.params.extend_from_slice(&sample.params);
+        for p in &sample.params {
+            self.params.push(p.to_le_bytes())?;
+        }
         if let Some(s) = seed {
-            self.seeds.push(s);
+            self.seeds.push(s.to_le_bytes())?;
         }
         self.count += 1;
         self.buffered += 1;
@@ -257,43 +312,52 @@ impl DatasetWriter {
             return Err(Error::Data("refusing to write an empty dataset".into()));
         }
         self.flush()?;
-        let p = self.spec.param_names.len();
-        npy::write(
-            &self.dir.path().join("params.npy"),
-            &[self.count, p],
-            &self.params,
+        let DatasetWriter {
+            dir,
+            spec,
+            params,
+            seeds,
+            shards,
+            count,
+            overwrite,
+            ..
+        } = self;
+        let p = spec.param_names.len();
+        params.finish(
+            &dir.path().join("params.npy"),
+            npy::NpyDType::F64,
+            &[count, p],
         )?;
-        let seeds = match self.spec.run_seed {
+        let seeds = match spec.run_seed {
             Some(run_seed) => {
-                npy::write(
-                    &self.dir.path().join("seeds.npy"),
-                    &[self.count],
-                    &self.seeds,
-                )?;
+                seeds.finish(&dir.path().join("seeds.npy"), npy::NpyDType::U64, &[count])?;
                 Some(SeedsEntry {
                     run_seed,
                     derivation: SEED_DERIVATION.into(),
                     file: "seeds.npy".into(),
                 })
             }
-            None => None,
+            None => {
+                seeds.discard()?;
+                None
+            }
         };
         let manifest = Manifest {
             format: FORMAT_NAME.into(),
             version: FORMAT_VERSION,
-            count: self.count,
-            fields: self.spec.fields.clone(),
-            shards: self.shards.clone(),
+            count,
+            fields: spec.fields.clone(),
+            shards,
             params: ParamsEntry {
-                names: self.spec.param_names.clone(),
+                names: spec.param_names.clone(),
                 file: "params.npy".into(),
             },
             seeds,
-            part: self.spec.part,
-            source: self.spec.source.clone(),
+            part: spec.part,
+            source: spec.source.clone(),
         };
-        crate::fsutil::write_json_atomic(&self.dir.path().join("manifest.json"), &manifest)?;
-        self.dir.persist(self.overwrite)?;
+        crate::fsutil::write_json_atomic(&dir.path().join("manifest.json"), &manifest)?;
+        dir.persist(overwrite)?;
         Ok(manifest)
     }
 }
@@ -366,6 +430,27 @@ impl Dataset {
         }
         if manifest.fields.is_empty() {
             return Err(bad("no fields".into()));
+        }
+        // Every name the manifest gives stays inside the dataset's directory.
+        let names = manifest
+            .fields
+            .iter()
+            .map(|f| ("field", &f.name))
+            .chain(manifest.shards.iter().map(|s| ("shard file", &s.file)))
+            .chain([("parameter file", &manifest.params.file)])
+            .chain(manifest.seeds.iter().map(|s| ("seed file", &s.file)));
+        for (what, name) in names {
+            crate::fsutil::check_plain_name(name).map_err(|e| bad(format!("{what} {e}")))?;
+        }
+        if let Some(s) = manifest
+            .shards
+            .iter()
+            .find(|s| !manifest.fields.iter().any(|f| f.name == s.field))
+        {
+            return Err(bad(format!(
+                "shard {} belongs to no field ('{}')",
+                s.file, s.field
+            )));
         }
         let mut shards = Vec::new();
         for spec in &manifest.fields {

@@ -24,6 +24,11 @@ pub enum Error {
     PluginRefused(String),
     #[error("plugin '{plugin}' panicked: {message}")]
     PluginPanic { plugin: String, message: String },
+    /// What the caller asked for would replace, escape or overrun what it must
+    /// not (an output that exists or is not simemu's, a path outside its folder,
+    /// a size the machine cannot hold): the request's to change.
+    #[error("{0}")]
+    Refused(String),
     #[error("{0}")]
     Other(String),
 }

@@ -21,6 +21,10 @@ mod traits;
 
 pub use dataset::{Dataset, DatasetSpec, DatasetWriter, Manifest};
 pub use error::{Error, Result};
+
+/// The most samples one training or generation batch may hold: its activations
+/// live in memory at once, and a larger batch is a typo, not a plan.
+pub const MAX_BATCH: usize = 65_536;
 pub use params::{OptionSpec, ParamSpec};
 pub use registry::{
     FormatEntry, GeneratorEntry, Origin, Registry, SimulatorEntry, StaticPlugin, StatisticEntry,

@@ -9,7 +9,8 @@ use std::path::Path;
 
 use crate::{Error, Result};
 
-const MAGIC: &[u8] = b"\x93NUMPY";
+/// The first bytes of every `.npy` file.
+pub const MAGIC: &[u8] = b"\x93NUMPY";
 
 /// Element type found in an `.npy` header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,6 +139,17 @@ pub fn read_raw_header_from(r: &mut impl Read, path: &Path) -> Result<RawHeader>
                 .parse::<usize>()
                 .map_err(|_| bad(format!("malformed shape '{shape_text}'")))?,
         );
+    }
+    // Element counts and byte sizes computed from the shape must not overflow,
+    // whatever a hostile header declares: at most 2^56 elements (of up to 256
+    // bytes each), far beyond any file that exists.
+    let fits = shape
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
+        .and_then(|n| n.checked_mul(256))
+        .is_some_and(|bytes| usize::try_from(bytes).is_ok());
+    if !fits {
+        return Err(bad(format!("shape {shape:?} is too large for any file")));
     }
     Ok(RawHeader {
         descr: descr.to_string(),
@@ -420,5 +432,22 @@ mod tests {
         std::fs::write(&p, &bytes[..bytes.len() - 3]).unwrap();
         let e = read::<f64>(&p).unwrap_err().to_string();
         assert!(e.contains("truncated"), "{e}");
+    }
+
+    /// A shape whose element count overflows (found by the `npy` fuzz target,
+    /// which panicked in `count`) is refused by the header parser.
+    #[test]
+    fn shapes_too_large_for_any_file_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("huge.npy");
+        for shape in [
+            vec![5, 7_039_476_560_217_360_155],
+            vec![1 << 40, 1 << 40],
+            vec![1 << 60],
+        ] {
+            std::fs::write(&p, header_bytes(NpyDType::F64, &shape)).unwrap();
+            let e = read_header(&p).unwrap_err().to_string();
+            assert!(e.contains("too large for any file"), "{shape:?}: {e}");
+        }
     }
 }

@@ -68,6 +68,13 @@ impl OptionSpec {
 /// not given; unknown names and values outside the bounds are refused.
 pub fn resolve_params(space: &[ParamSpec], given: &[(String, f64)]) -> Result<Vec<f64>> {
     let mut values: Vec<f64> = space.iter().map(|p| p.default).collect();
+    for (k, (name, _)) in given.iter().enumerate() {
+        if given[..k].iter().any(|(n, _)| n == name) {
+            return Err(Error::Parameter(format!(
+                "parameter '{name}' is given twice"
+            )));
+        }
+    }
     for (name, v) in given {
         let Some(i) = space.iter().position(|p| &p.name == name) else {
             let names: Vec<&str> = space.iter().map(|p| p.name.as_str()).collect();
@@ -138,6 +145,9 @@ pub fn parse_option_assignments(items: &[String]) -> Result<serde_json::Value> {
     let mut m = serde_json::Map::new();
     for s in items {
         let (k, v) = split_assignment(s)?;
+        if m.contains_key(&k) {
+            return Err(Error::Option(format!("option '{k}' is given twice")));
+        }
         let value = serde_json::from_str::<serde_json::Value>(&v)
             .ok()
             .filter(|x| !x.is_object())

@@ -360,13 +360,56 @@ fn c_str(p: *const c_char) -> String {
     unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
 }
 
+/// The first bytes of a shared library on this platform.
+fn is_shared_library(head: &[u8]) -> bool {
+    if cfg!(target_os = "windows") {
+        head.starts_with(b"MZ")
+    } else if cfg!(target_os = "macos") {
+        [
+            [0xcf, 0xfa, 0xed, 0xfe],
+            [0xfe, 0xed, 0xfa, 0xcf],
+            [0xca, 0xfe, 0xba, 0xbe],
+        ]
+        .iter()
+        .any(|m| head.starts_with(m))
+    } else {
+        head.starts_with(b"\x7fELF")
+    }
+}
+
+/// What can be checked of a plugin library before it is loaded (loading runs
+/// its initialisers, which no check can stop): a regular file, a shared library
+/// of this platform, naming the entry symbol.
+fn check_before_loading(path: &Path) -> std::result::Result<(), String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
+    if !meta.is_file() {
+        return Err("not a file".into());
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+    if !is_shared_library(&bytes) {
+        return Err("not a shared library of this platform".into());
+    }
+    let name = &ENTRY_SYMBOL[..ENTRY_SYMBOL.len() - 1];
+    if !bytes.windows(name.len()).any(|w| w == name) {
+        return Err("not a simemu plugin (no 'simemu_plugin_entry' symbol)".into());
+    }
+    Ok(())
+}
+
 impl Registry {
     /// Loads a plugin library and registers its entries. Every compatibility check
     /// happens before any Rust-ABI function of the library is called; a refused
     /// library leaves the registry unchanged.
+    ///
+    /// Loading a library runs its initialisers (constructors) before simemu can
+    /// read its declaration, so a library refused for its ABI has already run
+    /// them: load only libraries you trust. What can be checked without loading
+    /// is checked first: a regular file, a shared library of this platform, one
+    /// that names the entry symbol.
     pub fn load_dynamic(&mut self, path: &Path) -> Result<()> {
         let shown = path.display().to_string();
         let refuse = |m: String| Error::PluginRefused(format!("{shown}: {m}"));
+        check_before_loading(path).map_err(refuse)?;
         // SAFETY: loading runs the library's initialisers; simemu plugins are trusted
         // code the user named explicitly on the command line.
         let lib = unsafe { libloading::Library::new(path) }

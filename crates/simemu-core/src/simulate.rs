@@ -45,11 +45,13 @@ impl Shard {
     }
 }
 
-/// A simulation job: the parameter vector of every sample of the whole run.
+/// A simulation job: `count_per_point` samples at each of the `points`, in that
+/// order (sample `i` is at point `i / count_per_point`).
 pub struct SimulationJob<'a> {
     pub simulator: &'a dyn Simulator,
-    /// Full parameter vectors, one per sample of the whole run.
-    pub design: Vec<Vec<f64>>,
+    /// Full parameter vectors, one per point.
+    pub points: Vec<Vec<f64>>,
+    pub count_per_point: usize,
     pub run_seed: u64,
     pub shard: Option<Shard>,
     pub shard_size: usize,
@@ -57,8 +59,35 @@ pub struct SimulationJob<'a> {
     pub extra_source: serde_json::Map<String, serde_json::Value>,
 }
 
+impl SimulationJob<'_> {
+    /// Samples in the whole run.
+    pub fn total(&self) -> usize {
+        self.points.len().saturating_mul(self.count_per_point)
+    }
+
+    /// The samples of the run this job writes: all, or its shard's.
+    fn range(&self) -> Result<std::ops::Range<usize>> {
+        for p in &self.points {
+            crate::params::check_params(self.simulator.params(), p)?;
+        }
+        let total = self.total();
+        if total == 0 {
+            return Err(Error::Option("nothing to simulate (count is 0)".into()));
+        }
+        let range = self.shard.map(|s| s.range(total)).unwrap_or(0..total);
+        if range.is_empty() {
+            return Err(Error::Option(format!(
+                "shard {:?} of {total} samples is empty",
+                self.shard
+            )));
+        }
+        Ok(range)
+    }
+}
+
 /// Runs the job into a dataset at `out`; `progress` is called with the number of
-/// samples finished so far.
+/// samples finished so far. Memory stays bounded by one block of samples in
+/// flight, whatever the count.
 pub fn simulate_to_dataset(
     job: &SimulationJob,
     out: &Path,
@@ -66,20 +95,8 @@ pub fn simulate_to_dataset(
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Manifest> {
     let sim = job.simulator;
-    for p in &job.design {
-        crate::params::check_params(sim.params(), p)?;
-    }
-    let total = job.design.len();
-    if total == 0 {
-        return Err(Error::Option("nothing to simulate (count is 0)".into()));
-    }
-    let range = job.shard.map(|s| s.range(total)).unwrap_or(0..total);
-    if range.is_empty() {
-        return Err(Error::Option(format!(
-            "shard {:?} of {total} samples is empty",
-            job.shard
-        )));
-    }
+    let total = job.total();
+    let range = job.range()?;
     let mut source = source_record("simulator", sim.name(), sim.config());
     source.extend(job.extra_source.clone());
     if let Some(s) = job.shard {
@@ -95,22 +112,44 @@ pub fn simulate_to_dataset(
         start: range.start,
         total,
     });
+    let sample_bytes: u64 = spec
+        .fields
+        .iter()
+        .map(|f| (f.len() * f.dtype.size()) as u64)
+        .sum::<u64>()
+        + 8 * (spec.param_names.len() as u64 + 1);
+    crate::fsutil::check_free_space(
+        out,
+        sample_bytes.checked_mul(range.len() as u64),
+        &format!("{} samples", range.len()),
+    )?;
 
-    let points = PreparedPoints::new(job, range.clone())?;
-    if let Some(notes) = points.notes() {
-        spec.source.insert("notes".into(), notes);
-    }
-    spec.source.extend(source);
-    let mut writer = DatasetWriter::create(out, spec, overwrite)?;
-
-    // Produce in chunks: parallel inside a chunk, written in index order.
-    let chunk = (rayon::current_num_threads() * 16).max(64);
-    let indices: Vec<usize> = range.collect();
-    for block in indices.chunks(chunk) {
-        for (s, seed) in &points.draw(block)? {
-            writer.push(s, Some(*seed))?;
+    let mut points = PreparedPoints::new(job);
+    // Produce in blocks: parallel inside a block, written in index order.
+    let block = (rayon::current_num_threads() * 16).max(64);
+    let mut writer: Option<DatasetWriter> = None;
+    let mut start = range.start;
+    while start < range.end {
+        let end = (start + block).min(range.end);
+        let drawn = points.draw(start..end)?;
+        let w = match &mut writer {
+            Some(w) => w,
+            None => {
+                // The first block's preparations give the notes known so far;
+                // the rest are added before the manifest is written.
+                spec.source.extend(source.clone());
+                writer.insert(DatasetWriter::create(out, spec.clone(), overwrite)?)
+            }
+        };
+        for (s, seed) in &drawn {
+            w.push(s, Some(*seed))?;
         }
-        progress(writer.count());
+        progress(w.count());
+        start = end;
+    }
+    let mut writer = writer.expect("the range is not empty");
+    if let Some(notes) = points.notes() {
+        writer.source_mut().insert("notes".into(), notes);
     }
     writer.finish()
 }
@@ -118,76 +157,73 @@ pub fn simulate_to_dataset(
 /// Runs the job in memory: every sample of the design (or of its shard) with
 /// its seed, in index order — the samples [`simulate_to_dataset`] writes.
 pub fn simulate_samples(job: &SimulationJob) -> Result<Vec<(Sample, u64)>> {
-    for p in &job.design {
-        crate::params::check_params(job.simulator.params(), p)?;
-    }
-    let total = job.design.len();
-    if total == 0 {
-        return Err(Error::Option("nothing to simulate (count is 0)".into()));
-    }
-    let range = job.shard.map(|s| s.range(total)).unwrap_or(0..total);
-    let points = PreparedPoints::new(job, range.clone())?;
-    points.draw(&range.collect::<Vec<_>>())
+    let range = job.range()?;
+    PreparedPoints::new(job).draw(range)
 }
 
-/// Each distinct parameter point of a job's samples, prepared once.
+/// The points of a job prepared as the samples reach them: each once while
+/// its samples are drawn (they are contiguous), so that memory holds the
+/// preparations of one block, not of the whole design.
 struct PreparedPoints<'j> {
     job: &'j SimulationJob<'j>,
-    range: std::ops::Range<usize>,
-    points: Vec<Vec<f64>>,
-    /// Per sample of `range`: its point.
-    point_of: Vec<usize>,
-    prepared: Vec<Box<dyn PreparedSimulator>>,
+    /// The last block's points: (point index, its preparation).
+    current: Vec<(usize, Box<dyn PreparedSimulator>)>,
+    /// Each prepared point's notes, in order (mostly null).
+    notes: Vec<(usize, serde_json::Value)>,
 }
 
 impl<'j> PreparedPoints<'j> {
-    fn new(job: &'j SimulationJob<'j>, range: std::ops::Range<usize>) -> Result<Self> {
-        let mut points: Vec<Vec<f64>> = Vec::new();
-        let mut point_of = Vec::with_capacity(range.len());
-        for i in range.clone() {
-            let p = &job.design[i];
-            let k = match points.iter().position(|q| q == p) {
-                Some(k) => k,
-                None => {
-                    points.push(p.clone());
-                    points.len() - 1
-                }
-            };
-            point_of.push(k);
-        }
-        let prepared = points
-            .par_iter()
-            .map(|p| job.simulator.prepare(p))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(PreparedPoints {
+    fn new(job: &'j SimulationJob<'j>) -> Self {
+        PreparedPoints {
             job,
-            range,
-            points,
-            point_of,
-            prepared,
-        })
+            current: Vec::new(),
+            notes: Vec::new(),
+        }
     }
 
     /// What the preparations had to adjust, per point (None: nothing).
     fn notes(&self) -> Option<serde_json::Value> {
-        let notes: Vec<serde_json::Value> = self.prepared.iter().map(|p| p.notes()).collect();
-        notes.iter().any(|n| !n.is_null()).then(|| {
-            self.points
+        self.notes.iter().any(|(_, n)| !n.is_null()).then(|| {
+            self.notes
                 .iter()
-                .zip(&notes)
-                .map(|(p, n)| serde_json::json!({"params": p, "notes": n}))
+                .map(|(k, n)| serde_json::json!({"params": self.job.points[*k], "notes": n}))
                 .collect::<Vec<_>>()
                 .into()
         })
     }
 
     /// Samples `indices` (of the whole run) with their seeds, drawn in parallel.
-    fn draw(&self, indices: &[usize]) -> Result<Vec<(Sample, u64)>> {
+    fn draw(&mut self, indices: std::ops::Range<usize>) -> Result<Vec<(Sample, u64)>> {
+        let per = self.job.count_per_point;
+        let first = indices.start / per;
+        let last = (indices.end - 1) / per;
+        let kept: Vec<(usize, Box<dyn PreparedSimulator>)> = std::mem::take(&mut self.current)
+            .into_iter()
+            .filter(|(k, _)| (first..=last).contains(k))
+            .collect();
+        let known: Vec<usize> = kept.iter().map(|(k, _)| *k).collect();
+        let fresh = (first..=last)
+            .filter(|k| !known.contains(k))
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map(|k| {
+                self.job
+                    .simulator
+                    .prepare(&self.job.points[k])
+                    .map(|p| (k, p))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.notes
+            .extend(fresh.iter().map(|(k, p)| (*k, p.notes())));
+        self.current = kept.into_iter().chain(fresh).collect();
+        self.current.sort_by_key(|(k, _)| *k);
+        let current = &self.current;
         indices
-            .par_iter()
-            .map(|&i| {
+            .into_par_iter()
+            .map(|i| {
                 let seed = sample_seed(self.job.run_seed, i as u64);
-                self.prepared[self.point_of[i - self.range.start]]
+                current[i / per - first]
+                    .1
                     .simulate(seed)
                     .map(|s| (s, seed))
                     .map_err(|e| Error::Other(format!("sample {i}: {e}")))

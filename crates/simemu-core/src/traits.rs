@@ -173,6 +173,12 @@ pub trait Generator: Send {
     fn cost_per_sample(&self) -> Option<f64> {
         None
     }
+    /// Which weights a loaded generator holds (say the checkpoint step chosen
+    /// from a run directory), recorded with the samples it generates; `null`
+    /// when there is nothing to tell.
+    fn provenance(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
 }
 
 /// Per-sample values of one statistic: for each component, one value per bin.

@@ -47,12 +47,17 @@ pub fn checkpoint_steps(run: &Path) -> Vec<u64> {
 
 /// Deletes all but the last `keep` checkpoints and the one at `protect`.
 pub fn prune(run: &Path, keep: usize, protect: Option<u64>) -> Result<()> {
+    simemu_core::fsutil::remove_stale_partials_in(&run.join("checkpoints"));
     let steps = checkpoint_steps(run);
     let n = steps.len();
     for (i, s) in steps.into_iter().enumerate() {
         if i + keep < n && Some(s) != protect {
+            // Renamed first, so that a checkpoint is whole or gone: an
+            // interrupted removal leaves a temporary name, cleaned later.
             let d = step_dir(run, s);
-            std::fs::remove_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+            let doomed = simemu_core::fsutil::partial_path(&d);
+            std::fs::rename(&d, &doomed).map_err(|e| Error::io(&d, e))?;
+            std::fs::remove_dir_all(&doomed).map_err(|e| Error::io(&doomed, e))?;
         }
     }
     Ok(())

@@ -38,12 +38,11 @@ fn open_candidates(reference: &Dataset, r: &CompareRequest) -> Result<Vec<Datase
     for c in &candidates {
         reference.check_compatible(c)?;
     }
-    if r.out.exists() && !r.force {
-        return Err(request(format!(
-            "{} already exists (use --force to replace it)",
-            r.out.display()
-        )));
-    }
+    let inputs: Vec<&Path> = std::iter::once(r.reference)
+        .chain(r.candidates.iter().map(PathBuf::as_path))
+        .collect();
+    simemu_core::fsutil::refuse_overlap(r.out, &inputs)?;
+    simemu_core::fsutil::check_output(r.out, r.force, simemu_core::fsutil::OutputKind::Directory)?;
     Ok(candidates)
 }
 

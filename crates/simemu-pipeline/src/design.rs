@@ -56,9 +56,10 @@ impl Design {
         }
     }
 
-    /// The parameter vector of every sample, and the description a dataset's
-    /// manifest records (`design`). The Latin hypercube draws from `run_seed`.
-    pub fn samples(
+    /// The parameter vector of every point (each to be repeated `count` times),
+    /// and the description a dataset's manifest records (`design`). The Latin
+    /// hypercube draws from `run_seed`.
+    pub fn points(
         &self,
         space: &[ParamSpec],
         run_seed: u64,
@@ -66,6 +67,7 @@ impl Design {
         if self.count == 0 {
             return Err(request("the count per point must be at least 1"));
         }
+        self.check_axes()?;
         let base = resolve_params(space, &self.fixed)?;
         let mut points = vec![base.clone()];
         let mut description = serde_json::json!({ "fixed": base });
@@ -121,13 +123,57 @@ impl Design {
             check_params(space, p)?;
         }
         description["count_per_point"] = self.count.into();
-        let all = points
+        Ok((points, description))
+    }
+
+    /// Refuses an axis named twice, a fixed value for a parameter that an axis
+    /// varies (it would be ignored), and more points or samples than can be
+    /// held: each before anything is computed.
+    fn check_axes(&self) -> Result<()> {
+        let axes: Vec<&str> = self
+            .grid
             .iter()
-            .flat_map(|p| std::iter::repeat_n(p.clone(), self.count))
+            .map(|a| a.name.as_str())
+            .chain(
+                self.latin_hypercube
+                    .iter()
+                    .flat_map(|l| l.ranges.iter().map(|r| r.name.as_str())),
+            )
             .collect();
-        Ok((all, description))
+        for (k, name) in axes.iter().enumerate() {
+            if axes[..k].contains(name) {
+                return Err(request(format!("the axis '{name}' is given twice")));
+            }
+            if self.fixed.iter().any(|(n, _)| n == name) {
+                return Err(request(format!(
+                    "'{name}' is both fixed and varied by an axis: give it one way"
+                )));
+            }
+        }
+        let points = match &self.latin_hypercube {
+            Some(l) => Some(l.points),
+            None => self
+                .grid
+                .iter()
+                .try_fold(1usize, |n, axis| n.checked_mul(axis.n)),
+        };
+        match points {
+            Some(n) if n <= MAX_POINTS => {}
+            _ => {
+                return Err(simemu_core::Error::Refused(format!(
+                    "the design has {} parameter points; simemu holds at most {MAX_POINTS} in one run (split it into shards of the axes)",
+                    points.map(|n| n.to_string()).unwrap_or_else(|| "more than 2^64".into())
+                ))
+                .into())
+            }
+        }
+        Ok(())
     }
 }
+
+/// The most parameter points one design may have: their vectors are held in
+/// memory (about 100 bytes each).
+pub const MAX_POINTS: usize = 1_000_000;
 
 /// As written on the command line: `NAME=LO:HI:N`.
 impl std::fmt::Display for GridAxis {
@@ -165,7 +211,7 @@ mod tests {
         ]
     }
 
-    /// A grid is the product of its axes, each point repeated `count` times, and
+    /// A grid is the product of its axes, and
     /// the description writes the axes as the command line does; a Latin
     /// hypercube puts one point in each stratum of every axis.
     #[test]
@@ -177,9 +223,9 @@ mod tests {
             hi: 1.0,
             n: 3,
         }];
-        let (points, description) = d.samples(&space(), 0).unwrap();
-        assert_eq!(points.len(), 6);
-        assert_eq!(points[2], vec![0.5, 0.25]);
+        let (points, description) = d.points(&space(), 0).unwrap();
+        assert_eq!(points.len(), 3);
+        assert_eq!(points[1], vec![0.5, 0.25]);
         assert_eq!(description["grid"][0], "a=0:1:3");
         d.grid.clear();
         d.latin_hypercube = Some(LatinHypercube {
@@ -190,13 +236,13 @@ mod tests {
                 hi: 1.0,
             }],
         });
-        let (points, _) = d.samples(&space(), 3).unwrap();
+        let (points, _) = d.points(&space(), 3).unwrap();
         let mut strata: Vec<usize> = points.iter().map(|p| (p[0] * 8.0) as usize).collect();
         strata.sort();
         strata.dedup();
         assert_eq!(strata, (0..8).collect::<Vec<_>>());
         d.latin_hypercube.as_mut().unwrap().ranges[0].name = "c".into();
-        let e = d.samples(&space(), 3).unwrap_err().to_string();
+        let e = d.points(&space(), 3).unwrap_err().to_string();
         assert!(e.contains("unknown parameter 'c'"), "{e}");
     }
 }

@@ -41,7 +41,9 @@ impl Error {
         use simemu_core::Error as E;
         match self {
             Error::Request(_) => true,
-            Error::Core(E::UnknownPlugin(_) | E::Option(_) | E::Parameter(_)) => true,
+            Error::Core(E::UnknownPlugin(_) | E::Option(_) | E::Parameter(_) | E::Refused(_)) => {
+                true
+            }
             Error::Core(_) => false,
             Error::Context { source, .. } => source.is_request_error(),
         }

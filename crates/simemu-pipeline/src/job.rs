@@ -439,7 +439,10 @@ pub fn statistic_requests_for(
     check_dataset_facts(given, spelling)?;
     let mut used: std::collections::HashSet<&str> = DATASET_FACTS.iter().copied().collect();
     let mut out = Vec::new();
-    for name in names {
+    for (k, name) in names.iter().enumerate() {
+        if names[..k].contains(name) {
+            return Err(request(format!("the statistic '{name}' is given twice")));
+        }
         let entry = reg.statistic(name)?;
         let mut options = serde_json::Map::new();
         for spec in &entry.options {
@@ -534,6 +537,24 @@ pub fn run(
         reg.generator(b)?;
     }
     let requests = stat_requests(reg, config)?;
+    if config.validation.points.is_empty() {
+        let varied = config
+            .simulator
+            .grid
+            .keys()
+            .chain(config.simulator.uniform.keys());
+        let unplaced: Vec<&str> = varied
+            .filter(|name| !config.simulator.params.contains_key(*name))
+            .map(String::as_str)
+            .collect();
+        if !unplaced.is_empty() {
+            return Err(request(format!(
+                "the training data vary {}: give [validation] points = [{{ {} }}, …], the parameter points to validate at",
+                unplaced.join(", "),
+                unplaced.iter().map(|n| format!("{n} = …")).collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
     let builtin = config
         .generator
         .checkpoint
@@ -546,7 +567,18 @@ pub fn run(
         .out
         .clone()
         .unwrap_or_else(|| Path::new("runs").join(&config.name));
+    let foreign = std::fs::read_dir(&dir).is_ok_and(|mut entries| entries.next().is_some())
+        && !dir.join("run.json").exists();
+    if foreign {
+        return Err(simemu_core::Error::Refused(format!(
+            "{} holds files but no run.json: not a simemu run directory; choose another --out",
+            dir.display()
+        ))
+        .into());
+    }
     std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+    // One process at a time in a run directory.
+    let _lock = simemu_core::fsutil::DirLock::acquire(&dir)?;
     let record: RunRecord = std::fs::read_to_string(dir.join("run.json"))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
@@ -673,7 +705,8 @@ pub fn run(
                     p.stage(stage, inputs.clone(), out, |force, resume| {
                         let resume = resume && out.join(RUN_FILE).exists();
                         if resume {
-                            match train(reg, generator_seed, &train_request(true, false), obs) {
+                            match train(reg, Some(generator_seed), &train_request(true, false), obs)
+                            {
                                 Ok(_) => return Ok(()),
                                 // Interrupted before the first checkpoint: start over.
                                 Err(e) => tracing::warn!(
@@ -682,7 +715,8 @@ pub fn run(
                                 ),
                             }
                         }
-                        train(reg, generator_seed, &train_request(false, force), obs).map(|_| ())
+                        train(reg, Some(generator_seed), &train_request(false, force), obs)
+                            .map(|_| ())
                     })
                 };
             train_model(
@@ -755,7 +789,7 @@ pub fn run(
                     force,
                     budget_seconds: None,
                 };
-                train(reg, seed(b), &baseline, obs).map(|_| ())
+                train(reg, Some(seed(b)), &baseline, obs).map(|_| ())
             },
         )?;
         candidates.push((b.clone(), out, inputs));

@@ -30,21 +30,22 @@ pub struct SimulateRequest<'a> {
 /// Runs the simulation; returns the dataset's manifest.
 pub fn simulate(reg: &Registry, r: &SimulateRequest, obs: &dyn Observer) -> Result<Manifest> {
     let sim = reg.build_simulator(r.simulator, r.options)?;
-    let (design, description) = r.design.samples(sim.params(), r.seed)?;
-    let total = r
-        .shard
-        .map(|s| s.range(design.len()).len())
-        .unwrap_or(design.len());
+    let (points, description) = r.design.points(sim.params(), r.seed)?;
     let mut extra = serde_json::Map::new();
     extra.insert("design".into(), description);
     let job = SimulationJob {
         simulator: sim.as_ref(),
-        design,
+        points,
+        count_per_point: r.design.count,
         run_seed: r.seed,
         shard: r.shard,
         shard_size: r.shard_size,
         extra_source: extra,
     };
+    let total = r
+        .shard
+        .map(|s| s.range(job.total()).len())
+        .unwrap_or(job.total());
     let t0 = std::time::Instant::now();
     let manifest = simulate_to_dataset(&job, r.out, r.force, &|n| {
         obs.progress("simulate", n, total)

@@ -55,18 +55,28 @@ pub struct TrainRequest {
     pub budget_seconds: Option<f64>,
 }
 
-/// Trains (or resumes) a generator into its run directory.
+/// Trains (or resumes) a generator into its run directory. `seed` (`None`: not
+/// given) starts a run with that seed (0 by default); a resumed run keeps the
+/// seed it was started with, and a different one is refused.
+///
+/// A new run is written straight into `out`, so that `--resume` continues it
+/// after an interruption; a run that replaces one (`force`) is trained beside it
+/// and takes its place only once complete: until then the old run stays.
 pub fn train(
     reg: &Registry,
-    seed: u64,
+    seed: Option<u64>,
     r: &TrainRequest,
     obs: &dyn Observer,
 ) -> Result<TrainSummary> {
     let entry = reg.generator(&r.generator)?;
+    simemu_core::fsutil::refuse_overlap(&r.out, &[&r.data])?;
     let data = Dataset::open(&r.data)?;
-    let run_file = r.out.join(RUN_FILE);
-    if r.resume {
-        let prev = read_run_file(&run_file)?;
+    // The configuration is checked before anything is written.
+    let mut generator = (entry.build)(&r.config, reg)?;
+    let mut staged = None;
+    let mut lock = None;
+    let seed = if r.resume {
+        let prev = read_run_file(&r.out.join(RUN_FILE))?;
         if prev.generator != r.generator {
             return Err(request(format!(
                 "{} holds a '{}' run, not '{}'",
@@ -75,17 +85,40 @@ pub fn train(
                 r.generator
             )));
         }
-    } else if r.out.exists() {
-        if !r.force {
+        if seed.is_some_and(|s| s != prev.seed) {
             return Err(request(format!(
-                "{} already exists (use --resume to continue it or --force to replace it)",
-                r.out.display()
+                "{} was started with seed {}; --resume continues it with that seed (leave out --seed)",
+                r.out.display(),
+                prev.seed
             )));
         }
-        std::fs::remove_dir_all(&r.out).map_err(|e| io(&r.out, e))?;
-    }
-    std::fs::create_dir_all(&r.out).map_err(|e| io(&r.out, e))?;
-    let mut generator = (entry.build)(&r.config, reg)?;
+        lock = Some(simemu_core::fsutil::DirLock::acquire(&r.out)?);
+        prev.seed
+    } else {
+        if r.out.exists() {
+            if !r.force {
+                return Err(request(format!(
+                    "{} already exists (use --resume to continue it or --force to replace it)",
+                    r.out.display()
+                )));
+            }
+            simemu_core::fsutil::check_output(
+                &r.out,
+                true,
+                simemu_core::fsutil::OutputKind::Directory,
+            )?;
+            staged = Some(simemu_core::fsutil::TempDir::new(&r.out)?);
+        } else {
+            std::fs::create_dir_all(&r.out).map_err(|e| io(&r.out, e))?;
+            lock = Some(simemu_core::fsutil::DirLock::acquire(&r.out)?);
+        }
+        seed.unwrap_or(0)
+    };
+    let dir = staged
+        .as_ref()
+        .map(|t| t.path().to_path_buf())
+        .unwrap_or_else(|| r.out.clone());
+    let run_file = dir.join(RUN_FILE);
     let mut run = RunFile {
         format: "simemu-run".into(),
         version: 1,
@@ -98,7 +131,7 @@ pub fn train(
     };
     simemu_core::fsutil::write_json_atomic(&run_file, &run)?;
     let options = TrainOptions {
-        run_dir: r.out.clone(),
+        run_dir: dir.clone(),
         steps: r.steps,
         epochs: r.epochs,
         resume: r.resume,
@@ -108,20 +141,24 @@ pub fn train(
     };
     let t0 = Instant::now();
     let summary = generator.train(&data, &options, reg)?;
-    generator.save(&r.out)?;
+    generator.save(&dir)?;
     run.train = serde_json::to_value(&summary).map_err(|e| request(e.to_string()))?;
     run.train["wall_seconds"] = t0.elapsed().as_secs_f64().into();
     simemu_core::fsutil::write_json_atomic(&run_file, &run)?;
     // Run-directory convention: a plugin's `training.csv` (step, then numeric
     // columns) is plotted for people to look at.
-    let csv = r.out.join("training.csv");
+    let csv = dir.join("training.csv");
     if csv.exists() {
         simemu_validate::plots::plot_csv(
             &csv,
-            &r.out.join("training.png"),
+            &dir.join("training.png"),
             &format!("{} training", r.generator),
         )?;
     }
+    if let Some(staged) = staged {
+        staged.persist(true)?;
+    }
+    drop(lock);
     tracing::info!(
         "trained '{}' ({} steps) into {}",
         r.generator,
@@ -264,16 +301,40 @@ pub fn generate(reg: &Registry, seed: u64, r: &GenerateRequest, obs: &dyn Observ
     if r.count == 0 || r.batch == 0 {
         return Err(request("--count and --batch must be at least 1"));
     }
+    if r.batch > simemu_core::MAX_BATCH {
+        return Err(request(format!(
+            "--batch {} is more than the {} samples a batch may hold",
+            r.batch,
+            simemu_core::MAX_BATCH
+        )));
+    }
+    if simemu_models::builtin_name(&r.checkpoint.to_string_lossy()).is_none() {
+        simemu_core::fsutil::refuse_overlap(&r.out, &[&r.checkpoint])?;
+    }
+    simemu_core::fsutil::check_output(&r.out, r.force, simemu_core::fsutil::OutputKind::Directory)?;
     let loaded = load_generator(reg, &r.checkpoint)?;
     let params = loaded.condition(&r.params)?;
     let (generator, run) = (&loaded.generator, &loaded.run);
     let space = generator.params();
     let fields = generator.fields();
+    let sample_bytes: u64 = fields
+        .iter()
+        .map(|f| (f.len() * f.dtype.size()) as u64 + 8 * (space.len() as u64 + 1))
+        .sum();
+    simemu_core::fsutil::check_free_space(
+        &r.out,
+        sample_bytes.checked_mul(r.count as u64),
+        &format!("{} generated samples", r.count),
+    )?;
     let mut source = source_record("generator", &run.generator, run.config.clone());
     source.insert(
         "checkpoint".into(),
         r.checkpoint.display().to_string().into(),
     );
+    let loaded_from = generator.provenance();
+    if !loaded_from.is_null() {
+        source.insert("loaded_from".into(), loaded_from);
+    }
     source.insert(
         "label".into(),
         r.label

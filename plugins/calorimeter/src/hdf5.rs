@@ -291,7 +291,14 @@ impl Format for CaloganFormat {
         if out.is_dir() {
             return Err(Error::bad_file(out, "is a directory; give a file name"));
         }
-        simemu_core::fsutil::refuse_to_replace(out, overwrite)?;
+        simemu_core::fsutil::check_output(
+            out,
+            overwrite,
+            simemu_core::fsutil::OutputKind::File {
+                format: "HDF5",
+                magic: b"\x89HDF\r\n\x1a\n",
+            },
+        )?;
         let tmp = simemu_core::fsutil::TempFile::new(out)?;
         write_file(tmp.path(), dataset, &specs, energy_column)?;
         std::fs::File::open(tmp.path())

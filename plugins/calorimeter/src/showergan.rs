@@ -128,6 +128,13 @@ impl ShowerGanConfig {
                 "{NAME}: batch must be at least 2 (the energy-share term needs a spread)"
             )));
         }
+        if c.batch > simemu_core::MAX_BATCH {
+            return Err(Error::Option(format!(
+                "{NAME}: batch = {} is more than the {} samples a batch may hold",
+                c.batch,
+                simemu_core::MAX_BATCH
+            )));
+        }
         for (k, v) in [("lr_g", c.lr_g), ("lr_d", c.lr_d), ("max_loss", c.max_loss)] {
             if !(v.is_finite() && v > 0.0) {
                 return Err(Error::Option(format!("{NAME}: {k} = {v} must be positive")));
@@ -471,7 +478,7 @@ impl ShowerGan {
                 meta: meta.clone(),
             },
         )?;
-        dir.persist(true)
+        dir.persist_replacing()
     }
 
     fn train_loop(&mut self, data: &Dataset, options: &TrainOptions) -> Result<TrainSummary> {

@@ -540,6 +540,13 @@ impl DcganConfig {
         if c.width == 0 || c.latent == 0 || c.batch < 2 {
             return bad("width and latent must be positive and batch at least 2".into());
         }
+        if c.batch > simemu_core::MAX_BATCH {
+            return bad(format!(
+                "batch = {} is more than the {} samples a batch may hold",
+                c.batch,
+                simemu_core::MAX_BATCH
+            ));
+        }
         for (name, v) in [("lr_g", c.lr_g), ("lr_d", c.lr_d)] {
             if !(v.is_finite() && v > 0.0) {
                 return bad(format!("{name} = {v} must be positive"));

@@ -118,6 +118,8 @@ pub struct Dcgan {
     pub config: DcganConfig,
     pub device: Device,
     pub trained: Option<(Nets, Meta)>,
+    /// The checkpoint step a loaded model holds.
+    pub loaded_step: Option<u64>,
 }
 
 impl Dcgan {
@@ -126,6 +128,7 @@ impl Dcgan {
             config,
             device: Device::Cpu,
             trained: None,
+            loaded_step: None,
         }
     }
 
@@ -258,6 +261,12 @@ impl Generator for Dcgan {
     }
     fn save(&self, dir: &Path) -> Result<()> {
         train::save_final(dir)
+    }
+    fn provenance(&self) -> serde_json::Value {
+        match self.loaded_step {
+            Some(step) => serde_json::json!({ "step": step }),
+            None => serde_json::Value::Null,
+        }
     }
     fn generate(&self, params: &[f64], seeds: &[u64]) -> Result<Vec<Sample>> {
         let (_, meta) = self.ready()?;

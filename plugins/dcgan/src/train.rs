@@ -331,7 +331,7 @@ impl Trainer<'_> {
             score,
         };
         write_json_atomic(&dir.path().join("state.json"), &state)?;
-        dir.persist(true)
+        dir.persist_replacing()
     }
 
     fn restore(&mut self, run: &Path, step: u64) -> Result<CheckpointState> {
@@ -908,7 +908,17 @@ pub fn load(path: &Path, config: DcganConfig) -> Result<Dcgan> {
             .and_then(|t| serde_json::from_str(&t).ok());
         let step = match best {
             Some(b) if step_dir(path, b.step).join("state.json").exists() => b.step,
-            _ => *checkpoint_steps(path).last().ok_or_else(|| {
+            Some(b) => {
+                return Err(Error::bad_file(
+                    path.join("checkpoints/best.json"),
+                    format!(
+                        "names step {}, whose checkpoint is missing; give one of the checkpoints there ({}) as --checkpoint",
+                        b.step,
+                        step_dir(path, 0).parent().map(|p| p.display().to_string()).unwrap_or_default()
+                    ),
+                ))
+            }
+            None => *checkpoint_steps(path).last().ok_or_else(|| {
                 Error::bad_file(
                     path,
                     "no dcgan checkpoint here (checkpoints/step-*/state.json)",
@@ -918,6 +928,7 @@ pub fn load(path: &Path, config: DcganConfig) -> Result<Dcgan> {
         step_dir(path, step)
     };
     let state: CheckpointState = read_state(&dir)?;
+    let step = state.step;
     let config = if state.config != config {
         state.config.clone()
     } else {
@@ -930,6 +941,7 @@ pub fn load(path: &Path, config: DcganConfig) -> Result<Dcgan> {
     // Generation uses the moving average of G's weights.
     load_moving_average(&dir, &nets.g_vars)?;
     gan.trained = Some((nets, state.meta));
+    gan.loaded_step = Some(step);
     gan.recalibrate_batch_norm()?;
     Ok(gan)
 }

@@ -711,8 +711,24 @@ impl Format for FitsFormat {
             )));
         }
         // Refused before any work (TempDir::persist would refuse only at the end).
-        simemu_core::fsutil::refuse_to_replace(out, overwrite)?;
+        simemu_core::fsutil::check_output(
+            out,
+            overwrite,
+            simemu_core::fsutil::OutputKind::Directory,
+        )?;
         let dir = TempDir::new(out)?;
+        // The marker that lets a later `--force` recognise this directory as
+        // simemu's (the FITS files beside it are another tool's format).
+        simemu_core::fsutil::write_json_atomic(
+            &dir.path().join(simemu_core::fsutil::EXPORT_MARKER),
+            &serde_json::json!({
+                "format": "simemu-export",
+                "export_format": "fits",
+                "field": spec.name,
+                "count": dataset.len(),
+                "simemu_version": simemu_core::VERSION,
+            }),
+        )?;
         let n = dataset.len();
         let digits = n.saturating_sub(1).to_string().len().max(5);
         let names = dataset.param_names().to_vec();

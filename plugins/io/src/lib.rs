@@ -245,11 +245,13 @@ struct AtomicOutput {
 }
 
 impl AtomicOutput {
-    fn file(out: &Path, overwrite: bool) -> Result<Self> {
+    /// `kind` recognises a file of the same format, the only one `--force`
+    /// replaces.
+    fn file(out: &Path, overwrite: bool, kind: simemu_core::fsutil::OutputKind) -> Result<Self> {
         if out.is_dir() {
             return Err(Error::bad_file(out, "is a directory; give a file name"));
         }
-        simemu_core::fsutil::refuse_to_replace(out, overwrite)?;
+        simemu_core::fsutil::check_output(out, overwrite, kind)?;
         Ok(AtomicOutput {
             tmp: simemu_core::fsutil::TempFile::new(out)?,
         })

@@ -80,7 +80,14 @@ impl Format for NpyFormat {
         let spec = &dataset.fields()[index];
         let mut shape = vec![dataset.len()];
         shape.extend_from_slice(&spec.shape);
-        let file = crate::AtomicOutput::file(out, overwrite)?;
+        let file = crate::AtomicOutput::file(
+            out,
+            overwrite,
+            simemu_core::fsutil::OutputKind::File {
+                format: ".npy",
+                magic: simemu_core::npy::MAGIC,
+            },
+        )?;
         {
             let mut w = file.writer()?;
             let header = npy::header_bytes(npy_dtype(spec.dtype), &shape);

@@ -353,7 +353,14 @@ impl Format for NpzFormat {
                 .last_modified_time(DateTime::default())
                 .large_file(bytes as u64 >= u32::MAX as u64)
         };
-        let file = crate::AtomicOutput::file(out, overwrite)?;
+        let file = crate::AtomicOutput::file(
+            out,
+            overwrite,
+            simemu_core::fsutil::OutputKind::File {
+                format: ".npz (zip)",
+                magic: b"PK",
+            },
+        )?;
         let zip_err =
             |e: zip::result::ZipError| Error::bad_file(out, format!("writing the archive: {e}"));
         let io_err = |e: std::io::Error| Error::io(out, e);

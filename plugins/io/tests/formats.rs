@@ -437,7 +437,13 @@ fn exports_are_reproducible_and_never_clobber_without_permission() {
         .unwrap_err();
     assert!(e.to_string().contains("already exists"), "{e}");
     assert_eq!(std::fs::read(&a).unwrap(), before);
-    NpyFormat
+    // --force replaces a file of the same format only.
+    let e = NpyFormat
+        .export(&ds, Some("kappa"), &a, &serde_json::json!({}), true)
+        .unwrap_err();
+    assert!(e.to_string().contains("is not a .npy file"), "{e}");
+    assert_eq!(std::fs::read(&a).unwrap(), before);
+    NpzFormat
         .export(&ds, Some("kappa"), &a, &serde_json::json!({}), true)
         .unwrap();
     assert_ne!(std::fs::read(&a).unwrap(), before);

@@ -258,18 +258,28 @@ pub fn run(reg: &Registry, a: &BenchArgs) -> Result<()> {
             )?);
         }
     }
-    println!(
+    crate::output::outln!(
         "{:<44} {:>8} {:>8} {:>12} {:>12} {:>12}",
-        "workload", "threads", "items", "median s", "items/s", "peak RSS MB"
+        "workload",
+        "threads",
+        "items",
+        "median s",
+        "items/s",
+        "peak RSS MB"
     );
     for r in &rows {
         let rss = r
             .peak_rss_mb
             .map(|m| format!("{m:.0}"))
             .unwrap_or_else(|| "-".into());
-        println!(
+        crate::output::outln!(
             "{:<44} {:>8} {:>8} {:>12.4} {:>12.1} {:>12}",
-            r.workload, r.threads, r.items, r.median_s, r.items_per_s, rss
+            r.workload,
+            r.threads,
+            r.items,
+            r.median_s,
+            r.items_per_s,
+            rss
         );
     }
     if let Some(p) = &a.json {

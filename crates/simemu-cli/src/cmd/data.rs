@@ -29,30 +29,32 @@ pub fn info(a: &InfoArgs) -> Result<()> {
             "source": ds.manifest().source,
             "part": ds.manifest().part,
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        crate::output::outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    println!("{}: {} samples", ds.path().display(), ds.len());
+    crate::output::outln!("{}: {} samples", ds.path().display(), ds.len());
     for f in ds.fields() {
         let attrs = if f.attrs.is_empty() {
             String::new()
         } else {
             format!(" {}", serde_json::Value::Object(f.attrs.clone()))
         };
-        println!(
+        crate::output::outln!(
             "  field {:<10} shape {:?} {:?}{attrs}",
-            f.name, f.shape, f.dtype
+            f.name,
+            f.shape,
+            f.dtype
         );
     }
     for (k, (lo, hi)) in &ranges {
         if lo == hi {
-            println!("  param {k:<10} = {lo}");
+            crate::output::outln!("  param {k:<10} = {lo}");
         } else {
-            println!("  param {k:<10} in [{lo}, {hi}]");
+            crate::output::outln!("  param {k:<10} in [{lo}, {hi}]");
         }
     }
     if let Some(p) = ds.manifest().part {
-        println!(
+        crate::output::outln!(
             "  part: samples {}..{} of a run of {}",
             p.start,
             p.start + ds.len(),
@@ -61,7 +63,7 @@ pub fn info(a: &InfoArgs) -> Result<()> {
     }
     let src = &ds.manifest().source;
     if !src.is_empty() {
-        println!(
+        crate::output::outln!(
             "  source: {} '{}' (simemu {})",
             src.get("kind").and_then(|v| v.as_str()).unwrap_or("?"),
             src.get("name").and_then(|v| v.as_str()).unwrap_or("?"),
@@ -70,7 +72,7 @@ pub fn info(a: &InfoArgs) -> Result<()> {
                 .unwrap_or("?")
         );
         if let Some(c) = src.get("config") {
-            println!("  config: {c}");
+            crate::output::outln!("  config: {c}");
         }
     }
     Ok(())
@@ -92,6 +94,14 @@ pub struct MergeArgs {
 }
 
 pub fn merge(a: &MergeArgs) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for p in &a.parts {
+        if !seen.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())) {
+            return Err(usage(format!("the part {} is given twice", p.display())));
+        }
+    }
+    let inputs: Vec<&std::path::Path> = a.parts.iter().map(PathBuf::as_path).collect();
+    simemu_core::fsutil::refuse_overlap(&a.out, &inputs)?;
     let stat_parts = a
         .parts
         .iter()

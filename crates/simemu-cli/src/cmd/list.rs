@@ -38,25 +38,29 @@ pub fn run(reg: &Registry, a: &ListArgs) -> Result<()> {
                 }
             }
         }
-        println!("{}", serde_json::to_string_pretty(&listing)?);
+        crate::output::outln!("{}", serde_json::to_string_pretty(&listing)?);
         return Ok(());
     }
     if want(Kind::Simulators) {
-        println!("simulators:");
+        crate::output::outln!("simulators:");
         for e in reg.simulators() {
             let params = (e.build)(&serde_json::Value::Null)
                 .map(|s| s.params().to_vec())
                 .unwrap_or_default();
-            println!("  {:<16} {}  [{}]", e.name, e.description, e.origin);
+            crate::output::outln!("  {:<16} {}  [{}]", e.name, e.description, e.origin);
             for p in &params {
                 let units = if p.units.is_empty() {
                     String::new()
                 } else {
                     format!(" {}", p.units)
                 };
-                println!(
+                crate::output::outln!(
                     "      --param {:<10} [{}, {}]{units}, default {}: {}",
-                    p.name, p.min, p.max, p.default, p.description
+                    p.name,
+                    p.min,
+                    p.max,
+                    p.default,
+                    p.description
                 );
             }
             print_options(&e.options, |o| format!("--option {:<9}", o.name));
@@ -66,9 +70,9 @@ pub fn run(reg: &Registry, a: &ListArgs) -> Result<()> {
         if !want(kind) {
             return;
         }
-        println!("{title}:");
+        crate::output::outln!("{title}:");
         for (name, description, origin, options) in entries {
-            println!("  {name:<16} {description}  [{origin}]");
+            crate::output::outln!("  {name:<16} {description}  [{origin}]");
             print_options(options, |o| format!("{:<21}", o.name));
         }
     };
@@ -120,14 +124,14 @@ fn print_options(options: &[OptionSpec], label: impl Fn(&OptionSpec) -> String) 
     for o in options {
         if o.group != group {
             group = &o.group;
-            println!("    {group}:");
+            crate::output::outln!("    {group}:");
         }
         let indent = if group.is_empty() {
             "      "
         } else {
             "        "
         };
-        println!(
+        crate::output::outln!(
             "{indent}{} default {}: {}",
             label(o),
             o.default,

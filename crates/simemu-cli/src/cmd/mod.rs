@@ -46,7 +46,7 @@ pub fn run(cli: Cli) -> Result<()> {
     let reg = registry(&cli)?;
     match &cli.command {
         Command::List(a) => list::run(&reg, a),
-        Command::Simulate(a) => simulate::run(&reg, cli.seed, a),
+        Command::Simulate(a) => simulate::run(&reg, cli.seed.unwrap_or(0), a),
         Command::Theory(a) => simulate::theory(&reg, a),
         Command::Info(a) => data::info(a),
         Command::Merge(a) => data::merge(a),
@@ -54,18 +54,20 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Export(a) => transfer::export(&reg, a),
         Command::Stat(a) => stat::run(&reg, a),
         Command::Train(a) => train::train(&reg, cli.seed, a),
-        Command::Generate(a) => train::generate(&reg, cli.seed, a),
+        Command::Generate(a) => train::generate(&reg, cli.seed.unwrap_or(0), a),
         Command::Validate(a) => validate::validate(&reg, a),
         Command::Compare(a) => validate::compare(&reg, a),
         Command::Bench(a) => bench::run(&reg, a),
         Command::Run(a) => run::run(&reg, a),
         Command::Completions(a) => {
+            let mut script = Vec::new();
             clap_complete::generate(
                 a.shell,
                 &mut <Cli as clap::CommandFactory>::command(),
                 "simemu",
-                &mut std::io::stdout(),
+                &mut script,
             );
+            crate::output::out!("{}", String::from_utf8_lossy(&script));
             Ok(())
         }
     }

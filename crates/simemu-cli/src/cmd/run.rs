@@ -49,19 +49,19 @@ pub fn run(reg: &Registry, a: &RunArgs) -> Result<()> {
     let outcome = simemu_pipeline::run(reg, &config, &options, &Terminal::new())?;
     for point in &outcome.points {
         if outcome.points.len() > 1 {
-            println!("\n## {}\n", simemu_pipeline::point_label(&point.params));
+            crate::output::outln!("\n## {}\n", simemu_pipeline::point_label(&point.params));
         }
-        print!("{}", leaderboard_terminal(&point.leaderboard));
-        println!(
+        crate::output::out!("{}", leaderboard_terminal(&point.leaderboard));
+        crate::output::outln!(
             "report: {}",
             point.report_dir.join("leaderboard.md").display()
         );
     }
     if let Some(responses) = &outcome.responses {
         for line in &responses.summary {
-            println!("{line}");
+            crate::output::outln!("{line}");
         }
-        println!("parameter response: {}", responses.path.display());
+        crate::output::outln!("parameter response: {}", responses.path.display());
     }
     ui::note(&format!(
         "run finished in {:.1}s: {}",

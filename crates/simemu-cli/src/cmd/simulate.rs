@@ -192,11 +192,11 @@ pub fn theory(reg: &Registry, a: &TheoryArgs) -> Result<()> {
     let params = resolve_params(sim.params(), &parse_param_assignments(&a.params)?)?;
     let out = sim.theory(&params, &parse_queries(&a.queries)?)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        crate::output::outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
     let names: Vec<&str> = sim.params().iter().map(|p| p.name.as_str()).collect();
-    println!(
+    crate::output::outln!(
         "{} at {}",
         a.name,
         names
@@ -216,7 +216,7 @@ pub fn theory(reg: &Registry, a: &TheoryArgs) -> Result<()> {
             })
             .collect();
         if !arrays.is_empty() {
-            println!(
+            crate::output::outln!(
                 "{}",
                 arrays
                     .iter()
@@ -224,7 +224,7 @@ pub fn theory(reg: &Registry, a: &TheoryArgs) -> Result<()> {
                     .collect::<String>()
             );
             for i in 0..arrays[0].1.len() {
-                println!(
+                crate::output::outln!(
                     "{}",
                     arrays
                         .iter()
@@ -234,7 +234,7 @@ pub fn theory(reg: &Registry, a: &TheoryArgs) -> Result<()> {
             }
         }
         for (k, v) in obj.iter().filter(|(_, v)| !v.is_array()) {
-            println!("{k} = {v}");
+            crate::output::outln!("{k} = {v}");
         }
     }
     Ok(())

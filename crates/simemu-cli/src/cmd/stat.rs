@@ -23,9 +23,13 @@ pub struct StatArgs {
     /// Dataset whose values define quantile bins (default: the input itself).
     #[arg(long)]
     pub reference: Option<PathBuf>,
-    /// Write the per-sample values as JSON here (large results get .npy sidecars).
+    /// Write the per-sample values as JSON here (large results get .npy
+    /// sidecars), or to standard output with `-` (values inline).
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Replace an existing JSON file that `simemu stat` wrote.
+    #[arg(long)]
+    pub force: bool,
     /// Compute only part K of N (0-based); merge the JSON parts with `simemu merge`.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<String>,
@@ -77,6 +81,15 @@ pub struct StatFile {
 
 const SIDECAR_THRESHOLD: usize = 100_000;
 
+/// How a statistic file is recognised for `--force`.
+const STAT_FILE: simemu_core::fsutil::OutputKind =
+    simemu_core::fsutil::OutputKind::Json { key: "statistic" };
+
+/// `--json -`: standard output.
+fn is_stdout(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
 fn write_stat_file(
     path: &Path,
     m: &Measurement,
@@ -91,7 +104,7 @@ fn write_stat_file(
         .into_owned();
     for (name, values) in m.component_names.iter().zip(&m.values) {
         let n = values.len() * m.x.len();
-        if n > SIDECAR_THRESHOLD {
+        if n > SIDECAR_THRESHOLD && !is_stdout(path) {
             let file = format!("{stem}.{name}.npy");
             let flat: Vec<f64> = values.iter().flatten().cloned().collect();
             simemu_core::npy::write(
@@ -114,8 +127,15 @@ fn write_stat_file(
         part,
         components,
     };
-    simemu_core::fsutil::write_json_atomic(path, &f)?;
-    Ok(())
+    if is_stdout(path) {
+        let mut text = serde_json::to_string_pretty(&f)?;
+        text.push('\n');
+        crate::output::out!("{text}");
+        Ok(())
+    } else {
+        simemu_core::fsutil::write_json_atomic(path, &f)?;
+        Ok(())
+    }
 }
 
 fn read_stat_file(path: &Path) -> Result<(StatFile, Vec<Vec<Vec<f64>>>)> {
@@ -142,7 +162,7 @@ fn read_stat_file(path: &Path) -> Result<(StatFile, Vec<Vec<Vec<f64>>>)> {
 }
 
 pub fn merge_parts(parts: &[PathBuf], out: &Path, force: bool) -> Result<()> {
-    simemu_core::fsutil::refuse_to_replace(out, force)?;
+    simemu_core::fsutil::check_output(out, force, STAT_FILE)?;
     let mut loaded = parts
         .iter()
         .map(|p| read_stat_file(p).map(|r| (p, r)))
@@ -199,6 +219,10 @@ pub fn merge_parts(parts: &[PathBuf], out: &Path, force: bool) -> Result<()> {
 }
 
 pub fn run(reg: &Registry, a: &StatArgs) -> Result<()> {
+    if let Some(path) = a.json.as_deref().filter(|p| !is_stdout(p)) {
+        simemu_core::fsutil::refuse_overlap(path, &[&a.input])?;
+        simemu_core::fsutil::check_output(path, a.force, STAT_FILE)?;
+    }
     let ds = Dataset::open(&a.input)?;
     let reference = match &a.reference {
         Some(r) => {
@@ -234,7 +258,9 @@ pub fn run(reg: &Registry, a: &StatArgs) -> Result<()> {
                 total: ds.len(),
             });
             write_stat_file(path, &m, &ds.path().display().to_string(), part)?;
-            tracing::info!("wrote {} ({} samples)", path.display(), m.count());
+            if !is_stdout(path) {
+                tracing::info!("wrote {} ({} samples)", path.display(), m.count());
+            }
         }
         None => print_table(&m),
     }
@@ -242,24 +268,24 @@ pub fn run(reg: &Registry, a: &StatArgs) -> Result<()> {
 }
 
 fn print_table(m: &Measurement) {
-    println!(
+    crate::output::outln!(
         "{} on {} samples (mean ± std per bin)",
         m.statistic,
         m.count()
     );
-    print!("{:>14}", m.x_name);
+    crate::output::out!("{:>14}", m.x_name);
     for c in &m.component_names {
-        print!("{:>30}", c);
+        crate::output::out!("{:>30}", c);
     }
-    println!();
+    crate::output::outln!();
     let n = m.count() as f64;
     for b in 0..m.x.len() {
-        print!("{:>14.5e}", m.x[b]);
+        crate::output::out!("{:>14.5e}", m.x[b]);
         for comp in &m.values {
             let mean = comp.iter().map(|s| s[b]).sum::<f64>() / n;
             let var = comp.iter().map(|s| (s[b] - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-            print!("{:>30}", format!("{mean:.5e} ± {:.3e}", var.sqrt()));
+            crate::output::out!("{:>30}", format!("{mean:.5e} ± {:.3e}", var.sqrt()));
         }
-        println!();
+        crate::output::outln!();
     }
 }

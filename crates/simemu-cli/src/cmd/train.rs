@@ -43,7 +43,7 @@ pub struct TrainArgs {
     pub budget: Option<f64>,
 }
 
-pub fn train(reg: &Registry, seed: u64, a: &TrainArgs) -> Result<()> {
+pub fn train(reg: &Registry, seed: Option<u64>, a: &TrainArgs) -> Result<()> {
     let base = match &a.config {
         Some(p) => super::read_config(p)?,
         None => serde_json::Value::Null,

@@ -96,6 +96,8 @@ pub fn import(reg: &Registry, a: &ImportArgs) -> Result<()> {
     };
     let extensions: Vec<&str> = entry.extensions.iter().map(String::as_str).collect();
     let files = simemu_core::formats::expand_inputs(&a.inputs, &extensions)?;
+    let inputs: Vec<&std::path::Path> = files.iter().map(PathBuf::as_path).collect();
+    simemu_core::fsutil::refuse_overlap(&a.out, &inputs)?;
     let m = simemu_core::formats::import_dataset(
         entry.format.as_ref(),
         &files,
@@ -132,6 +134,7 @@ pub fn import(reg: &Registry, a: &ImportArgs) -> Result<()> {
 
 pub fn export(reg: &Registry, a: &ExportArgs) -> Result<()> {
     let entry = reg.format(&a.format)?;
+    simemu_core::fsutil::refuse_overlap(&a.out, &[&a.dataset])?;
     let ds = Dataset::open(&a.dataset)?;
     let mut options = serde_json::Map::new();
     if a.compressed {

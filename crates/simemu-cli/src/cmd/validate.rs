@@ -88,12 +88,17 @@ fn print_summary(report: &simemu_validate::Report) {
     if ui::quiet() {
         return;
     }
-    println!(
+    crate::output::outln!(
         "{:<16} {:>6} {:>10} {:>8} {:>10} {:>14}",
-        "statistic", "bins", "pass", "verdict", "worst p", "max|rel diff|"
+        "statistic",
+        "bins",
+        "pass",
+        "verdict",
+        "worst p",
+        "max|rel diff|"
     );
     for s in &report.summary {
-        println!(
+        crate::output::outln!(
             "{:<16} {:>6} {:>9.1}% {:>8} {:>10.2e} {:>14}",
             s.statistic,
             s.bins,
@@ -106,7 +111,7 @@ fn print_summary(report: &simemu_validate::Report) {
         );
         if s.components.len() > 1 {
             for c in &s.components {
-                println!(
+                crate::output::outln!(
                     "  {:<14} {:>6} {:>9.1}% {:>8} {:>10.2e}",
                     c.name,
                     c.bins,
@@ -117,12 +122,14 @@ fn print_summary(report: &simemu_validate::Report) {
             }
         }
     }
-    println!(
+    crate::output::outln!(
         "pooled KS on '{}': D = {:.3e}, p = {:.3e}",
-        report.pooled_ks.field, report.pooled_ks.ks_d, report.pooled_ks.ks_p
+        report.pooled_ks.field,
+        report.pooled_ks.ks_d,
+        report.pooled_ks.ks_p
     );
     for w in &report.warnings {
-        println!("warning: {w}");
+        crate::output::outln!("warning: {w}");
     }
 }
 
@@ -138,7 +145,7 @@ pub fn validate(reg: &Registry, a: &ValidateArgs) -> Result<()> {
     };
     let report = simemu_pipeline::validate(reg, &request, &Terminal::new())?;
     print_summary(&report);
-    println!("report: {}", a.out.join("report.md").display());
+    crate::output::outln!("report: {}", a.out.join("report.md").display());
     Ok(())
 }
 
@@ -154,8 +161,8 @@ pub fn compare(reg: &Registry, a: &CompareArgs) -> Result<()> {
     };
     let lb = simemu_pipeline::compare(reg, &request, &Terminal::new())?;
     if !ui::quiet() {
-        print!("{}", leaderboard_terminal(&lb));
+        crate::output::out!("{}", leaderboard_terminal(&lb));
     }
-    println!("leaderboard: {}", a.out.join("leaderboard.md").display());
+    crate::output::outln!("leaderboard: {}", a.out.join("leaderboard.md").display());
     Ok(())
 }
