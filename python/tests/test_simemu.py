@@ -169,6 +169,12 @@ def test_datasets_round_trip(tmp_path):
         simemu.write_dataset(tmp_path / "mine", maps)
     simemu.write_dataset(tmp_path / "mine", maps[:2], force=True)
     assert len(simemu.open_dataset(tmp_path / "mine")) == 2
+    # force replaces only what simemu wrote.
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "main.py").write_text("print()\n")
+    with pytest.raises(simemu.InvalidInputError, match="not a dataset, run, report or export"):
+        simemu.write_dataset(tmp_path / "code", maps, force=True)
+    assert (tmp_path / "code" / "main.py").read_text() == "print()\n"
 
 
 def test_bad_input_raises_a_clear_exception():
@@ -187,6 +193,10 @@ def test_bad_input_raises_a_clear_exception():
         simemu.statistic("bispectrum", maps)
     with pytest.raises(ValueError, match="unknown parameter 'omega_x'"):
         simemu.simulate("convergence", 1, params={"omega_x": 0.3})
+    with pytest.raises(simemu.InvalidInputError, match="of memory"):
+        simemu.simulate("convergence", 10**12, options={"size": 64})
+    with pytest.raises(simemu.InvalidInputError, match="parameter points"):
+        simemu.simulate("convergence", 1, grid={"omega_m": (0.2, 0.4, 10**4), "sigma_8": (0.7, 0.9, 10**4)})
     with pytest.raises(ValueError, match="must be positive"):
         simemu.power_spectrum(maps, angle_deg=-2)
     with pytest.raises(FileNotFoundError):

@@ -263,7 +263,7 @@ fn outputs_never_overlap_inputs() {
 }
 
 /// `train --force` trains beside the old run and replaces it only when done:
-/// a replacement that fails leaves the old run whole.
+/// a replacement that fails or is killed leaves the old run whole.
 #[test]
 fn a_failed_forced_training_keeps_the_old_run() {
     let dir = tempfile::tempdir().unwrap();
@@ -288,15 +288,31 @@ fn a_failed_forced_training_keeps_the_old_run() {
     );
     assert_eq!(std::fs::read(d.join("run/generator.json")).unwrap(), before);
     assert_eq!(files(&d.join("run")), listing);
-    // Nothing of the failed attempt is left beside it.
-    assert_eq!(
+    let partials = || {
         files(d)
             .iter()
-            .filter(|n| n.to_string_lossy().starts_with(".run."))
-            .count(),
-        0
-    );
-    // A completed replacement takes its place.
+            .filter(|n| n.to_string_lossy().starts_with(".run.partial-"))
+            .count()
+    };
+    // Nothing of the failed attempt is left beside it.
+    assert_eq!(partials(), 0);
+    // Killed two seconds into training, the replacement leaves the old run whole.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_simemu"))
+        .args([
+            "-q", "train", "dcgan", "--data", "a", "--out", "run", "--force",
+        ])
+        .args(["--option", "size=32", "--steps", "1000000"])
+        .current_dir(d)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(std::fs::read(d.join("run/generator.json")).unwrap(), before);
+    assert_eq!(files(&d.join("run")), listing);
+    assert_eq!(partials(), 1, "the killed attempt's directory");
+    // A completed replacement takes its place, and removes what the killed
+    // one left.
     ok(
         d,
         &[
@@ -314,6 +330,7 @@ fn a_failed_forced_training_keeps_the_old_run() {
         read_json(&d.join("run/generator.json"))["generator"],
         "simulator"
     );
+    assert_eq!(partials(), 0);
 }
 
 /// Names in a manifest stay inside the dataset: a field named `../../ESCAPED`

@@ -173,9 +173,9 @@ pub const EXPORT_MARKER: &str = ".simemu-export.json";
 
 /// Refuses an output that exists unless `overwrite` (the `--force` flag) is set,
 /// and even then unless simemu wrote it: a directory with a marker file, a file
-/// of the format being written. A symbolic link is replaced by nothing; a device
-/// or a pipe (`/dev/stdout`) is written into, not replaced, and needs no
-/// `--force`.
+/// of the format being written. A symbolic link at the output is refused, except
+/// for a JSON file, which is written through the link; a device or a pipe
+/// (`/dev/stdout`) is written into, not replaced, and needs no `--force`.
 pub fn check_output(path: &Path, overwrite: bool, kind: OutputKind) -> Result<()> {
     let meta = match fs::symlink_metadata(path) {
         Ok(m) => m,

@@ -143,12 +143,12 @@ pub fn read_raw_header_from(r: &mut impl Read, path: &Path) -> Result<RawHeader>
     // Element counts and byte sizes computed from the shape must not overflow,
     // whatever a hostile header declares: at most 2^56 elements (of up to 256
     // bytes each), far beyond any file that exists.
-    let fits = shape
+    let representable = shape
         .iter()
         .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
         .and_then(|n| n.checked_mul(256))
         .is_some_and(|bytes| usize::try_from(bytes).is_ok());
-    if !fits {
+    if !representable {
         return Err(bad(format!("shape {shape:?} is too large for any file")));
     }
     Ok(RawHeader {

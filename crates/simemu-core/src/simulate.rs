@@ -112,12 +112,7 @@ pub fn simulate_to_dataset(
         start: range.start,
         total,
     });
-    let sample_bytes: u64 = spec
-        .fields
-        .iter()
-        .map(|f| (f.len() * f.dtype.size()) as u64)
-        .sum::<u64>()
-        + 8 * (spec.param_names.len() as u64 + 1);
+    let sample_bytes = sample_bytes(sim);
     crate::fsutil::check_free_space(
         out,
         sample_bytes.checked_mul(range.len() as u64),
@@ -158,7 +153,37 @@ pub fn simulate_to_dataset(
 /// its seed, in index order — the samples [`simulate_to_dataset`] writes.
 pub fn simulate_samples(job: &SimulationJob) -> Result<Vec<(Sample, u64)>> {
     let range = job.range()?;
+    let bytes = sample_bytes(job.simulator).checked_mul(range.len() as u64);
+    let available = available_memory();
+    if let (Some(available), bytes) = (available, bytes) {
+        if bytes.is_none_or(|b| b > available) {
+            return Err(Error::Refused(format!(
+                "{} samples would take {} of memory, {} are available; write them to a dataset instead",
+                range.len(),
+                bytes.map(crate::fsutil::human_bytes).unwrap_or_else(|| "more than 16 EiB".into()),
+                crate::fsutil::human_bytes(available)
+            )));
+        }
+    }
     PreparedPoints::new(job).draw(range)
+}
+
+/// Bytes one sample of `sim` takes: its fields, parameters and seed.
+fn sample_bytes(sim: &dyn Simulator) -> u64 {
+    let fields: u64 = sim
+        .fields()
+        .iter()
+        .map(|f| (f.len() * f.dtype.size()) as u64)
+        .sum();
+    fields + 8 * (sim.params().len() as u64 + 1)
+}
+
+/// Memory the system can give without swapping (Linux's `MemAvailable`).
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// The points of a job prepared as the samples reach them: each once while

@@ -178,11 +178,8 @@ impl RunConfig {
                 )));
             }
         }
-        if config.name.is_empty() || config.name.contains(['/', '\\']) {
-            return Err(request(format!(
-                "{what}: name '{}' must be a plain directory name",
-                config.name
-            )));
+        if let Err(e) = simemu_core::fsutil::check_plain_name(&config.name) {
+            return Err(request(format!("{what}: the run's name {e}")));
         }
         Ok(config)
     }

@@ -147,6 +147,8 @@ fn read_stat_file(path: &Path) -> Result<(StatFile, Vec<Vec<Vec<f64>>>)> {
     for (name, v) in &f.components {
         let rows: Vec<Vec<f64>> = match v.get("npy").and_then(|x| x.as_str()) {
             Some(file) => {
+                simemu_core::fsutil::check_plain_name(file)
+                    .map_err(|e| anyhow::anyhow!("{}: sidecar {e}", path.display()))?;
                 let (shape, flat) = simemu_core::npy::read::<f64>(&path.with_file_name(file))?;
                 if shape.len() != 2 || shape[1] != f.x.len() {
                     anyhow::bail!("{}: sidecar {file} has shape {shape:?}", path.display());
