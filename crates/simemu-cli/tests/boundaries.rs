@@ -85,6 +85,22 @@ fn the_core_and_the_harness_know_no_plugin_and_no_domain() {
     }
 }
 
+/// Shared building blocks and shared science serve every domain: none depends
+/// on a plugin.
+#[test]
+fn shared_crates_depend_on_no_plugin() {
+    for krate in [
+        "crates/simemu-grid",
+        "crates/simemu-nn",
+        "crates/simemu-cosmology",
+    ] {
+        let deps = dependencies(krate);
+        for p in PLUGINS {
+            assert!(!deps.contains(p), "{krate} depends on {p}");
+        }
+    }
+}
+
 #[test]
 fn domain_plugins_depend_on_no_other_domain() {
     for (krate, name) in [

@@ -3,11 +3,11 @@
 //! The `convergence` simulator: weak-lensing convergence maps κ on a flat periodic
 //! patch, as a **shifted log-normal** field (Hilbert, Hartlap & Schneider 2011;
 //! Xavier et al. 2016) — or a Gaussian field — whose expected power spectrum equals
-//! the ΛCDM C_ℓ of a single source plane exactly (see [`cosmology`] and
-//! [`lognormal`]). It stands in for N-body ray tracing: non-Gaussian, cosmology
-//! dependent, and milliseconds per map.
+//! the ΛCDM C_ℓ of a single source plane exactly (see [`lensing`], built on the
+//! shared `simemu-cosmology`, and [`lognormal`]). It stands in for N-body ray
+//! tracing: non-Gaussian, cosmology dependent, and milliseconds per map.
 
-pub mod cosmology;
+pub mod lensing;
 pub mod lognormal;
 
 use std::collections::BTreeMap;
@@ -20,8 +20,9 @@ use simemu_core::{
     Result, Sample, Simulator,
 };
 
-use cosmology::{lognormal_shift_hilbert, CosmoParams, Cosmology};
+use lensing::{cl_kappa, lognormal_shift_hilbert};
 use lognormal::lognormal_transform;
+use simemu_cosmology::{CosmoParams, Cosmology};
 use simemu_grid::{mode_wavenumbers, DrawBuffers, FieldDrawer};
 
 pub const NAME: &str = "convergence";
@@ -187,7 +188,8 @@ impl ConvergenceSimulator {
     /// C_ℓ at the given multipoles.
     pub fn cl(&self, p: &[f64], ells: &[f64]) -> Result<Vec<f64>> {
         let c = self.cosmology(p)?;
-        Ok(c.cl_kappa(
+        Ok(cl_kappa(
+            &c,
             ells,
             p[Z_SOURCE],
             self.config.nonlinear == Nonlinear::Halofit,

@@ -1,6 +1,8 @@
-//! Flat ΛCDM background, linear growth, the Eisenstein & Hu (1998) no-wiggle linear
-//! power spectrum normalised to σ_8, Takahashi et al. (2012) halofit, and the Limber
-//! convergence power spectrum for a single source plane.
+//! The cosmology every domain of simemu shares: the flat ΛCDM background
+//! (E(z), comoving distance, Ω_m(z)), linear growth, the Eisenstein & Hu (1998)
+//! no-wiggle linear power spectrum normalised to σ_8, and Takahashi et al. (2012)
+//! halofit. Domain plugins build on it (weak-lensing spectra, density fields);
+//! it knows no observable.
 //!
 //! Units: k in h/Mpc, distances in Mpc/h, P(k) in (Mpc/h)³.
 
@@ -261,68 +263,6 @@ impl Cosmology {
         let hp = HalofitPoint::new(self, z, d);
         hp.p_nl(self, k)
     }
-
-    /// C_ℓ^κκ for a single source plane at `z_source` by the Limber approximation with
-    /// k = (ℓ + ½)/χ; `nonlinear` selects halofit over linear theory.
-    pub fn cl_kappa(&self, ells: &[f64], z_source: f64, nonlinear: bool) -> Vec<f64> {
-        const NZ: usize = 200;
-        let chi_s = self.chi(z_source);
-        let dz = z_source / NZ as f64;
-        // χ(z) on the midpoints, by cumulative Simpson on a fine grid.
-        let mut points = Vec::with_capacity(NZ);
-        let mut z_prev = 0.0;
-        let mut chi_prev = 0.0;
-        for i in 0..NZ {
-            let z = (i as f64 + 0.5) * dz;
-            let chi = chi_prev + HUBBLE_DISTANCE * simpson(|x| 1.0 / self.e(x), z_prev, z, 16);
-            z_prev = z;
-            chi_prev = chi;
-            let w = 1.5 * self.p.omega_m / (HUBBLE_DISTANCE * HUBBLE_DISTANCE)
-                * (1.0 + z)
-                * chi
-                * (chi_s - chi)
-                / chi_s;
-            let d = self.growth(z);
-            let weight = w * w / (chi * chi) * HUBBLE_DISTANCE / self.e(z) * dz;
-            let hp = nonlinear.then(|| HalofitPoint::new(self, z, d));
-            points.push((chi, z, d, weight, hp));
-        }
-        ells.iter()
-            .map(|&ell| {
-                points
-                    .iter()
-                    .map(|(chi, _z, d, weight, hp)| {
-                        let k = (ell + 0.5) / chi;
-                        let p = match hp {
-                            Some(hp) => hp.p_nl(self, k),
-                            None => {
-                                let t = self.transfer(k);
-                                self.amplitude * k.powf(self.p.n_s) * t * t * d * d
-                            }
-                        };
-                        weight * p
-                    })
-                    .sum()
-            })
-            .collect()
-    }
-
-    /// Empty-beam convergence κ_min = −∫₀^{χ_s} W(χ) dχ.
-    pub fn kappa_empty_beam(&self, z_source: f64) -> f64 {
-        let chi_s = self.chi(z_source);
-        -simpson(
-            |z| {
-                let chi = self.chi(z);
-                1.5 * self.p.omega_m / HUBBLE_DISTANCE.powi(2) * (1.0 + z) * chi * (chi_s - chi)
-                    / chi_s
-                    * HUBBLE_DISTANCE
-                    / self.e(z)
-            },
-            0.0,
-            z_source,
-            200,
-        )
-    }
 }
 
 /// Halofit coefficients at one redshift.
@@ -377,12 +317,6 @@ impl HalofitPoint {
             / (1.0 + self.nun / (y * y));
         (d2q + d2h) * 2.0 * PI * PI / (k * k * k)
     }
-}
-
-/// Hilbert, Hartlap & Schneider (2011) eq. 38 fit of the log-normal shift κ₀(z_s).
-pub fn lognormal_shift_hilbert(z_source: f64) -> f64 {
-    let z = z_source;
-    0.008 * z + 0.029 * z * z - 0.0079 * z.powi(3) + 0.00065 * z.powi(4)
 }
 
 #[cfg(test)]
@@ -440,49 +374,5 @@ mod tests {
             assert!((d - cc).abs() < 1.5e-3, "C({z}) = {d}");
         }
         assert!(close(c.p_nl(1.0, 0.0), 381.0, 2e-3), "{}", c.p_nl(1.0, 0.0));
-    }
-
-    #[test]
-    fn limber_cl_matches_reference_table() {
-        let c = reference();
-        let ells = [10.0, 100.0, 300.0, 1000.0, 2000.0, 3000.0, 10000.0];
-        let lin = [
-            3.99e-8, 6.90e-9, 1.09e-9, 8.48e-11, 1.68e-11, 6.26e-12, 2.98e-13,
-        ];
-        let nl = [
-            3.97e-8, 7.43e-9, 1.71e-9, 3.91e-10, 1.59e-10, 8.65e-11, 9.40e-12,
-        ];
-        let cl_nl = c.cl_kappa(&ells, 1.0, true);
-        let cl_lin = c.cl_kappa(&ells, 1.0, false);
-        for i in 0..ells.len() {
-            // 3 significant figures: rounding is at most 0.5e-2/1.59 ≈ 0.35%; allow 1%.
-            assert!(
-                close(cl_nl[i], nl[i], 0.01),
-                "NL ell {}: {} vs {}",
-                ells[i],
-                cl_nl[i],
-                nl[i]
-            );
-            assert!(
-                close(cl_lin[i], lin[i], 0.01),
-                "lin ell {}: {} vs {}",
-                ells[i],
-                cl_lin[i],
-                lin[i]
-            );
-        }
-        // ℓ = 1000 is quoted to 4 figures (pyccl 3.907e-10).
-        assert!(close(cl_nl[3], 3.907e-10, 2e-3), "{}", cl_nl[3]);
-    }
-
-    #[test]
-    fn empty_beam_and_shift() {
-        let c = reference();
-        assert!(
-            close(c.kappa_empty_beam(1.0), -0.064, 0.01),
-            "{}",
-            c.kappa_empty_beam(1.0)
-        );
-        assert!(close(lognormal_shift_hilbert(1.0), 0.02975, 1e-9));
     }
 }
