@@ -27,6 +27,7 @@ use simemu_baselines as _;
 use simemu_calorimeter as _;
 use simemu_convergence as _;
 use simemu_dcgan as _;
+use simemu_density3d as _;
 use simemu_io as _;
 use simemu_map_stats as _;
 

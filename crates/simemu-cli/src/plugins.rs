@@ -6,6 +6,7 @@ use simemu_baselines as _;
 use simemu_calorimeter as _;
 use simemu_convergence as _;
 use simemu_dcgan as _;
+use simemu_density3d as _;
 use simemu_io as _;
 use simemu_map_stats as _;
 
@@ -18,7 +19,7 @@ mod tests {
         let names = |it: Vec<&str>| it.join(",");
         assert_eq!(
             names(r.simulators().map(|e| e.name.as_str()).collect()),
-            "calorimeter,convergence"
+            "calorimeter,convergence,density3d"
         );
         assert_eq!(
             names(r.generators().map(|e| e.name.as_str()).collect()),
@@ -26,7 +27,7 @@ mod tests {
         );
         assert_eq!(
             names(r.statistics().map(|e| e.name.as_str()).collect()),
-            "energy-response,hottest-cells,lateral-width,layer-fractions,minkowski,peaks,pixel-pdf,power-spectrum,shower-depth,sparsity"
+            "energy-response,hottest-cells,lateral-width,layer-fractions,minkowski,peaks,pixel-pdf,power-spectrum,power-spectrum-3d,shower-depth,sparsity"
         );
         let formats = if cfg!(feature = "hdf5") {
             "calogan,fits,npy,npz"

@@ -33,8 +33,9 @@ fn sources(crate_dir: &str) -> Vec<(PathBuf, String)> {
     out
 }
 
-const PLUGINS: [&str; 6] = [
+const PLUGINS: [&str; 7] = [
     "simemu-convergence",
+    "simemu-density3d",
     "simemu-map-stats",
     "simemu-dcgan",
     "simemu-baselines",
@@ -106,6 +107,7 @@ fn domain_plugins_depend_on_no_other_domain() {
     for (krate, name) in [
         ("plugins/convergence", "simemu-convergence"),
         ("plugins/calorimeter", "simemu-calorimeter"),
+        ("plugins/density3d", "simemu-density3d"),
         ("plugins/map-stats", "simemu-map-stats"),
         ("plugins/io", "simemu-io"),
     ] {

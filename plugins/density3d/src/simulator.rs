@@ -1,0 +1,361 @@
+//! The `density3d` simulator: the matter density contrast δ on a periodic box of
+//! N³ cells at redshift z, drawn from the linear ΛCDM power spectrum of the
+//! shared cosmology.
+//!
+//! Conventions (those of Pylians and nbodykit): the box has side L and volume
+//! V = L³; the DFT δ_k = Σ_x δ(x) e^{−ik·x} is unnormalised, and the power
+//! spectrum is P(k) = ⟨|δ_k|²⟩ V / N⁶. A Gaussian field is white noise w(x)
+//! (unit variance) transformed, multiplied by √(P(k) N³ / V) and transformed
+//! back, which gives exactly that P(k); the k = 0 mode is zero, so every box has
+//! mean 0.
+//!
+//! - `gaussian`: the linear field itself.
+//! - `lognormal`: δ = exp(g − σ_g²/2) − 1 for a Gaussian field g whose
+//!   correlation function is ln(1 + ξ(r)), ξ the target's: the log-normal field
+//!   whose P(k) is the target (as powerbox's `LogNormalPowerBox` builds it). Where
+//!   the target is too strong for a log-normal field (ln(1 + ξ) has no
+//!   non-negative spectrum), the negative part of g's spectrum is set to zero and
+//!   the fraction of its power that this removes is recorded in the dataset's
+//!   notes.
+
+use std::collections::BTreeMap;
+
+use rand::SeedableRng;
+use rand_distr::{Distribution, StandardNormal};
+use rustfft::num_complex::Complex64;
+use serde::{Deserialize, Serialize};
+use simemu_core::{
+    Array, DType, Error, Field, FieldSpec, ParamSpec, PreparedSimulator, Result, Sample, Simulator,
+};
+use simemu_cosmology::{CosmoParams, Cosmology};
+
+use crate::fft3::{fft3, mode_index_norms};
+
+pub const NAME: &str = "density3d";
+/// The field of every sample.
+pub const FIELD: &str = "delta";
+/// The field attribute holding the box side in Mpc/h.
+pub const BOX_ATTR: &str = "box_mpc_h";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Model {
+    Gaussian,
+    Lognormal,
+}
+
+/// Options of the `density3d` simulator.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Density3dConfig {
+    /// Cells per side (a power of two, 16 to 256).
+    #[serde(default = "default_size")]
+    pub size: usize,
+    /// Side of the box in Mpc/h.
+    #[serde(default = "default_box")]
+    pub box_mpc_h: f64,
+    /// Redshift of the field.
+    #[serde(default)]
+    pub z: f64,
+    #[serde(default = "default_model")]
+    pub model: Model,
+}
+
+fn default_size() -> usize {
+    64
+}
+fn default_box() -> f64 {
+    256.0
+}
+fn default_model() -> Model {
+    Model::Lognormal
+}
+
+impl Density3dConfig {
+    pub fn from_options(options: &serde_json::Value) -> Result<Self> {
+        let c: Density3dConfig = simemu_core::params::options_from_json(NAME, options)?;
+        if !c.size.is_power_of_two() || !(16..=256).contains(&c.size) {
+            return Err(Error::Option(format!(
+                "{NAME}: size = {} must be a power of two between 16 and 256",
+                c.size
+            )));
+        }
+        if !(c.box_mpc_h.is_finite() && c.box_mpc_h > 0.0) {
+            return Err(Error::Option(format!(
+                "{NAME}: box_mpc_h = {} must be positive",
+                c.box_mpc_h
+            )));
+        }
+        if !(c.z.is_finite() && (0.0..=20.0).contains(&c.z)) {
+            return Err(Error::Option(format!(
+                "{NAME}: z = {} must lie in [0, 20]",
+                c.z
+            )));
+        }
+        Ok(c)
+    }
+
+    /// The fundamental mode 2π/L in h/Mpc.
+    pub fn fundamental(&self) -> f64 {
+        2.0 * std::f64::consts::PI / self.box_mpc_h
+    }
+
+    fn volume(&self) -> f64 {
+        self.box_mpc_h.powi(3)
+    }
+}
+
+/// Parameter order in samples.
+pub const OMEGA_M: usize = 0;
+pub const SIGMA_8: usize = 1;
+pub const OMEGA_B: usize = 2;
+pub const H: usize = 3;
+pub const N_S: usize = 4;
+
+pub fn param_space() -> Vec<ParamSpec> {
+    vec![
+        ParamSpec::new(
+            "omega_m",
+            "",
+            0.10,
+            0.60,
+            0.3,
+            "total matter density Ω_m (flat: Ω_Λ = 1 − Ω_m)",
+        ),
+        ParamSpec::new(
+            "sigma_8",
+            "",
+            0.40,
+            1.20,
+            0.8,
+            "linear RMS fluctuation in 8 Mpc/h spheres at z = 0",
+        ),
+        ParamSpec::new("omega_b", "", 0.01, 0.10, 0.046, "baryon density Ω_b"),
+        ParamSpec::new("h", "", 0.50, 0.90, 0.7, "H0 / (100 km/s/Mpc)"),
+        ParamSpec::new("n_s", "", 0.80, 1.20, 0.96, "primordial spectral index"),
+    ]
+}
+
+pub struct Density3dSimulator {
+    config: Density3dConfig,
+    params: Vec<ParamSpec>,
+}
+
+impl Density3dSimulator {
+    pub fn new(config: Density3dConfig) -> Self {
+        Density3dSimulator {
+            config,
+            params: param_space(),
+        }
+    }
+
+    fn cosmology(&self, p: &[f64]) -> Result<Cosmology> {
+        if p[OMEGA_B] >= p[OMEGA_M] {
+            return Err(Error::Parameter(format!(
+                "omega_b = {} must be below omega_m = {}",
+                p[OMEGA_B], p[OMEGA_M]
+            )));
+        }
+        Ok(Cosmology::new(CosmoParams {
+            omega_m: p[OMEGA_M],
+            omega_b: p[OMEGA_B],
+            h: p[H],
+            n_s: p[N_S],
+            sigma_8: p[SIGMA_8],
+        }))
+    }
+
+    /// The linear P(k) at the config's z on every grid mode (0 at k = 0).
+    pub fn power_grid(&self, p: &[f64]) -> Result<Vec<f64>> {
+        let c = self.cosmology(p)?;
+        let kf = self.config.fundamental();
+        // P(k, z) = P(k, 0) D(z)², the growth integrated once.
+        let d2 = c.growth(self.config.z).powi(2);
+        Ok(mode_index_norms(self.config.size)
+            .into_iter()
+            .map(|m| {
+                if m == 0.0 {
+                    0.0
+                } else {
+                    c.p_lin(m * kf, 0.0) * d2
+                }
+            })
+            .collect())
+    }
+
+    pub fn prepare_concrete(&self, p: &[f64]) -> Result<PreparedBox> {
+        let n = self.config.size;
+        let cells = (n * n * n) as f64;
+        let volume = self.config.volume();
+        let target = self.power_grid(p)?;
+        // The variance of the grid field: Σ_k P(k) / V.
+        let target_variance = target.iter().sum::<f64>() / volume;
+        let (power, gaussian_variance, notes) = match self.config.model {
+            Model::Gaussian => (target, target_variance, serde_json::Value::Null),
+            Model::Lognormal => {
+                let (power, clipped) = lognormal_gaussian_power(&target, n, volume);
+                let variance = power.iter().sum::<f64>() / volume;
+                let notes = if clipped > 0.0 {
+                    serde_json::json!({ "clipped_power_fraction": clipped })
+                } else {
+                    serde_json::Value::Null
+                };
+                (power, variance, notes)
+            }
+        };
+        let amplitude = power
+            .iter()
+            .map(|&pk| (pk * cells / volume).sqrt())
+            .collect();
+        Ok(PreparedBox {
+            n,
+            model: self.config.model,
+            amplitude,
+            gaussian_variance,
+            target_variance,
+            params: p.to_vec(),
+            notes,
+        })
+    }
+}
+
+/// The spectrum of the Gaussian field g whose exponential has the spectrum
+/// `target` on the grid: ξ_g = ln(1 + ξ) in real space. Returns it with the
+/// fraction of its power that was negative and set to zero.
+fn lognormal_gaussian_power(target: &[f64], n: usize, volume: f64) -> (Vec<f64>, f64) {
+    let cells = (n * n * n) as f64;
+    // ξ(x) = (1/V) Σ_k P(k) e^{ik·x}.
+    let mut xi: Vec<Complex64> = target
+        .iter()
+        .map(|&p| Complex64::new(p / volume, 0.0))
+        .collect();
+    fft3(&mut xi, n, true);
+    for v in xi.iter_mut() {
+        *v = Complex64::new((1.0 + v.re).ln(), 0.0);
+    }
+    // P_g(k) = (V / N³) Σ_x ξ_g(x) e^{−ik·x}.
+    fft3(&mut xi, n, false);
+    let raw: Vec<f64> = xi.iter().map(|v| v.re * volume / cells).collect();
+    let total: f64 = raw.iter().map(|p| p.abs()).sum();
+    let negative: f64 = raw.iter().filter(|p| **p < 0.0).map(|p| -p).sum();
+    let mut power: Vec<f64> = raw.into_iter().map(|p| p.max(0.0)).collect();
+    power[0] = 0.0;
+    (power, if total > 0.0 { negative / total } else { 0.0 })
+}
+
+/// The simulator at one parameter point.
+pub struct PreparedBox {
+    n: usize,
+    model: Model,
+    /// √(P(k) N³ / V) per mode, of the Gaussian field drawn.
+    amplitude: Vec<f64>,
+    gaussian_variance: f64,
+    target_variance: f64,
+    params: Vec<f64>,
+    notes: serde_json::Value,
+}
+
+impl PreparedBox {
+    /// One box, C order. White noise from a Xoshiro256++ stream seeded with
+    /// `seed`, shaped in Fourier space in f64, stored as f32.
+    pub fn draw(&self, seed: u64) -> Vec<f32> {
+        let n3 = self.n * self.n * self.n;
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+        let mut field: Vec<Complex64> = (0..n3)
+            .map(|_| Complex64::new(StandardNormal.sample(&mut rng), 0.0))
+            .collect();
+        fft3(&mut field, self.n, false);
+        for (v, a) in field.iter_mut().zip(&self.amplitude) {
+            *v *= *a;
+        }
+        fft3(&mut field, self.n, true);
+        let scale = 1.0 / n3 as f64;
+        match self.model {
+            Model::Gaussian => field.iter().map(|v| (v.re * scale) as f32).collect(),
+            Model::Lognormal => {
+                let half = 0.5 * self.gaussian_variance;
+                field
+                    .iter()
+                    .map(|v| ((v.re * scale - half).exp() - 1.0) as f32)
+                    .collect()
+            }
+        }
+    }
+}
+
+impl PreparedSimulator for PreparedBox {
+    fn simulate(&self, seed: u64) -> Result<Sample> {
+        let n = self.n;
+        Ok(Sample::single(
+            Field::new(FIELD, vec![n, n, n], Array::F32(self.draw(seed)))?,
+            self.params.clone(),
+        ))
+    }
+
+    fn notes(&self) -> serde_json::Value {
+        self.notes.clone()
+    }
+}
+
+impl Simulator for Density3dSimulator {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn params(&self) -> &[ParamSpec] {
+        &self.params
+    }
+
+    fn fields(&self) -> Vec<FieldSpec> {
+        let n = self.config.size;
+        vec![FieldSpec::new(FIELD, vec![n, n, n], DType::F32)
+            .with_attr(BOX_ATTR, self.config.box_mpc_h)
+            .with_attr("units", "density contrast")]
+    }
+
+    fn config(&self) -> serde_json::Value {
+        serde_json::to_value(&self.config).expect("config serialises")
+    }
+
+    fn prepare(&self, params: &[f64]) -> Result<Box<dyn PreparedSimulator>> {
+        Ok(Box::new(self.prepare_concrete(params)?))
+    }
+
+    /// `--k K,…`: the linear P(k) at z (h/Mpc, (Mpc/h)³); always the growth
+    /// factor D(z) (1 at z = 0), the variance of the grid field per cell, and for
+    /// `lognormal` the variance of its Gaussian field.
+    fn theory(
+        &self,
+        params: &[f64],
+        query: &BTreeMap<String, Vec<f64>>,
+    ) -> Result<serde_json::Value> {
+        if let Some(key) = query.keys().find(|k| *k != "k") {
+            return Err(Error::Option(format!(
+                "{NAME}: unknown theory query '--{key}' (available: --k)"
+            )));
+        }
+        let c = self.cosmology(params)?;
+        let mut out = serde_json::Map::new();
+        if let Some(ks) = query.get("k") {
+            if ks.iter().any(|&k| !(k.is_finite() && k > 0.0)) {
+                return Err(Error::Option(format!("{NAME}: k values must be positive")));
+            }
+            out.insert("k".into(), serde_json::json!(ks));
+            let pk: Vec<f64> = ks.iter().map(|&k| c.p_lin(k, self.config.z)).collect();
+            out.insert("pk".into(), serde_json::json!(pk));
+        }
+        out.insert("growth".into(), serde_json::json!(c.growth(self.config.z)));
+        let prepared = self.prepare_concrete(params)?;
+        out.insert(
+            "cell_variance".into(),
+            serde_json::json!(prepared.target_variance),
+        );
+        if self.config.model == Model::Lognormal {
+            out.insert(
+                "gaussian_variance".into(),
+                serde_json::json!(prepared.gaussian_variance),
+            );
+        }
+        Ok(serde_json::Value::Object(out))
+    }
+}

@@ -1,0 +1,283 @@
+//! The `density3d` simulator against its theory, and `power-spectrum-3d` against
+//! Pylians on a fixture box.
+
+use std::path::Path;
+
+use simemu_core::{
+    Array, DType, Field, FieldSpec, Registry, Sample, Simulator, StatContext, Statistic,
+};
+use simemu_density3d::simulator::{Density3dConfig, Density3dSimulator, Model, BOX_ATTR};
+use simemu_density3d::{Mas, PowerSpectrum3d};
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn simulator(size: usize, model: Model) -> Density3dSimulator {
+    Density3dSimulator::new(
+        Density3dConfig::from_options(&serde_json::json!({
+            "size": size,
+            "box_mpc_h": 256.0,
+            "model": model,
+        }))
+        .unwrap(),
+    )
+}
+
+const FIDUCIAL: [f64; 5] = [0.3, 0.8, 0.046, 0.7, 0.96];
+
+/// Mean and standard error over boxes of each bin's estimate.
+fn mean_and_se(estimates: &[Vec<f64>]) -> (Vec<f64>, Vec<f64>) {
+    let n = estimates.len() as f64;
+    let bins = estimates[0].len();
+    let mean: Vec<f64> = (0..bins)
+        .map(|b| estimates.iter().map(|e| e[b]).sum::<f64>() / n)
+        .collect();
+    let se = (0..bins)
+        .map(|b| {
+            let var = estimates
+                .iter()
+                .map(|e| (e[b] - mean[b]).powi(2))
+                .sum::<f64>()
+                / (n - 1.0);
+            (var / n).sqrt()
+        })
+        .collect();
+    (mean, se)
+}
+
+/// The mean measured P(k) of `count` boxes against the bin average of `target`
+/// (per grid mode): within 3 standard errors in every bin.
+fn assert_spectrum(sim: &Density3dSimulator, target: &[f64], count: u64, what: &str) {
+    let n = 32;
+    let prepared = sim.prepare_concrete(&FIDUCIAL).unwrap();
+    let estimator = PowerSpectrum3d::new("delta", n, 256.0, Mas::None);
+    let estimates: Vec<Vec<f64>> = (0..count)
+        .map(|seed| {
+            let v: Vec<f64> = prepared.draw(seed).iter().map(|&x| x as f64).collect();
+            estimator.measure(&v)
+        })
+        .collect();
+    let (mean, se) = mean_and_se(&estimates);
+    let expected = estimator.bin_average(target);
+    for b in 0..mean.len() {
+        let z = (mean[b] - expected[b]) / se[b];
+        assert!(
+            z.abs() < 3.0,
+            "{what}: bin {b} (k = {:.4}): mean {:.4e}, expected {:.4e}, {z:.2} SE",
+            estimator.x()[b],
+            mean[b],
+            expected[b]
+        );
+    }
+}
+
+/// Gaussian boxes have the linear P(k) of the grid, bin by bin, within 3 SE
+/// over 40 boxes (each bin's mean is compared with the average of P over that
+/// bin's modes, its exact expectation).
+#[test]
+fn gaussian_boxes_have_the_linear_spectrum() {
+    let sim = simulator(32, Model::Gaussian);
+    let target = sim.power_grid(&FIDUCIAL).unwrap();
+    assert_spectrum(&sim, &target, 40, "gaussian");
+}
+
+/// Log-normal boxes have the target P(k) too: the Gaussian field's spectrum
+/// is that of ln(1 + ξ), and the exponential restores ξ.
+#[test]
+fn lognormal_boxes_have_the_target_spectrum() {
+    let sim = simulator(32, Model::Lognormal);
+    let target = sim.power_grid(&FIDUCIAL).unwrap();
+    assert_spectrum(&sim, &target, 40, "lognormal");
+}
+
+/// One cell of each of 400 independent log-normal boxes follows the exact
+/// one-point distribution, 1 + δ = exp(g − σ_g²/2) with g ~ N(0, σ_g²): the
+/// one-sample KS distance stays below 1.63/√n, the 1% critical value of the
+/// Kolmogorov distribution.
+#[test]
+fn lognormal_cells_follow_the_lognormal_distribution() {
+    let sim = simulator(16, Model::Lognormal);
+    let theory = sim.theory(&FIDUCIAL, &Default::default()).expect("theory");
+    let sigma = theory["gaussian_variance"].as_f64().unwrap().sqrt();
+    let prepared = sim.prepare_concrete(&FIDUCIAL).unwrap();
+    let mut cells: Vec<f64> = (0..400u64)
+        .map(|seed| prepared.draw(seed)[16 * 16 * 8 + 16 * 5 + 3] as f64)
+        .collect();
+    cells.sort_by(f64::total_cmp);
+    let n = cells.len() as f64;
+    let cdf = |d: f64| {
+        let x = ((1.0 + d).ln() + 0.5 * sigma * sigma) / sigma;
+        0.5 * (1.0 + erf(x / std::f64::consts::SQRT_2))
+    };
+    let distance = cells
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| {
+            let f = cdf(d);
+            (f - i as f64 / n).abs().max(((i + 1) as f64 / n - f).abs())
+        })
+        .fold(0.0, f64::max);
+    assert!(distance < 1.63 / n.sqrt(), "KS distance {distance}");
+}
+
+/// erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7, far below the KS
+/// resolution of 1/400).
+fn erf(x: f64) -> f64 {
+    let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let y = 1.0 - poly * (-x * x).exp();
+    if x >= 0.0 {
+        y
+    } else {
+        -y
+    }
+}
+
+/// The same seed gives the same bytes.
+#[test]
+fn boxes_are_reproducible() {
+    let sim = simulator(16, Model::Lognormal);
+    let p = sim.prepare_concrete(&FIDUCIAL).unwrap();
+    assert_eq!(p.draw(5), p.draw(5));
+    assert_ne!(p.draw(5), p.draw(6));
+}
+
+fn fixture_box() -> Vec<f64> {
+    let (shape, values) = simemu_core::npy::read::<f64>(&fixture("lognormal-32.npy")).unwrap();
+    assert_eq!(shape, [1, 32, 32, 32]);
+    values
+}
+
+/// `power-spectrum-3d` equals Pylians' `Pk_library.Pk` (fixtures from
+/// tests/fixtures/make_pylians.py) for no window, CIC and TSC: k exactly, the
+/// mode counts exactly, P(k) to 1e-6 relative (Pylians transforms in float32:
+/// its own rounding is a few 1e-7).
+#[test]
+fn power_spectrum_equals_pylians() {
+    let values = fixture_box();
+    let text = std::fs::read_to_string(fixture("pylians-32.json")).unwrap();
+    let reference: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for (name, mas) in [("none", Mas::None), ("cic", Mas::Cic), ("tsc", Mas::Tsc)] {
+        let r = &reference["spectra"][name];
+        let get = |key: &str| -> Vec<f64> { serde_json::from_value(r[key].clone()).unwrap() };
+        let estimator = PowerSpectrum3d::new("delta", 32, 200.0, mas);
+        let power = estimator.measure(&values);
+        assert_eq!(estimator.mode_counts(), get("modes").as_slice(), "{name}");
+        for (a, b) in estimator.x().iter().zip(get("k")) {
+            assert!((a / b - 1.0).abs() < 1e-12, "{name}: k {a} vs {b}");
+        }
+        for (b, (a, want)) in power.iter().zip(get("power")).enumerate() {
+            assert!(
+                (a / want - 1.0).abs() < 1e-6,
+                "{name}: bin {b}: {a} vs Pylians {want}"
+            );
+        }
+    }
+}
+
+fn context(field: FieldSpec) -> StatContext<'static> {
+    StatContext {
+        field,
+        quantiles: &|_| Ok(Vec::new()),
+        pooled_variance: &|| Ok(1.0),
+    }
+}
+
+/// Bad input is refused with the problem named: a size that is not a power of
+/// two, a 2D field, a box of unknown size, a non-finite cell.
+#[test]
+fn bad_input_is_refused_clearly() {
+    let e = Density3dConfig::from_options(&serde_json::json!({"size": 48}))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("must be a power of two between 16 and 256"),
+        "{e}"
+    );
+    let e = Density3dConfig::from_options(&serde_json::json!({"model": "2d"}))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("unknown variant"), "{e}");
+    let opts = serde_json::json!({});
+    let map = FieldSpec::new("kappa", vec![32, 32], DType::F32).with_attr(BOX_ATTR, 100.0);
+    let e = PowerSpectrum3d::build(&opts, &context(map))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("needs cubic 3D fields"), "{e}");
+    let unknown = FieldSpec::new("delta", vec![8, 8, 8], DType::F32);
+    let e = PowerSpectrum3d::build(&opts, &context(unknown.clone()))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("box side of field 'delta' is unknown"), "{e}");
+    let stat =
+        PowerSpectrum3d::build(&serde_json::json!({"box_mpc_h": 50.0}), &context(unknown)).unwrap();
+    let mut data = vec![0.0f32; 512];
+    data[8 * 8 * 2 + 8 * 3 + 4] = f32::NAN;
+    let sample = Sample::single(
+        Field::new("delta", vec![8, 8, 8], Array::F32(data)).unwrap(),
+        vec![],
+    );
+    let e = stat.compute(&sample).unwrap_err().to_string();
+    assert!(e.contains("non-finite cell at [2, 3, 4]"), "{e}");
+}
+
+/// The plugin registers its simulator and statistic by name.
+#[test]
+fn registers_by_name() {
+    let mut r = Registry::new();
+    simemu_density3d::register(&mut r).unwrap();
+    let sim = r
+        .build_simulator("density3d", &serde_json::json!({"size": 16}))
+        .unwrap();
+    assert_eq!(sim.fields()[0].shape, [16, 16, 16]);
+    assert!(r.statistic("power-spectrum-3d").is_ok());
+}
+
+/// The linear P(k) the boxes are drawn from equals pyccl's (same cosmology,
+/// Eisenstein & Hu no-wiggle transfer, σ_8-normalised; fixtures from
+/// tests/fixtures/make_pyccl.py) within 1% over 0.01–1 h/Mpc at four points
+/// of (Ω_m, σ_8, z), and so does the growth factor (measured: within 1e-4).
+#[test]
+fn linear_spectrum_equals_pyccl() {
+    let text = std::fs::read_to_string(fixture("pyccl-linear.json")).unwrap();
+    let reference: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let ks: Vec<f64> = serde_json::from_value(reference["k_h_mpc"].clone()).unwrap();
+    for case in reference["cases"].as_array().unwrap() {
+        let z = case["z"].as_f64().unwrap();
+        let sim = Density3dSimulator::new(
+            Density3dConfig::from_options(&serde_json::json!({"z": z, "model": "gaussian"}))
+                .unwrap(),
+        );
+        let params = [
+            case["omega_m"].as_f64().unwrap(),
+            case["sigma_8"].as_f64().unwrap(),
+            0.046,
+            0.7,
+            0.96,
+        ];
+        let query = [("k".to_string(), ks.clone())].into_iter().collect();
+        let theory = sim.theory(&params, &query).unwrap();
+        let pk: Vec<f64> = serde_json::from_value(theory["pk"].clone()).unwrap();
+        let want: Vec<f64> = serde_json::from_value(case["pk"].clone()).unwrap();
+        for (k, (a, b)) in ks.iter().zip(pk.iter().zip(&want)) {
+            assert!(
+                (a / b - 1.0).abs() < 0.01,
+                "{case}: k = {k}: {a} vs pyccl {b}"
+            );
+        }
+        let growth = theory["growth"].as_f64().unwrap();
+        let want = case["growth"].as_f64().unwrap();
+        assert!(
+            (growth / want - 1.0).abs() < 0.01,
+            "{case}: D = {growth} vs {want}"
+        );
+    }
+}
