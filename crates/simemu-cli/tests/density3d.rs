@@ -46,7 +46,7 @@ fn boxes_simulate_measure_and_validate_through_the_harness() {
             "--candidate",
             "candidate",
             "--stats",
-            "power-spectrum-3d",
+            "power-spectrum-3d,density-pdf,peaks-3d",
             "--out",
             "report",
         ],
@@ -54,4 +54,11 @@ fn boxes_simulate_measure_and_validate_through_the_harness() {
     let report = read_json(&d.join("report/report.json"));
     assert_eq!(report["statistics"][0]["statistic"], "power-spectrum-3d");
     assert_eq!(report["statistics"][0]["table"]["bins"], 13);
+    let names: Vec<&str> = report["statistics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["statistic"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["power-spectrum-3d", "density-pdf", "peaks-3d"]);
 }

@@ -4,16 +4,20 @@
 //! the density contrast δ on a periodic box of N³ cells from the linear ΛCDM
 //! power spectrum of the shared cosmology (`gaussian`), or the log-normal field
 //! with that spectrum (`lognormal`); see [`simulator`]. The `power-spectrum-3d`
-//! statistic measures it by Pylians' conventions ([`power`]). Samples are ordinary
+//! statistic measures it by Pylians' conventions ([`power`]); `density-pdf` and
+//! `peaks-3d` count its cells and peaks by height ([`cells`]). Samples are ordinary
 //! datasets (a float32 field of shape (N, N, N)), so the harness, the formats and
 //! the pipeline handle them unchanged.
 
+pub mod cells;
 pub mod fft3;
+mod field;
 pub mod power;
 pub mod simulator;
 
 use simemu_core::{OptionSpec, Registry, Result, Simulator, Statistic};
 
+pub use cells::{CellStat, Kind};
 pub use power::{Mas, PowerSpectrum3d};
 pub use simulator::{Density3dConfig, Density3dSimulator, Model};
 
@@ -53,7 +57,36 @@ pub fn register(r: &mut Registry) -> Result<()> {
             ),
         ],
         |o, ctx| Ok(Box::new(PowerSpectrum3d::build(o, ctx)?) as Box<dyn Statistic>),
-    )
+    )?;
+    for (kind, description) in [
+        (Kind::Pdf, "histogram density of the cell values over thresholds, optionally Gaussian-smoothed (numpy.histogram density)"),
+        (Kind::Peaks, "cells above all 26 periodic neighbours, counted by height per unit threshold, optionally Gaussian-smoothed"),
+    ] {
+        r.add_statistic(kind.name(), description, cell_options(), move |o, ctx| {
+            Ok(Box::new(CellStat::build(kind, o, ctx)?) as Box<dyn Statistic>)
+        })?;
+    }
+    Ok(())
+}
+
+fn cell_options() -> Vec<OptionSpec> {
+    vec![
+        OptionSpec::new(
+            "thresholds",
+            cells::DEFAULT_THRESHOLDS,
+            "bin edges: a,b,c | lin:A:B:N | log:A:B:N | quantile:QLO:QHI:N (of the reference cells; not with smoothing)",
+        ),
+        OptionSpec::new(
+            "smoothing_mpc_h",
+            serde_json::Value::Null,
+            "radius R of a Gaussian smoothing exp(−k²R²/2) in Mpc/h (default: none)",
+        ),
+        OptionSpec::new(
+            "box_mpc_h",
+            serde_json::Value::Null,
+            "side of the box in Mpc/h, for smoothing (default: from the dataset)",
+        ),
+    ]
 }
 
 simemu_core::inventory::submit! { simemu_core::StaticPlugin { name: "density3d", register } }

@@ -13,10 +13,9 @@
 
 use rustfft::num_complex::Complex64;
 use serde::Deserialize;
-use simemu_core::{Error, FieldView, Result, Sample, StatContext, StatValues, Statistic};
+use simemu_core::{FieldView, Result, Sample, StatContext, StatValues, Statistic};
 
 use crate::fft3::{fft3, frequency};
-use crate::simulator::BOX_ATTR;
 
 pub const NAME: &str = "power-spectrum-3d";
 
@@ -160,30 +159,8 @@ impl PowerSpectrum3d {
 
     pub fn build(options: &serde_json::Value, ctx: &StatContext) -> Result<Self> {
         let o: Options = simemu_core::params::options_from_json(NAME, options)?;
-        let shape = &ctx.field.shape;
-        let n = match shape.as_slice() {
-            [a, b, c] if a == b && b == c && *a >= 4 => *a,
-            s => {
-                return Err(Error::Option(format!(
-                    "{NAME} needs cubic 3D fields (at least 4³); field '{}' has shape {s:?}",
-                    ctx.field.name
-                )))
-            }
-        };
-        let box_mpc_h = match o.box_mpc_h.or_else(|| ctx.field.attr_f64(BOX_ATTR)) {
-            Some(b) if b.is_finite() && b > 0.0 => b,
-            Some(b) => {
-                return Err(Error::Option(format!(
-                    "{NAME}: box_mpc_h = {b} must be positive"
-                )))
-            }
-            None => {
-                return Err(Error::Option(format!(
-                    "{NAME}: the box side of field '{}' is unknown; give --stat-option box_mpc_h=L",
-                    ctx.field.name
-                )))
-            }
-        };
+        let n = crate::field::cube_side(NAME, ctx, 4)?;
+        let box_mpc_h = crate::field::box_side(NAME, o.box_mpc_h, ctx)?;
         let mas = o
             .mas
             .or_else(|| {
@@ -194,25 +171,6 @@ impl PowerSpectrum3d {
             })
             .unwrap_or(Mas::None);
         Ok(PowerSpectrum3d::new(&ctx.field.name, n, box_mpc_h, mas))
-    }
-
-    fn values(&self, field: &FieldView<'_>) -> Result<Vec<f64>> {
-        let n = self.n;
-        if field.shape != [n, n, n] {
-            return Err(Error::Data(format!(
-                "field has shape {:?}, expected [{n}, {n}, {n}]",
-                field.shape
-            )));
-        }
-        if let Some(i) = field.data.first_non_finite() {
-            return Err(Error::Data(format!(
-                "non-finite cell at [{}, {}, {}]",
-                i / (n * n),
-                (i / n) % n,
-                i % n
-            )));
-        }
-        Ok(field.data.to_array().to_f64())
     }
 }
 
@@ -233,14 +191,11 @@ impl Statistic for PowerSpectrum3d {
         serde_json::json!({ "box_mpc_h": self.box_mpc_h, "mas": self.mas })
     }
     fn compute(&self, sample: &Sample) -> Result<StatValues> {
-        let f = match sample.field(&self.field) {
-            Ok(f) => f,
-            Err(_) if sample.fields.len() == 1 => &sample.fields[0],
-            Err(e) => return Err(e),
-        };
-        self.compute_view(f.view())
+        self.compute_view(crate::field::field_of(sample, &self.field)?.view())
     }
     fn compute_view(&self, field: FieldView<'_>) -> Result<StatValues> {
-        Ok(vec![self.measure(&self.values(&field)?)])
+        Ok(vec![
+            self.measure(&crate::field::cube_values(&field, self.n)?)
+        ])
     }
 }
