@@ -2,8 +2,10 @@
 //!
 //! The third domain: 3D matter density fields. The `density3d` simulator draws
 //! the density contrast δ on a periodic box of N³ cells from the linear ΛCDM
-//! power spectrum of the shared cosmology (`gaussian`), or the log-normal field
-//! with that spectrum (`lognormal`); see [`simulator`]. The `power-spectrum-3d`
+//! power spectrum of the shared cosmology (`gaussian`), the log-normal field
+//! with that spectrum (`lognormal`), or particles displaced by second-order
+//! Lagrangian perturbation theory and painted with cloud-in-cell (`2lpt`); see
+//! [`simulator`]. The `power-spectrum-3d`
 //! statistic measures it by Pylians' conventions ([`power`]); `density-pdf` and
 //! `peaks-3d` count its cells and peaks by height ([`cells`]). Samples are ordinary
 //! datasets (a float32 field of shape (N, N, N)), so the harness, the formats and
@@ -26,7 +28,7 @@ fn simulator_options() -> Vec<OptionSpec> {
         OptionSpec::new("size", 64, "cells per side (power of two, 16–256)"),
         OptionSpec::new("box_mpc_h", 256.0, "side of the box in Mpc/h"),
         OptionSpec::new("z", 0.0, "redshift of the field"),
-        OptionSpec::new("model", "lognormal", "lognormal | gaussian"),
+        OptionSpec::new("model", "lognormal", "lognormal | gaussian | 2lpt"),
     ]
 }
 
@@ -34,7 +36,7 @@ fn simulator_options() -> Vec<OptionSpec> {
 pub fn register(r: &mut Registry) -> Result<()> {
     r.add_simulator(
         simulator::NAME,
-        "3D matter density contrast on a periodic box: Gaussian or log-normal field with the linear ΛCDM P(k) (EH98, σ_8-normalised, linear growth to z)",
+        "3D matter density contrast on a periodic box: Gaussian or log-normal field with the linear ΛCDM P(k) (EH98, σ_8-normalised, linear growth to z), or 2LPT particles painted with CIC",
         simulator_options(),
         |o| {
             Ok(Box::new(Density3dSimulator::new(Density3dConfig::from_options(o)?))

@@ -17,6 +17,13 @@
 //!   non-negative spectrum), the negative part of g's spectrum is set to zero and
 //!   the fraction of its power that this removes is recorded in the dataset's
 //!   notes.
+//! - `2lpt`: one particle per cell, on the grid nodes q, displaced by
+//!   second-order Lagrangian perturbation theory, x = q − D₁∇φ⁽¹⁾ + D₂∇φ⁽²⁾ with
+//!   ∇²φ⁽¹⁾ = δ_L, ∇²φ⁽²⁾ = Σ_{i<j} (φ⁽¹⁾_{,ii} φ⁽¹⁾_{,jj} − (φ⁽¹⁾_{,ij})²) and
+//!   D₂ = −(3/7) D₁² Ω_m(z)^{−1/143} (Bouchet et al. 1995), then painted with
+//!   cloud-in-cell: δ = (particles per cell) − 1. The field carries `mas = cic`,
+//!   so `power-spectrum-3d` removes the painting window. The linear field's
+//!   Nyquist planes are zeroed (a displacement there has no real direction).
 
 use std::collections::BTreeMap;
 
@@ -42,6 +49,8 @@ pub const BOX_ATTR: &str = "box_mpc_h";
 pub enum Model {
     Gaussian,
     Lognormal,
+    #[serde(rename = "2lpt")]
+    Twolpt,
 }
 
 /// Options of the `density3d` simulator.
@@ -192,6 +201,12 @@ impl Density3dSimulator {
         let target_variance = target.iter().sum::<f64>() / volume;
         let (power, gaussian_variance, notes) = match self.config.model {
             Model::Gaussian => (target, target_variance, serde_json::Value::Null),
+            Model::Twolpt => {
+                let mut power = target;
+                zero_nyquist_planes(&mut power, n);
+                let variance = power.iter().sum::<f64>() / volume;
+                (power, variance, serde_json::Value::Null)
+            }
             Model::Lognormal => {
                 let (power, clipped) = lognormal_gaussian_power(&target, n, volume);
                 let variance = power.iter().sum::<f64>() / volume;
@@ -207,9 +222,12 @@ impl Density3dSimulator {
             .iter()
             .map(|&pk| (pk * cells / volume).sqrt())
             .collect();
+        let c = self.cosmology(p)?;
         Ok(PreparedBox {
             n,
             model: self.config.model,
+            second_order: 3.0 / 7.0 * c.omega_m_z(self.config.z).powf(-1.0 / 143.0),
+            fundamental: self.config.fundamental(),
             amplitude,
             gaussian_variance,
             target_variance,
@@ -247,6 +265,10 @@ fn lognormal_gaussian_power(target: &[f64], n: usize, volume: f64) -> (Vec<f64>,
 pub struct PreparedBox {
     n: usize,
     model: Model,
+    /// −D₂/D₁² of the 2LPT displacement.
+    second_order: f64,
+    /// 2π/L in h/Mpc.
+    fundamental: f64,
     /// √(P(k) N³ / V) per mode, of the Gaussian field drawn.
     amplitude: Vec<f64>,
     gaussian_variance: f64,
@@ -268,6 +290,9 @@ impl PreparedBox {
         for (v, a) in field.iter_mut().zip(&self.amplitude) {
             *v *= *a;
         }
+        if self.model == Model::Twolpt {
+            return self.displace_and_paint(field);
+        }
         fft3(&mut field, self.n, true);
         let scale = 1.0 / n3 as f64;
         match self.model {
@@ -279,6 +304,116 @@ impl PreparedBox {
                     .map(|v| ((v.re * scale - half).exp() - 1.0) as f32)
                     .collect()
             }
+            Model::Twolpt => unreachable!("painted above"),
+        }
+    }
+
+    /// The 2LPT box from the linear δ_k at z: Ψ_i(k) = i k_i (δ_k + c S_k)/k²,
+    /// S the second-order source, c = −D₂/D₁²; particles from the grid nodes
+    /// displaced by Ψ, painted with cloud-in-cell.
+    fn displace_and_paint(&self, delta_k: Vec<Complex64>) -> Vec<f32> {
+        let n = self.n;
+        let n3 = n * n * n;
+        let scale = 1.0 / n3 as f64;
+        let kf = self.fundamental;
+        let wavevector = |q: usize| -> [f64; 3] {
+            let (i, j, l) = (q / (n * n), (q / n) % n, q % n);
+            [i, j, l].map(|a| crate::fft3::frequency(a, n) as f64 * kf)
+        };
+        let inverse = |spectrum: Vec<Complex64>| -> Vec<f64> {
+            let mut f = spectrum;
+            fft3(&mut f, n, true);
+            f.iter().map(|v| v.re * scale).collect()
+        };
+        // φ⁽¹⁾_{,ij}(k) = k_i k_j δ_k / k², in real space.
+        let pairs = [(0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)];
+        let second: Vec<Vec<f64>> = pairs
+            .iter()
+            .map(|&(a, b)| {
+                inverse(
+                    delta_k
+                        .iter()
+                        .enumerate()
+                        .map(|(q, d)| {
+                            let k = wavevector(q);
+                            let k2 = k[0] * k[0] + k[1] * k[1] + k[2] * k[2];
+                            if k2 == 0.0 {
+                                Complex64::new(0.0, 0.0)
+                            } else {
+                                d * (k[a] * k[b] / k2)
+                            }
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        let mut source: Vec<Complex64> = (0..n3)
+            .map(|x| {
+                let [p11, p22, p33, p12, p13, p23] = [0, 1, 2, 3, 4, 5].map(|m| second[m][x]);
+                Complex64::new(
+                    p11 * p22 + p11 * p33 + p22 * p33 - p12 * p12 - p13 * p13 - p23 * p23,
+                    0.0,
+                )
+            })
+            .collect();
+        fft3(&mut source, n, false);
+        let cell = 2.0 * std::f64::consts::PI / (kf * n as f64);
+        let displacement: Vec<Vec<f64>> = (0..3)
+            .map(|axis| {
+                inverse(
+                    delta_k
+                        .iter()
+                        .zip(&source)
+                        .enumerate()
+                        .map(|(q, (d, s))| {
+                            let k = wavevector(q);
+                            let k2 = k[0] * k[0] + k[1] * k[1] + k[2] * k[2];
+                            if k2 == 0.0 {
+                                Complex64::new(0.0, 0.0)
+                            } else {
+                                (d + s * self.second_order) * Complex64::new(0.0, k[axis] / k2)
+                            }
+                        })
+                        .collect(),
+                )
+                .into_iter()
+                .map(|v| v / cell)
+                .collect()
+            })
+            .collect();
+        let mut mass = vec![0.0f64; n3];
+        let nf = n as f64;
+        for q in 0..n3 {
+            let node = [q / (n * n), (q / n) % n, q % n];
+            let mut base = [0usize; 3];
+            let mut frac = [0.0f64; 3];
+            for a in 0..3 {
+                let x = (node[a] as f64 + displacement[a][q]).rem_euclid(nf);
+                let i = x.floor();
+                base[a] = (i as usize) % n;
+                frac[a] = x - i;
+            }
+            for (da, wa) in [(0, 1.0 - frac[0]), (1, frac[0])] {
+                for (db, wb) in [(0, 1.0 - frac[1]), (1, frac[1])] {
+                    for (dc, wc) in [(0, 1.0 - frac[2]), (1, frac[2])] {
+                        let i = (base[0] + da) % n;
+                        let j = (base[1] + db) % n;
+                        let l = (base[2] + dc) % n;
+                        mass[(i * n + j) * n + l] += wa * wb * wc;
+                    }
+                }
+            }
+        }
+        mass.into_iter().map(|m| (m - 1.0) as f32).collect()
+    }
+}
+
+/// Zeroes the modes on the Nyquist planes (any |k_i| = N/2).
+fn zero_nyquist_planes(power: &mut [f64], n: usize) {
+    let half = n / 2;
+    for (q, p) in power.iter_mut().enumerate() {
+        if [q / (n * n), (q / n) % n, q % n].contains(&half) {
+            *p = 0.0;
         }
     }
 }
@@ -308,9 +443,13 @@ impl Simulator for Density3dSimulator {
 
     fn fields(&self) -> Vec<FieldSpec> {
         let n = self.config.size;
-        vec![FieldSpec::new(FIELD, vec![n, n, n], DType::F32)
+        let spec = FieldSpec::new(FIELD, vec![n, n, n], DType::F32)
             .with_attr(BOX_ATTR, self.config.box_mpc_h)
-            .with_attr("units", "density contrast")]
+            .with_attr("units", "density contrast");
+        vec![match self.config.model {
+            Model::Twolpt => spec.with_attr("mas", "cic"),
+            _ => spec,
+        }]
     }
 
     fn config(&self) -> serde_json::Value {
