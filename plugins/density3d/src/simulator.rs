@@ -383,12 +383,17 @@ impl PreparedBox {
             .collect();
         let mut mass = vec![0.0f64; n3];
         let nf = n as f64;
-        for q in 0..n3 {
+        let moves = displacement[0]
+            .iter()
+            .zip(&displacement[1])
+            .zip(&displacement[2]);
+        for (q, ((dx, dy), dz)) in moves.enumerate() {
             let node = [q / (n * n), (q / n) % n, q % n];
+            let step = [dx, dy, dz];
             let mut base = [0usize; 3];
             let mut frac = [0.0f64; 3];
             for a in 0..3 {
-                let x = (node[a] as f64 + displacement[a][q]).rem_euclid(nf);
+                let x = (node[a] as f64 + step[a]).rem_euclid(nf);
                 let i = x.floor();
                 base[a] = (i as usize) % n;
                 frac[a] = x - i;
