@@ -176,11 +176,14 @@ impl Density3dSimulator {
 
     /// The linear P(k) at the config's z on every grid mode (0 at k = 0).
     pub fn power_grid(&self, p: &[f64]) -> Result<Vec<f64>> {
-        let c = self.cosmology(p)?;
+        Ok(self.grid_power(&self.cosmology(p)?))
+    }
+
+    fn grid_power(&self, c: &Cosmology) -> Vec<f64> {
         let kf = self.config.fundamental();
         // P(k, z) = P(k, 0) D(z)², the growth integrated once.
         let d2 = c.growth(self.config.z).powi(2);
-        Ok(mode_index_norms(self.config.size)
+        mode_index_norms(self.config.size)
             .into_iter()
             .map(|m| {
                 if m == 0.0 {
@@ -189,14 +192,15 @@ impl Density3dSimulator {
                     c.p_lin(m * kf, 0.0) * d2
                 }
             })
-            .collect())
+            .collect()
     }
 
     pub fn prepare_concrete(&self, p: &[f64]) -> Result<PreparedBox> {
         let n = self.config.size;
         let cells = (n * n * n) as f64;
         let volume = self.config.volume();
-        let target = self.power_grid(p)?;
+        let c = self.cosmology(p)?;
+        let target = self.grid_power(&c);
         // The variance of the grid field: Σ_k P(k) / V.
         let target_variance = target.iter().sum::<f64>() / volume;
         let (power, gaussian_variance, notes) = match self.config.model {
@@ -222,7 +226,6 @@ impl Density3dSimulator {
             .iter()
             .map(|&pk| (pk * cells / volume).sqrt())
             .collect();
-        let c = self.cosmology(p)?;
         Ok(PreparedBox {
             n,
             model: self.config.model,
