@@ -8,6 +8,8 @@
 
 use std::f64::consts::PI;
 
+pub mod params;
+
 /// Hubble distance c/H0 in Mpc/h.
 pub const HUBBLE_DISTANCE: f64 = 299_792.458 / 100.0;
 /// CMB temperature used by the transfer function (K).

@@ -22,7 +22,7 @@ use simemu_core::{
 
 use lensing::{cl_kappa, lognormal_shift_hilbert};
 use lognormal::lognormal_transform;
-use simemu_cosmology::{CosmoParams, Cosmology};
+use simemu_cosmology::Cosmology;
 use simemu_grid::{mode_wavenumbers, DrawBuffers, FieldDrawer};
 
 pub const NAME: &str = "convergence";
@@ -105,44 +105,21 @@ impl ConvergenceConfig {
     }
 }
 
-/// Parameter order in samples.
-pub const OMEGA_M: usize = 0;
-pub const SIGMA_8: usize = 1;
-pub const OMEGA_B: usize = 2;
-pub const H: usize = 3;
-pub const N_S: usize = 4;
+/// Parameter order in samples: the ΛCDM parameters, then the source redshift.
+pub use simemu_cosmology::params::{H, N_S, OMEGA_B, OMEGA_M, SIGMA_8};
 pub const Z_SOURCE: usize = 5;
 
 pub fn param_space() -> Vec<ParamSpec> {
-    vec![
-        ParamSpec::new(
-            "omega_m",
-            "",
-            0.10,
-            0.60,
-            0.3,
-            "total matter density Ω_m (flat: Ω_Λ = 1 − Ω_m)",
-        ),
-        ParamSpec::new(
-            "sigma_8",
-            "",
-            0.40,
-            1.20,
-            0.8,
-            "linear RMS fluctuation in 8 Mpc/h spheres at z = 0",
-        ),
-        ParamSpec::new("omega_b", "", 0.01, 0.10, 0.046, "baryon density Ω_b"),
-        ParamSpec::new("h", "", 0.50, 0.90, 0.7, "H0 / (100 km/s/Mpc)"),
-        ParamSpec::new("n_s", "", 0.80, 1.20, 0.96, "primordial spectral index"),
-        ParamSpec::new(
-            "z_source",
-            "",
-            0.30,
-            4.00,
-            1.0,
-            "redshift of the single source plane",
-        ),
-    ]
+    let mut space = simemu_cosmology::params::lcdm_params();
+    space.push(ParamSpec::new(
+        "z_source",
+        "",
+        0.30,
+        4.00,
+        1.0,
+        "redshift of the single source plane",
+    ));
+    space
 }
 
 pub struct ConvergenceSimulator {
@@ -163,19 +140,7 @@ impl ConvergenceSimulator {
     }
 
     fn cosmology(&self, p: &[f64]) -> Result<Cosmology> {
-        if p[OMEGA_B] >= p[OMEGA_M] {
-            return Err(Error::Parameter(format!(
-                "omega_b = {} must be below omega_m = {}",
-                p[OMEGA_B], p[OMEGA_M]
-            )));
-        }
-        Ok(Cosmology::new(CosmoParams {
-            omega_m: p[OMEGA_M],
-            omega_b: p[OMEGA_B],
-            h: p[H],
-            n_s: p[N_S],
-            sigma_8: p[SIGMA_8],
-        }))
+        simemu_cosmology::params::cosmology(p)
     }
 
     /// The log-normal shift used at these parameters.
