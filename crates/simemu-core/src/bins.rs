@@ -17,6 +17,29 @@ pub enum BinSpec {
 }
 
 impl BinSpec {
+    /// Bin edges from a statistic's option value: a JSON array of numbers or a
+    /// string spelling, `default` when unset; `name` (the statistic) in errors.
+    pub fn from_option(
+        name: &str,
+        value: &Option<serde_json::Value>,
+        default: &str,
+    ) -> Result<BinSpec> {
+        match value {
+            None | Some(serde_json::Value::Null) => BinSpec::parse(default),
+            Some(serde_json::Value::String(s)) => BinSpec::parse(s),
+            Some(serde_json::Value::Array(a)) => {
+                let e: Option<Vec<f64>> = a.iter().map(|v| v.as_f64()).collect();
+                let e = e.ok_or_else(|| Error::Option(format!("{name}: edges must be numbers")))?;
+                check_edges(&e)?;
+                Ok(BinSpec::Edges(e))
+            }
+            Some(serde_json::Value::Number(x)) => BinSpec::parse(&x.to_string()),
+            Some(other) => Err(Error::Option(format!(
+                "{name}: cannot read bin edges from {other}"
+            ))),
+        }
+    }
+
     /// Parses the command-line spelling.
     pub fn parse(s: &str) -> Result<BinSpec> {
         let s = s.trim();

@@ -120,6 +120,16 @@ pub fn source_record(
     m
 }
 
+/// Bytes one sample takes in a dataset: its fields, its `params` parameters and
+/// its seed.
+pub fn sample_bytes(fields: &[FieldSpec], params: usize) -> u64 {
+    let data: u64 = fields
+        .iter()
+        .map(|f| (f.len() * f.dtype.size()) as u64)
+        .sum();
+    data + 8 * (params as u64 + 1)
+}
+
 /// The description of how per-sample seeds are derived, stored in manifests.
 pub const SEED_DERIVATION: &str = "simemu::seed::sample_seed(run_seed, global_index)";
 

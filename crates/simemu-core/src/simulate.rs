@@ -168,14 +168,9 @@ pub fn simulate_samples(job: &SimulationJob) -> Result<Vec<(Sample, u64)>> {
     PreparedPoints::new(job).draw(range)
 }
 
-/// Bytes one sample of `sim` takes: its fields, parameters and seed.
+/// Bytes one sample of `sim` takes.
 fn sample_bytes(sim: &dyn Simulator) -> u64 {
-    let fields: u64 = sim
-        .fields()
-        .iter()
-        .map(|f| (f.len() * f.dtype.size()) as u64)
-        .sum();
-    fields + 8 * (sim.params().len() as u64 + 1)
+    crate::dataset::sample_bytes(&sim.fields(), sim.params().len())
 }
 
 /// Memory the system can give without swapping (Linux's `MemAvailable`).

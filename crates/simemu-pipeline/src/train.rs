@@ -317,10 +317,7 @@ pub fn generate(reg: &Registry, seed: u64, r: &GenerateRequest, obs: &dyn Observ
     let (generator, run) = (&loaded.generator, &loaded.run);
     let space = generator.params();
     let fields = generator.fields();
-    let sample_bytes: u64 = fields
-        .iter()
-        .map(|f| (f.len() * f.dtype.size()) as u64 + 8 * (space.len() as u64 + 1))
-        .sum();
+    let sample_bytes = simemu_core::dataset::sample_bytes(&fields, space.len());
     simemu_core::fsutil::check_free_space(
         &r.out,
         sample_bytes.checked_mul(r.count as u64),

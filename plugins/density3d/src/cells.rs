@@ -10,7 +10,7 @@
 
 use rustfft::num_complex::Complex64;
 use serde::Deserialize;
-use simemu_core::bins::{check_edges, midpoints, BinSpec};
+use simemu_core::bins::{midpoints, BinSpec};
 use simemu_core::{Error, FieldView, Result, Sample, StatContext, StatValues, Statistic};
 
 use crate::fft3::{fft3, mode_index_norms};
@@ -61,19 +61,7 @@ impl CellStat {
         let name = kind.name();
         let o: Options = simemu_core::params::options_from_json(name, options)?;
         let n = crate::field::cube_side(name, ctx, 3)?;
-        let spec = match &o.thresholds {
-            None | Some(serde_json::Value::Null) => BinSpec::parse(DEFAULT_THRESHOLDS)?,
-            Some(serde_json::Value::String(s)) => BinSpec::parse(s)?,
-            Some(v) => {
-                let edges: Vec<f64> = serde_json::from_value(v.clone()).map_err(|_| {
-                    Error::Option(format!(
-                        "{name}: thresholds must be a list of numbers or a string"
-                    ))
-                })?;
-                check_edges(&edges)?;
-                BinSpec::Edges(edges)
-            }
-        };
+        let spec = BinSpec::from_option(name, &o.thresholds, DEFAULT_THRESHOLDS)?;
         let kernel = match o.smoothing_mpc_h {
             None => None,
             Some(r) if !(r.is_finite() && r > 0.0) => {

@@ -34,24 +34,6 @@ struct PowerOptions {
     angle_deg: Option<f64>,
 }
 
-/// Bin edges from an option value: a JSON array of numbers or a string spelling.
-fn bin_spec(name: &str, value: &Option<serde_json::Value>, default: &str) -> Result<BinSpec> {
-    match value {
-        None | Some(serde_json::Value::Null) => BinSpec::parse(default),
-        Some(serde_json::Value::String(s)) => BinSpec::parse(s),
-        Some(serde_json::Value::Array(a)) => {
-            let e: Option<Vec<f64>> = a.iter().map(|v| v.as_f64()).collect();
-            let e = e.ok_or_else(|| Error::Option(format!("{name}: edges must be numbers")))?;
-            simemu_core::bins::check_edges(&e)?;
-            Ok(BinSpec::Edges(e))
-        }
-        Some(serde_json::Value::Number(x)) => BinSpec::parse(&x.to_string()),
-        Some(other) => Err(Error::Option(format!(
-            "{name}: cannot read bin edges from {other}"
-        ))),
-    }
-}
-
 /// Side length of the square map the context describes.
 fn square_side(stat: &str, ctx: &StatContext) -> Result<usize> {
     match ctx.field.shape.as_slice() {
@@ -126,7 +108,7 @@ impl ThresholdStat {
     ) -> Result<Self> {
         let o: ThresholdOptions = simemu_core::params::options_from_json(name, options)?;
         let n = square_side(name, ctx)?;
-        let spec = bin_spec(name, &o.thresholds, DEFAULT_THRESHOLDS)?;
+        let spec = BinSpec::from_option(name, &o.thresholds, DEFAULT_THRESHOLDS)?;
         let thresholds = if o.sigma_units && spec.needs_quantiles() {
             // Quantile bins in σ units: quantiles of the pooled pixels over their pooled σ.
             let q = spec.resolve(ctx.quantiles)?;
@@ -232,7 +214,7 @@ impl PowerStat {
                     .resolve(ctx.quantiles)?
             }
             v => {
-                let spec = bin_spec("power-spectrum", v, "")?;
+                let spec = BinSpec::from_option("power-spectrum", v, "")?;
                 if spec.needs_quantiles() {
                     return Err(Error::Option(
                         "power-spectrum: quantile bins make no sense for ℓ".into(),
