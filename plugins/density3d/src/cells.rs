@@ -8,15 +8,11 @@
 //! - `peaks-3d`: the cells above all 26 periodic neighbours, counted by height
 //!   per unit threshold (counts / bin width, as the 2D `peaks`).
 
-use rustfft::num_complex::Complex64;
-use serde::Deserialize;
-use simemu_core::bins::{midpoints, BinSpec};
-use simemu_core::{Error, FieldView, Result, Sample, StatContext, StatValues, Statistic};
+use simemu_core::bins::midpoints;
+use simemu_core::{FieldView, Result, Sample, StatContext, StatValues, Statistic};
 
-use crate::fft3::{fft3, mode_index_norms};
-
-/// Default bins: 30 between the 0.1% and 99.9% quantiles of the reference cells.
-pub const DEFAULT_THRESHOLDS: &str = "quantile:0.001:0.999:30";
+use crate::fft3::RealFft3;
+use crate::levels::{filter_half, Levels};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -33,18 +29,6 @@ impl Kind {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Options {
-    #[serde(default)]
-    thresholds: Option<serde_json::Value>,
-    /// Gaussian smoothing radius in Mpc/h (none by default).
-    #[serde(default)]
-    smoothing_mpc_h: Option<f64>,
-    #[serde(default)]
-    box_mpc_h: Option<f64>,
-}
-
 pub struct CellStat {
     kind: Kind,
     field: String,
@@ -52,66 +36,46 @@ pub struct CellStat {
     thresholds: Vec<f64>,
     x: Vec<f64>,
     smoothing_mpc_h: Option<f64>,
-    /// exp(−k²R²/2) per mode, when smoothing.
-    kernel: Option<Vec<f64>>,
+    /// The transform and exp(−k²R²/2)/N³ by |k|², when smoothing.
+    smoothing: Option<(RealFft3, Vec<f64>)>,
 }
 
 impl CellStat {
     pub fn build(kind: Kind, options: &serde_json::Value, ctx: &StatContext) -> Result<Self> {
-        let name = kind.name();
-        let o: Options = simemu_core::params::options_from_json(name, options)?;
-        let n = crate::field::cube_side(name, ctx, 3)?;
-        let spec = BinSpec::from_option(name, &o.thresholds, DEFAULT_THRESHOLDS)?;
-        let kernel = match o.smoothing_mpc_h {
-            None => None,
-            Some(r) if !(r.is_finite() && r > 0.0) => {
-                return Err(Error::Option(format!(
-                    "{name}: smoothing_mpc_h = {r} must be positive"
-                )))
-            }
-            Some(r) => {
-                if spec.needs_quantiles() {
-                    return Err(Error::Option(format!(
-                        "{name}: quantile thresholds are of the unsmoothed reference cells; give explicit thresholds (a,b,c or lin:A:B:N) with smoothing_mpc_h"
-                    )));
-                }
-                let side = crate::field::box_side(name, o.box_mpc_h, ctx)?;
-                let kf = 2.0 * std::f64::consts::PI / side;
-                Some(
-                    mode_index_norms(n)
-                        .into_iter()
-                        .map(|m| (-0.5 * (m * kf * r).powi(2)).exp())
-                        .collect(),
-                )
-            }
-        };
-        let thresholds = spec.resolve(ctx.quantiles)?;
+        let levels = Levels::build(kind.name(), options, ctx, false)?;
+        let n = levels.n;
+        if levels.smoothing_mpc_h.is_some() && !n.is_multiple_of(2) {
+            return Err(simemu_core::Error::Option(format!(
+                "{}: smoothing needs an even number of cells per side; field '{}' has {n}",
+                kind.name(),
+                ctx.field.name
+            )));
+        }
+        let smoothing = levels.smoothing_mpc_h.map(|_| {
+            (
+                RealFft3::new(n),
+                levels.kernel_by_norm2(1.0 / (n * n * n) as f64),
+            )
+        });
         Ok(CellStat {
             kind,
             field: ctx.field.name.clone(),
             n,
-            x: midpoints(&thresholds),
-            thresholds,
-            smoothing_mpc_h: o.smoothing_mpc_h,
-            kernel,
+            x: midpoints(&levels.thresholds),
+            thresholds: levels.thresholds,
+            smoothing_mpc_h: levels.smoothing_mpc_h,
+            smoothing,
         })
     }
 
     fn cells(&self, field: &FieldView<'_>) -> Result<Vec<f64>> {
-        let n = self.n;
-        let values = crate::field::cube_values(field, n)?;
-        Ok(match &self.kernel {
+        let values = crate::field::cube_values(field, self.n)?;
+        Ok(match &self.smoothing {
             None => values,
-            Some(kernel) => {
-                let mut f: Vec<Complex64> =
-                    values.iter().map(|&v| Complex64::new(v, 0.0)).collect();
-                fft3(&mut f, n, false);
-                for (v, w) in f.iter_mut().zip(kernel) {
-                    *v *= *w;
-                }
-                fft3(&mut f, n, true);
-                let scale = 1.0 / (n * n * n) as f64;
-                f.iter().map(|v| v.re * scale).collect()
+            Some((fft, kernel)) => {
+                let mut half = fft.forward(&values);
+                filter_half(fft, &mut half, kernel, false);
+                fft.inverse(half)
             }
         })
     }

@@ -7,19 +7,23 @@
 //! Lagrangian perturbation theory and painted with cloud-in-cell (`2lpt`); see
 //! [`simulator`]. The `power-spectrum-3d`
 //! statistic measures it by Pylians' conventions ([`power`]); `density-pdf` and
-//! `peaks-3d` count its cells and peaks by height ([`cells`]). Samples are ordinary
+//! `peaks-3d` count its cells and peaks by height ([`cells`]); `minkowski-3d`
+//! gives the Minkowski functionals of its excursion sets ([`minkowski`]). Samples are ordinary
 //! datasets (a float32 field of shape (N, N, N)), so the harness, the formats and
 //! the pipeline handle them unchanged.
 
 pub mod cells;
 pub mod fft3;
 mod field;
+pub mod levels;
+pub mod minkowski;
 pub mod power;
 pub mod simulator;
 
 use simemu_core::{OptionSpec, Registry, Result, Simulator, Statistic};
 
 pub use cells::{CellStat, Kind};
+pub use minkowski::Minkowski3d;
 pub use power::{Mas, PowerSpectrum3d};
 pub use simulator::{Density3dConfig, Density3dSimulator, Model};
 
@@ -32,7 +36,7 @@ fn simulator_options() -> Vec<OptionSpec> {
     ]
 }
 
-/// Registers the `density3d` simulator and the `power-spectrum-3d` statistic.
+/// Registers the `density3d` simulator and its four statistics.
 pub fn register(r: &mut Registry) -> Result<()> {
     r.add_simulator(
         simulator::NAME,
@@ -57,6 +61,16 @@ pub fn register(r: &mut Registry) -> Result<()> {
                 serde_json::Value::Null,
                 "mass-assignment window to remove: none | ngp | cic | tsc | pcs (default: the field's, else none)",
             ),
+            OptionSpec::new(
+                "k_min",
+                serde_json::Value::Null,
+                "report only bins with mean k ≥ k_min, in h/Mpc (at least the box's fundamental mode; default: from it)",
+            ),
+            OptionSpec::new(
+                "k_max",
+                serde_json::Value::Null,
+                "report only bins with mean k ≤ k_max, in h/Mpc (at most the grid's largest k; default: to it)",
+            ),
         ],
         |o, ctx| Ok(Box::new(PowerSpectrum3d::build(o, ctx)?) as Box<dyn Statistic>),
     )?;
@@ -64,31 +78,17 @@ pub fn register(r: &mut Registry) -> Result<()> {
         (Kind::Pdf, "histogram density of the cell values over thresholds, optionally Gaussian-smoothed (numpy.histogram density)"),
         (Kind::Peaks, "cells above all 26 periodic neighbours, counted by height per unit threshold, optionally Gaussian-smoothed"),
     ] {
-        r.add_statistic(kind.name(), description, cell_options(), move |o, ctx| {
+        r.add_statistic(kind.name(), description, levels::option_specs(), move |o, ctx| {
             Ok(Box::new(CellStat::build(kind, o, ctx)?) as Box<dyn Statistic>)
         })?;
     }
+    r.add_statistic(
+        minkowski::NAME,
+        "Minkowski functionals V0–V3 of the excursion sets over threshold bins, per unit volume (Schmalzing & Buchert 1997 Koenderink invariants, spectral derivatives), optionally Gaussian-smoothed",
+        levels::option_specs(),
+        |o, ctx| Ok(Box::new(minkowski::Minkowski3d::build(o, ctx)?) as Box<dyn Statistic>),
+    )?;
     Ok(())
-}
-
-fn cell_options() -> Vec<OptionSpec> {
-    vec![
-        OptionSpec::new(
-            "thresholds",
-            cells::DEFAULT_THRESHOLDS,
-            "bin edges: a,b,c | lin:A:B:N | log:A:B:N | quantile:QLO:QHI:N (of the reference cells; not with smoothing)",
-        ),
-        OptionSpec::new(
-            "smoothing_mpc_h",
-            serde_json::Value::Null,
-            "radius R of a Gaussian smoothing exp(−k²R²/2) in Mpc/h (default: none)",
-        ),
-        OptionSpec::new(
-            "box_mpc_h",
-            serde_json::Value::Null,
-            "side of the box in Mpc/h, for smoothing (default: from the dataset)",
-        ),
-    ]
 }
 
 simemu_core::inventory::submit! { simemu_core::StaticPlugin { name: "density3d", register } }
