@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use rustfft::num_complex::Complex64;
 use rustfft::{Fft, FftPlanner};
+use simemu_core::ArrayView;
 
 /// The signed frequency index of DFT bin `i` of `n`: 0, 1, …, n/2, −n/2+1, …, −1.
 pub fn frequency(i: usize, n: usize) -> i64 {
@@ -76,10 +77,14 @@ pub fn mode_index_norms(n: usize) -> Vec<f64> {
     out
 }
 
-/// Columns gathered per task when transforming along an axis whose lines are
-/// strided: 16 complex values (256 bytes) of each row, so that every read and
-/// write touches whole cache lines.
+/// Columns gathered at a time when transforming along an axis whose lines
+/// are strided: 16 complex values (256 bytes) of each row within a plane
+/// (which stays in cache), 64 (1 KiB runs, which the prefetcher follows) of
+/// each plane across planes (which come from memory).
 const TILE: usize = 16;
+const PLANE_TILE: usize = 64;
+/// Four complex values (one cache line) between gathered lines.
+const LINE_PAD: usize = 4;
 
 /// The 3D DFT of a real N³ field on its half spectrum, as `numpy.fft.rfftn`
 /// lays it out: index `(i·N + j)·H + l` with H = N/2 + 1 holds the mode
@@ -120,16 +125,38 @@ impl RealFft3 {
 
     /// The half spectrum of a C-ordered N³ field.
     pub fn forward(&self, real: &[f64]) -> Vec<Complex64> {
-        let (n, h) = (self.n, self.half());
+        let n = self.n;
         assert_eq!(real.len(), n * n * n, "RealFft3 needs an N³ field");
+        self.forward_rows(|r, row| row.copy_from_slice(&real[r * n..(r + 1) * n]))
+    }
+
+    /// The half spectrum of a C-ordered N³ field stored in f32 or f64, read
+    /// in place (each row widened to f64 as it is transformed).
+    pub fn forward_view(&self, data: ArrayView<'_>) -> Vec<Complex64> {
+        let n = self.n;
+        assert_eq!(data.len(), n * n * n, "RealFft3 needs an N³ field");
+        match data {
+            ArrayView::F64(v) => self.forward(v),
+            ArrayView::F32(v) => self.forward_rows(|r, row| {
+                for (out, &x) in row.iter_mut().zip(&v[r * n..(r + 1) * n]) {
+                    *out = x as f64;
+                }
+            }),
+        }
+    }
+
+    /// The half spectrum of the field whose row r (of N², each along the last
+    /// axis) `fill(r, row)` writes.
+    fn forward_rows(&self, fill: impl Fn(usize, &mut [f64]) + Sync) -> Vec<Complex64> {
+        let (n, h) = (self.n, self.half());
         let mut out = vec![Complex64::new(0.0, 0.0); n * n * h];
         out.par_chunks_mut(n * h)
-            .zip(real.par_chunks(n * n))
-            .for_each(|(plane, cells)| {
+            .enumerate()
+            .for_each(|(i, plane)| {
                 let mut row = vec![0.0; n];
                 let mut scratch = self.r2c.make_scratch_vec();
-                for (line, input) in plane.chunks_mut(h).zip(cells.chunks(n)) {
-                    row.copy_from_slice(input);
+                for (j, line) in plane.chunks_mut(h).enumerate() {
+                    fill(i * n + j, &mut row);
                     self.r2c
                         .process_with_scratch(&mut row, line, &mut scratch)
                         .expect("buffer lengths are the plan's");
@@ -185,22 +212,33 @@ impl RealFft3 {
 /// The 1D transform down the columns of `rows` (equal lengths; the line of
 /// column c is row[c] of every row in turn), a tile of [`TILE`] columns at a
 /// time: gathered into contiguous lines, transformed together, put back.
-fn lines_across_rows(mut rows: Vec<&mut [Complex64]>, fft: &dyn Fft<f64>) {
+fn lines_across_rows(rows: Vec<&mut [Complex64]>, fft: &dyn Fft<f64>) {
+    lines_across_rows_by(rows, fft, TILE)
+}
+
+/// [`lines_across_rows`], `tile` columns at a time. The gathered lines lie
+/// [`LINE_PAD`] values apart beyond their length: at a power-of-two stride
+/// every line would start in the same few cache sets, and the strided writes
+/// of the gather would evict one another.
+fn lines_across_rows_by(mut rows: Vec<&mut [Complex64]>, fft: &dyn Fft<f64>, tile: usize) {
     let len = rows.len();
+    let stride = len + LINE_PAD;
     let width = rows.first().map_or(0, |r| r.len());
-    let mut lines = vec![Complex64::new(0.0, 0.0); TILE * len];
+    let mut lines = vec![Complex64::new(0.0, 0.0); tile * stride];
     let mut scratch = vec![Complex64::new(0.0, 0.0); fft.get_inplace_scratch_len()];
-    for start in (0..width).step_by(TILE) {
-        let cols = TILE.min(width - start);
+    for start in (0..width).step_by(tile) {
+        let cols = tile.min(width - start);
         for (r, row) in rows.iter().enumerate() {
             for (c, v) in row[start..start + cols].iter().enumerate() {
-                lines[c * len + r] = *v;
+                lines[c * stride + r] = *v;
             }
         }
-        fft.process_with_scratch(&mut lines[..cols * len], &mut scratch);
+        for line in lines.chunks_mut(stride).take(cols) {
+            fft.process_with_scratch(&mut line[..len], &mut scratch);
+        }
         for (r, row) in rows.iter_mut().enumerate() {
             for (c, v) in row[start..start + cols].iter_mut().enumerate() {
-                *v = lines[c * len + r];
+                *v = lines[c * stride + r];
             }
         }
     }
@@ -213,7 +251,7 @@ fn across_planes(data: &mut [Complex64], n: usize, fft: &dyn Fft<f64>) {
     let plane_len = data.len() / n;
     let mut tiles: Vec<Vec<&mut [Complex64]>> = Vec::new();
     for plane in data.chunks_mut(plane_len) {
-        for (t, tile) in plane.chunks_mut(TILE * 4).enumerate() {
+        for (t, tile) in plane.chunks_mut(PLANE_TILE).enumerate() {
             if tiles.len() <= t {
                 tiles.push(Vec::with_capacity(n));
             }
@@ -222,7 +260,7 @@ fn across_planes(data: &mut [Complex64], n: usize, fft: &dyn Fft<f64>) {
     }
     tiles
         .into_par_iter()
-        .for_each(|rows| lines_across_rows(rows, fft));
+        .for_each(|rows| lines_across_rows_by(rows, fft, PLANE_TILE));
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! What every 3D statistic checks of the field it reads.
 
-use simemu_core::{Error, Field, FieldView, Result, Sample, StatContext};
+use simemu_core::{ArrayView, Error, Field, FieldView, Result, Sample, StatContext};
 
 use crate::simulator::BOX_ATTR;
 
@@ -38,9 +38,9 @@ pub fn field_of<'s>(sample: &'s Sample, name: &str) -> Result<&'s Field> {
     }
 }
 
-/// The values of an N³ field in f64, refused if it has another shape or a
+/// The values of an N³ field, refused if it has another shape or a
 /// non-finite cell (named by its index).
-pub fn cube_values(field: &FieldView<'_>, n: usize) -> Result<Vec<f64>> {
+pub fn checked_cube<'a>(field: &FieldView<'a>, n: usize) -> Result<ArrayView<'a>> {
     if field.shape != [n, n, n] {
         return Err(Error::Data(format!(
             "field has shape {:?}, expected [{n}, {n}, {n}]",
@@ -55,5 +55,5 @@ pub fn cube_values(field: &FieldView<'_>, n: usize) -> Result<Vec<f64>> {
             i % n
         )));
     }
-    Ok(field.data.to_array().to_f64())
+    Ok(field.data)
 }

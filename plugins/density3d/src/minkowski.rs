@@ -26,8 +26,10 @@ use std::f64::consts::PI;
 
 use rayon::prelude::*;
 use rustfft::num_complex::Complex64;
-use simemu_core::bins::midpoints;
-use simemu_core::{Error, FieldView, Result, Sample, StatContext, StatValues, Statistic};
+use simemu_core::bins::{midpoints, BinFinder};
+use simemu_core::{
+    ArrayView, Error, FieldView, Result, Sample, StatContext, StatValues, Statistic,
+};
 
 use crate::fft3::{frequency, RealFft3};
 use crate::levels::{filter_half, Levels};
@@ -40,6 +42,7 @@ pub struct Minkowski3d {
     n: usize,
     box_mpc_h: f64,
     thresholds: Vec<f64>,
+    bins: BinFinder,
     x: Vec<f64>,
     smoothing_mpc_h: Option<f64>,
     fft: RealFft3,
@@ -47,11 +50,12 @@ pub struct Minkowski3d {
     kernel: Vec<f64>,
 }
 
-/// Sums over the cells of one plane: cells per V0 slot, and the V1–V3
-/// integrands per threshold bin (slot 0 below the first edge, the last one at
-/// or above the last edge).
+/// Sums over the cells of one plane by threshold slot (0 below the first
+/// edge, b + 1 in bin b, the last at or above the last edge): cells, cells in
+/// the upper half of their bin, and the V1–V3 integrands.
 struct PlaneSums {
-    above: Vec<u64>,
+    cells: Vec<u64>,
+    upper_half: Vec<u64>,
     surface: [Vec<f64>; 3],
 }
 
@@ -75,6 +79,7 @@ impl Minkowski3d {
             n,
             box_mpc_h,
             x: midpoints(&levels.thresholds),
+            bins: BinFinder::new(&levels.thresholds),
             thresholds: levels.thresholds,
             smoothing_mpc_h,
             fft: RealFft3::new(n),
@@ -103,10 +108,15 @@ impl Minkowski3d {
 
     /// [V0, V1, V2, V3] over the threshold bins of one N³ field, C order.
     pub fn measure(&self, values: &[f64]) -> [Vec<f64>; 4] {
+        self.measure_view(ArrayView::F64(values))
+    }
+
+    /// [`Minkowski3d::measure`] of a field stored in f32 or f64.
+    pub fn measure_view(&self, values: ArrayView<'_>) -> [Vec<f64>; 4] {
         let n = self.n;
         let h = self.fft.half();
         let kf = 2.0 * PI / self.box_mpc_h;
-        let mut u = self.fft.forward(values);
+        let mut u = self.fft.forward_view(values);
         filter_half(&self.fft, &mut u, &self.kernel, true);
         // The x derivatives are taken before the first-axis inverse; those
         // along y and z plane by plane, once only x is left in real space.
@@ -163,17 +173,19 @@ impl Minkowski3d {
         }
         let bins = self.thresholds.len() - 1;
         let mut sums = PlaneSums {
-            above: vec![0; bins + 1],
+            cells: vec![0; bins + 2],
+            upper_half: vec![0; bins],
             surface: std::array::from_fn(|_| vec![0.0; bins + 2]),
         };
         let [u, ux, uxx, uy, uz, uxy, uxz, uyy, uzz, uyz] = &planes;
         for c in 0..n * n {
             let v = u[c];
-            sums.above[self.x.partition_point(|&m| m <= v)] += 1;
-            let slot = self.thresholds.partition_point(|&t| t <= v);
+            let slot = self.bins.slot(v);
+            sums.cells[slot] += 1;
             if slot == 0 || slot > bins {
                 continue;
             }
+            sums.upper_half[slot - 1] += u64::from(v >= self.x[slot - 1]);
             let g = [ux[c], uy[c], uz[c]];
             let g2 = g[0] * g[0] + g[1] * g[1] + g[2] * g[2];
             if g2 == 0.0 {
@@ -197,20 +209,26 @@ impl Minkowski3d {
     fn finish(&self, planes: &[PlaneSums]) -> [Vec<f64>; 4] {
         let bins = self.thresholds.len() - 1;
         let cells = (self.n * self.n * self.n) as f64;
-        let mut above = vec![0u64; bins + 1];
+        let mut in_slot = vec![0u64; bins + 2];
+        let mut upper_half = vec![0u64; bins];
         let mut surface: [Vec<f64>; 3] = std::array::from_fn(|_| vec![0.0; bins + 2]);
         for p in planes {
-            above.iter_mut().zip(&p.above).for_each(|(a, b)| *a += b);
+            in_slot.iter_mut().zip(&p.cells).for_each(|(a, b)| *a += b);
+            upper_half
+                .iter_mut()
+                .zip(&p.upper_half)
+                .for_each(|(a, b)| *a += b);
             for (total, plane) in surface.iter_mut().zip(&p.surface) {
                 total.iter_mut().zip(plane).for_each(|(a, b)| *a += b);
             }
         }
-        // Cells at or above midpoint b are those in slots b + 1 …
+        // Cells at or above midpoint b: the upper half of bin b, and every
+        // cell of the slots above it.
         let mut v0 = vec![0.0; bins];
-        let mut count = 0u64;
+        let mut higher = in_slot[bins + 1];
         for b in (0..bins).rev() {
-            count += above[b + 1];
-            v0[b] = count as f64 / cells;
+            v0[b] = (higher + upper_half[b]) as f64 / cells;
+            higher += in_slot[b + 1];
         }
         let [s1, s2, s3] = surface.map(|s| {
             (0..bins)
@@ -271,7 +289,7 @@ impl Statistic for Minkowski3d {
     }
     fn compute_view(&self, field: FieldView<'_>) -> Result<StatValues> {
         Ok(self
-            .measure(&crate::field::cube_values(&field, self.n)?)
+            .measure_view(crate::field::checked_cube(&field, self.n)?)
             .to_vec())
     }
 }

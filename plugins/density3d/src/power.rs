@@ -18,7 +18,7 @@
 //! axis, so a box costs one half-size transform and one pass over its modes.
 
 use serde::Deserialize;
-use simemu_core::{FieldView, Result, Sample, StatContext, StatValues, Statistic};
+use simemu_core::{ArrayView, FieldView, Result, Sample, StatContext, StatValues, Statistic};
 
 use crate::fft3::{frequency, RealFft3};
 
@@ -166,11 +166,19 @@ impl PowerSpectrum3d {
 
     /// P(k) of one N³ field, C order.
     pub fn measure(&self, values: &[f64]) -> Vec<f64> {
+        self.measure_view(ArrayView::F64(values))
+    }
+
+    /// P(k) of one N³ field stored in f32 or f64, C order.
+    pub fn measure_view(&self, values: ArrayView<'_>) -> Vec<f64> {
         let n = self.n;
         let h = self.fft.half();
-        let half = self.fft.forward(values);
+        let half = self.fft.forward_view(values);
         let scale = (self.box_mpc_h / (n * n) as f64).powi(3);
+        // Two sets of sums, for even and odd l: neighbouring modes often share
+        // a bin, and one set would make each addition wait for the previous.
         let mut sums = vec![0.0; self.k.len()];
+        let mut odd = vec![0.0; self.k.len()];
         let freq: Vec<i64> = (0..n).map(|i| frequency(i, n)).collect();
         let squares: Vec<usize> = freq.iter().map(|f| (f * f) as usize).collect();
         for (i, plane) in half.chunks(n * h).enumerate() {
@@ -188,10 +196,12 @@ impl PowerSpectrum3d {
                 }
                 for (l, v) in line.iter().enumerate().take(h - 1).skip(1) {
                     let bin = self.bin_of_norm2[m2xy + l * l] as usize;
-                    sums[bin] += v.norm_sqr() * cxy * self.correction[l];
+                    let set = if l % 2 == 0 { &mut sums } else { &mut odd };
+                    set[bin] += v.norm_sqr() * cxy * self.correction[l];
                 }
             }
         }
+        sums.iter_mut().zip(&odd).for_each(|(s, o)| *s += o);
         sums[self.kept.clone()]
             .iter()
             .zip(self.mode_counts())
@@ -272,7 +282,7 @@ impl Statistic for PowerSpectrum3d {
     }
     fn compute_view(&self, field: FieldView<'_>) -> Result<StatValues> {
         Ok(vec![
-            self.measure(&crate::field::cube_values(&field, self.n)?)
+            self.measure_view(crate::field::checked_cube(&field, self.n)?)
         ])
     }
 }

@@ -6,6 +6,8 @@
 
 use std::f64::consts::PI;
 
+use simemu_core::bins::BinFinder;
+
 /// A map value type the statistics read directly.
 pub trait Pixel: Copy + PartialOrd + Into<f64> + Send + Sync {
     /// The value lenstools compares a peak candidate by: its C code stores the centre
@@ -82,69 +84,6 @@ fn pairwise_sum_of(n: usize, value: impl Fn(usize) -> f64 + Copy) -> f64 {
         go(start, half, value) + go(start + half, n - half, value)
     }
     go(0, n, value)
-}
-
-/// Finds the bin of values quickly. For equally spaced edges (what `lin:` and the
-/// default quantile-free bins give) a multiplication guesses the bin to within one,
-/// and two branch-free comparisons with the actual edges make it exact; other edges
-/// take a binary search.
-pub struct BinFinder {
-    /// −∞, e_0, …, e_nb, +∞: every finite value lies in one slot between two of them.
-    extended: Vec<f64>,
-    lo: f64,
-    inv_width: f64,
-    uniform: bool,
-}
-
-impl BinFinder {
-    pub fn new(edges: &[f64]) -> Self {
-        let nb = edges.len() - 1;
-        let (lo, hi) = (edges[0], edges[nb]);
-        let width = (hi - lo) / nb as f64;
-        // Off-grid by less than a millionth of a bin: the guess is off by at most one.
-        let uniform = edges
-            .iter()
-            .enumerate()
-            .all(|(k, &e)| (e - (lo + k as f64 * width)).abs() <= 1e-6 * width);
-        let mut extended = Vec::with_capacity(nb + 3);
-        extended.push(f64::NEG_INFINITY);
-        extended.extend_from_slice(edges);
-        extended.push(f64::INFINITY);
-        BinFinder {
-            extended,
-            lo,
-            inv_width: nb as f64 / (hi - lo),
-            uniform,
-        }
-    }
-
-    /// Number of bins.
-    pub fn bins(&self) -> usize {
-        self.extended.len() - 3
-    }
-
-    /// The slot of `x`: 0 below `e_0`, `k + 1` for `e_k <= x < e_{k+1}`, and
-    /// `bins() + 1` at or above the last edge. Branch-free for equally spaced edges,
-    /// so that statistics can accumulate every pixel without testing where it fell.
-    #[inline(always)]
-    pub fn slot(&self, x: f64) -> usize {
-        let e = &self.extended;
-        let top = e.len() - 2;
-        if !self.uniform {
-            return e.partition_point(|&v| v <= x).saturating_sub(1);
-        }
-        // The float-to-integer cast saturates: far below e_0 gives slot 0.
-        let guess = (((x - self.lo) * self.inv_width + 1.0) as usize).min(top);
-        let s = guess - usize::from(x < e[guess]);
-        s + usize::from(x >= e[s + 1])
-    }
-
-    /// Index `k` with `e_k <= x < e_{k+1}`, if any.
-    #[inline]
-    pub fn find(&self, x: f64) -> Option<usize> {
-        let s = self.slot(x);
-        (s >= 1 && s <= self.bins()).then(|| s - 1)
-    }
 }
 
 /// numpy.histogram's counts: half-open bins `[e_k, e_{k+1})`, the last one closed.
@@ -493,29 +432,14 @@ pub fn peak_counts<T: Pixel>(m: &[T], n: usize, thresholds: &[f64], sigma: f64) 
 mod tests {
     use super::*;
 
-    /// The bin of every value, edges included, equals a plain search's, for
-    /// equally spaced edges (fast path) and uneven ones (binary search).
+    /// numpy.histogram's counts, the top edge in the last bin, for equally
+    /// spaced edges (the finder's fast path) and uneven ones.
     #[test]
-    fn bin_finder_agrees_with_a_search_on_edges_and_between() {
+    fn histogram_counts_as_numpy() {
         let uniform: Vec<f64> = (0..=30).map(|k| -0.02 + k as f64 * (0.07 / 30.0)).collect();
         let uneven: Vec<f64> = (0..=12).map(|k| (k as f64 * 0.3).exp() - 1.0).collect();
         for edges in [&uniform, &uneven] {
-            let bins = BinFinder::new(edges);
             let (lo, hi) = (edges[0], edges[edges.len() - 1]);
-            let mut xs: Vec<f64> = edges.clone();
-            xs.extend(edges.iter().map(|&e| e - 1e-15));
-            xs.extend(edges.iter().map(|&e| e + 1e-15));
-            xs.extend(
-                (0..10_000).map(|i| {
-                    lo - 0.1 * (hi - lo) + 1.2 * (hi - lo) * (i as f64 * 0.618_034).fract()
-                }),
-            );
-            for x in xs {
-                let want =
-                    (x >= lo && x < hi).then(|| edges.iter().rposition(|&e| e <= x).unwrap());
-                assert_eq!(bins.find(x), want, "x = {x:e}");
-            }
-            // numpy.histogram's counts: the same bins, the top edge in the last one.
             let mut want = vec![0u64; edges.len() - 1];
             for x in xs_for(edges) {
                 if x == hi {

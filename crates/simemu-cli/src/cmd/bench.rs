@@ -37,6 +37,27 @@ pub enum Workload {
         #[arg(long, default_value_t = 128)]
         maps: usize,
     },
+    /// Boxes per second of the `density3d` simulator (one box per item):
+    /// `density3d_bench.py sim --model MODEL --size SIZE`.
+    #[command(name = "simulate-3d")]
+    Simulate3d {
+        #[arg(long, default_value = "2lpt", value_parser = ["gaussian", "lognormal", "2lpt"])]
+        model: String,
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        /// Boxes per timed run.
+        #[arg(long, default_value_t = 8)]
+        boxes: usize,
+    },
+    /// Boxes per second of each 3D statistic on log-normal boxes:
+    /// `density3d_bench.py stats --size SIZE`.
+    #[command(name = "stats-3d")]
+    Stats3d {
+        #[arg(long, default_value_t = 128)]
+        size: usize,
+        #[arg(long, default_value_t = 4)]
+        boxes: usize,
+    },
     /// One DCGAN training iteration (G forward, D update, G update; batch 64) in the
     /// benchmark layout: `torch_bench.py train WIDTH SIZE/16 4 2 REPEATS`.
     TrainStep {
@@ -135,79 +156,72 @@ fn time_it(
 }
 
 pub fn run(reg: &Registry, a: &BenchArgs) -> Result<()> {
-    use rayon::prelude::*;
     // The global pool's size: all cores, or `--threads`.
     let all = rayon::current_num_threads();
     let thread_counts: Vec<usize> = if all > 1 { vec![1, all] } else { vec![1] };
     let mut rows = Vec::new();
     match &a.workload {
-        Workload::Simulate { size, maps } => {
-            let sim = reg.build_simulator("convergence", &serde_json::json!({"size": size}))?;
-            let params = simemu_core::params::resolve_params(sim.params(), &[])?;
-            let prepared = sim.prepare(&params)?;
-            for &t in &thread_counts {
-                rows.push(time_it(
-                    "simulate convergence",
-                    t,
-                    *maps,
-                    a.repeats,
-                    &mut || {
-                        (0..*maps).into_par_iter().try_for_each(|i| {
-                            std::hint::black_box(prepared.simulate(i as u64)?);
-                            Ok(())
-                        })
-                    },
-                )?);
-            }
-        }
+        Workload::Simulate { size, maps } => rows.extend(simulate_rows(
+            reg,
+            "convergence",
+            &serde_json::json!({"size": size}),
+            "simulate convergence",
+            *maps,
+            a.repeats,
+            &thread_counts,
+        )?),
+        Workload::Simulate3d { model, size, boxes } => rows.extend(simulate_rows(
+            reg,
+            "density3d",
+            &serde_json::json!({"size": size, "model": model}),
+            &format!("simulate density3d {model} {size}³"),
+            *boxes,
+            a.repeats,
+            &thread_counts,
+        )?),
         Workload::Stats { size, maps } => {
-            let sim = reg.build_simulator("convergence", &serde_json::json!({"size": size}))?;
-            let params = simemu_core::params::resolve_params(sim.params(), &[])?;
-            let prepared = sim.prepare(&params)?;
-            let samples: Vec<Sample> = (0..*maps)
-                .map(|i| prepared.simulate(i as u64))
-                .collect::<simemu_core::Result<_>>()?;
-            let dir = tempdir_dataset(&samples, &sim.fields(), &params)?;
-            let ds = simemu_core::Dataset::open(dir.path())?;
             // Bins as the lenstools benchmark twin uses them: 40 log ℓ bins, 30 thresholds.
-            let sigma = (simemu_validate::measure::PooledValues::new(&ds, 0).variance()?).sqrt();
-            let thresholds = format!("lin:{}:{}:30", -2.0 * sigma, 5.0 * sigma);
-            let stats: Vec<(String, serde_json::Value)> = vec![
-                (
-                    "power-spectrum".into(),
-                    serde_json::json!({"ell_edges": "log:100:18700:40"}),
-                ),
-                (
-                    "minkowski".into(),
-                    serde_json::json!({"thresholds": thresholds}),
-                ),
-                (
-                    "peaks".into(),
-                    serde_json::json!({"thresholds": thresholds}),
-                ),
-                (
-                    "pixel-pdf".into(),
-                    serde_json::json!({"thresholds": thresholds}),
-                ),
-            ];
-            for (name, opts) in stats {
-                let stat: Box<dyn Statistic> =
-                    simemu_validate::measure::build_statistic(reg, &name, &opts, &ds, 0, None)?;
-                for &t in &thread_counts {
-                    rows.push(time_it(
-                        &format!("stat {name}"),
-                        t,
-                        *maps,
-                        a.repeats,
-                        &mut || {
-                            samples.par_iter().try_for_each(|s| {
-                                std::hint::black_box(stat.compute(s)?);
-                                Ok(())
-                            })
-                        },
-                    )?);
-                }
-            }
+            rows.extend(stat_rows(
+                reg,
+                "convergence",
+                &serde_json::json!({"size": size}),
+                *maps,
+                a.repeats,
+                &thread_counts,
+                |thresholds| {
+                    vec![
+                        (
+                            "power-spectrum",
+                            serde_json::json!({"ell_edges": "log:100:18700:40"}),
+                        ),
+                        ("minkowski", serde_json::json!({"thresholds": thresholds})),
+                        ("peaks", serde_json::json!({"thresholds": thresholds})),
+                        ("pixel-pdf", serde_json::json!({"thresholds": thresholds})),
+                    ]
+                },
+            )?)
+        }
+        Workload::Stats3d { size, boxes } => {
+            // As the twin: the power spectrum over all k bins, 30 thresholds.
+            rows.extend(stat_rows(
+                reg,
+                "density3d",
+                &serde_json::json!({"size": size, "model": "lognormal"}),
+                *boxes,
+                a.repeats,
+                &thread_counts,
+                |thresholds| {
+                    vec![
+                        ("power-spectrum-3d", serde_json::json!({})),
+                        ("density-pdf", serde_json::json!({"thresholds": thresholds})),
+                        ("peaks-3d", serde_json::json!({"thresholds": thresholds})),
+                        (
+                            "minkowski-3d",
+                            serde_json::json!({"thresholds": thresholds}),
+                        ),
+                    ]
+                },
+            )?)
         }
         Workload::TrainStep { size, width } => {
             let mut step = simemu_dcgan::bench::TrainStep::new(*size, *width)?;
@@ -289,6 +303,79 @@ pub fn run(reg: &Registry, a: &BenchArgs) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// Samples per second of a simulator at its default parameters, each sample
+/// an item, at each thread count.
+fn simulate_rows(
+    reg: &Registry,
+    simulator: &str,
+    options: &serde_json::Value,
+    name: &str,
+    samples: usize,
+    repeats: usize,
+    thread_counts: &[usize],
+) -> Result<Vec<BenchRow>> {
+    use rayon::prelude::*;
+    let sim = reg.build_simulator(simulator, options)?;
+    let params = simemu_core::params::resolve_params(sim.params(), &[])?;
+    let prepared = sim.prepare(&params)?;
+    thread_counts
+        .iter()
+        .map(|&t| {
+            time_it(name, t, samples, repeats, &mut || {
+                (0..samples).into_par_iter().try_for_each(|i| {
+                    std::hint::black_box(prepared.simulate(i as u64)?);
+                    Ok(())
+                })
+            })
+        })
+        .collect()
+}
+
+/// Samples per second of each statistic `stats(thresholds)` names, on
+/// `samples` draws of a simulator; the thresholds are 30 linear bins from −2σ
+/// to 5σ of the drawn values, as the twins use them.
+fn stat_rows(
+    reg: &Registry,
+    simulator: &str,
+    options: &serde_json::Value,
+    samples: usize,
+    repeats: usize,
+    thread_counts: &[usize],
+    stats: impl Fn(&str) -> Vec<(&'static str, serde_json::Value)>,
+) -> Result<Vec<BenchRow>> {
+    use rayon::prelude::*;
+    let sim = reg.build_simulator(simulator, options)?;
+    let params = simemu_core::params::resolve_params(sim.params(), &[])?;
+    let prepared = sim.prepare(&params)?;
+    let drawn: Vec<Sample> = (0..samples)
+        .map(|i| prepared.simulate(i as u64))
+        .collect::<simemu_core::Result<_>>()?;
+    let dir = tempdir_dataset(&drawn, &sim.fields(), &params)?;
+    let ds = simemu_core::Dataset::open(dir.path())?;
+    let sigma = (simemu_validate::measure::PooledValues::new(&ds, 0).variance()?).sqrt();
+    let thresholds = format!("lin:{}:{}:30", -2.0 * sigma, 5.0 * sigma);
+    let mut rows = Vec::new();
+    for (name, opts) in stats(&thresholds) {
+        let stat: Box<dyn Statistic> =
+            simemu_validate::measure::build_statistic(reg, name, &opts, &ds, 0, None)?;
+        for &t in thread_counts {
+            rows.push(time_it(
+                &format!("stat {name}"),
+                t,
+                samples,
+                repeats,
+                &mut || {
+                    drawn.par_iter().try_for_each(|s| {
+                        std::hint::black_box(stat.compute(s)?);
+                        Ok(())
+                    })
+                },
+            )?);
+        }
+    }
+    Ok(rows)
 }
 
 fn tempdir_dataset(
