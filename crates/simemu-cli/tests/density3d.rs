@@ -46,7 +46,7 @@ fn boxes_simulate_measure_and_validate_through_the_harness() {
             "--candidate",
             "candidate",
             "--stats",
-            "power-spectrum-3d,density-pdf,peaks-3d",
+            "power-spectrum-3d,density-pdf,peaks-3d,minkowski-3d",
             "--out",
             "report",
         ],
@@ -60,5 +60,21 @@ fn boxes_simulate_measure_and_validate_through_the_harness() {
         .iter()
         .map(|s| s["statistic"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["power-spectrum-3d", "density-pdf", "peaks-3d"]);
+    assert_eq!(
+        names,
+        [
+            "power-spectrum-3d",
+            "density-pdf",
+            "peaks-3d",
+            "minkowski-3d"
+        ]
+    );
+    let minkowski = &report["statistics"][3];
+    let components: Vec<&str> = minkowski["components"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|v| v["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(components, ["V0", "V1", "V2", "V3"], "{minkowski}");
+    // The sample images are the boxes' central slices.
+    assert!(d.join("report/samples.png").is_file());
 }

@@ -307,13 +307,18 @@ fn pvalue_plot(path: &Path, report: &Report) -> Result<()> {
     Ok(())
 }
 
-/// Heat maps of the first samples of both sets on one colour scale (2D fields only).
+/// Heat maps of the first samples of both sets on one colour scale: 2D
+/// fields whole, 3D fields by their central slice along the first axis (other
+/// shapes get none).
 fn map_grid(path: &Path, reference: &Dataset, candidate: &Dataset, field: usize) -> Result<bool> {
     let spec = &reference.fields()[field];
-    let [h, w] = match spec.shape.as_slice() {
-        [h, w] => [*h, *w],
+    let ([h, w], depth) = match spec.shape.as_slice() {
+        [h, w] => ([*h, *w], 1),
+        [d, h, w] => ([*h, *w], *d),
         _ => return Ok(false),
     };
+    // The plane shown of each sample: its only one, or the central one.
+    let plane = depth / 2;
     let per_row = 4usize.min(reference.len()).min(candidate.len());
     let load = |ds: &Dataset| -> Result<Vec<Vec<f64>>> {
         let f = field.min(ds.fields().len() - 1);
@@ -322,7 +327,9 @@ fn map_grid(path: &Path, reference: &Dataset, candidate: &Dataset, field: usize)
             Array::F32(v) => v.into_iter().map(|x| x as f64).collect::<Vec<_>>(),
             Array::F64(v) => v,
         };
-        Ok(v.chunks(h * w).map(|c| c.to_vec()).collect())
+        Ok(v.chunks(depth * h * w)
+            .map(|c| c[plane * h * w..(plane + 1) * h * w].to_vec())
+            .collect())
     };
     let maps: Vec<Vec<f64>> = load(reference)?
         .into_iter()
@@ -391,7 +398,12 @@ pub fn draw_all(
         .position(|f| f.name == report.field)
         .unwrap_or(0);
     if map_grid(&dir.join("samples.png"), reference.0, candidate.0, field)? {
-        out.push(("Sample maps".to_string(), "samples.png".to_string()));
+        let title = if reference.0.fields()[field].shape.len() == 3 {
+            "Sample central slices"
+        } else {
+            "Sample maps"
+        };
+        out.push((title.to_string(), "samples.png".to_string()));
     }
     for (r, c) in reference.1.iter().zip(candidate.1) {
         for (ci, comp) in r.component_names.iter().enumerate() {

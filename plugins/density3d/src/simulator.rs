@@ -36,7 +36,7 @@ use simemu_core::{
 };
 use simemu_cosmology::Cosmology;
 
-use crate::fft3::{fft3, mode_index_norms};
+use crate::fft3::{fft3, mode_index_norms, RealFft3};
 
 pub const NAME: &str = "density3d";
 /// The field of every sample.
@@ -184,9 +184,13 @@ impl Density3dSimulator {
                 (power, variance, notes)
             }
         };
-        let amplitude = power
-            .iter()
-            .map(|&pk| (pk * cells / volume).sqrt())
+        // The half spectrum's modes (l ≤ N/2) of the full grid's.
+        let h = n / 2 + 1;
+        let amplitude = (0..n * n * h)
+            .map(|q| {
+                let pk = power[(q / h) * n + q % h];
+                (pk * cells / volume).sqrt()
+            })
             .collect();
         Ok(PreparedBox {
             n,
@@ -194,6 +198,7 @@ impl Density3dSimulator {
             second_order: 3.0 / 7.0 * c.omega_m_z(self.config.z).powf(-1.0 / 143.0),
             fundamental: self.config.fundamental(),
             amplitude,
+            fft: RealFft3::new(n),
             gaussian_variance,
             target_variance,
             params: p.to_vec(),
@@ -234,8 +239,10 @@ pub struct PreparedBox {
     second_order: f64,
     /// 2π/L in h/Mpc.
     fundamental: f64,
-    /// √(P(k) N³ / V) per mode, of the Gaussian field drawn.
+    /// √(P(k) N³ / V) per mode of the half spectrum, of the Gaussian field
+    /// drawn.
     amplitude: Vec<f64>,
+    fft: RealFft3,
     gaussian_variance: f64,
     target_variance: f64,
     params: Vec<f64>,
@@ -248,47 +255,54 @@ impl PreparedBox {
     pub fn draw(&self, seed: u64) -> Vec<f32> {
         let n3 = self.n * self.n * self.n;
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
-        let mut field: Vec<Complex64> = (0..n3)
-            .map(|_| Complex64::new(StandardNormal.sample(&mut rng), 0.0))
-            .collect();
-        fft3(&mut field, self.n, false);
+        let noise: Vec<f64> = (0..n3).map(|_| StandardNormal.sample(&mut rng)).collect();
+        let mut field = self.fft.forward(&noise);
         for (v, a) in field.iter_mut().zip(&self.amplitude) {
             *v *= *a;
         }
         if self.model == Model::Twolpt {
             return self.displace_and_paint(field);
         }
-        fft3(&mut field, self.n, true);
+        let values = self.fft.inverse(field);
         let scale = 1.0 / n3 as f64;
         match self.model {
-            Model::Gaussian => field.iter().map(|v| (v.re * scale) as f32).collect(),
+            Model::Gaussian => values.iter().map(|v| (v * scale) as f32).collect(),
             Model::Lognormal => {
                 let half = 0.5 * self.gaussian_variance;
-                field
+                values
                     .iter()
-                    .map(|v| ((v.re * scale - half).exp() - 1.0) as f32)
+                    .map(|v| ((v * scale - half).exp() - 1.0) as f32)
                     .collect()
             }
             Model::Twolpt => unreachable!("painted above"),
         }
     }
 
-    /// The 2LPT box from the linear δ_k at z: Ψ_i(k) = i k_i (δ_k + c S_k)/k²,
-    /// S the second-order source, c = −D₂/D₁²; particles from the grid nodes
-    /// displaced by Ψ, painted with cloud-in-cell.
+    /// The 2LPT box from the linear δ_k at z (half spectrum): Ψ_i(k) =
+    /// i k_i (δ_k + c S_k)/k², S the second-order source, c = −D₂/D₁²;
+    /// particles from the grid nodes displaced by Ψ, painted with cloud-in-cell.
     fn displace_and_paint(&self, delta_k: Vec<Complex64>) -> Vec<f32> {
         let n = self.n;
+        let h = self.fft.half();
         let n3 = n * n * n;
         let scale = 1.0 / n3 as f64;
         let kf = self.fundamental;
-        let wavevector = |q: usize| -> [f64; 3] {
-            let (i, j, l) = (q / (n * n), (q / n) % n, q % n);
-            [i, j, l].map(|a| crate::fft3::frequency(a, n) as f64 * kf)
-        };
+        // k and 1/k² (0 at k = 0) of every mode of the half spectrum.
+        let modes: Vec<([f64; 3], f64)> = (0..n * n * h)
+            .map(|q| {
+                let k = [
+                    crate::fft3::frequency(q / (n * h), n) as f64 * kf,
+                    crate::fft3::frequency((q / h) % n, n) as f64 * kf,
+                    (q % h) as f64 * kf,
+                ];
+                let k2 = k[0] * k[0] + k[1] * k[1] + k[2] * k[2];
+                (k, if k2 == 0.0 { 0.0 } else { 1.0 / k2 })
+            })
+            .collect();
         let inverse = |spectrum: Vec<Complex64>| -> Vec<f64> {
-            let mut f = spectrum;
-            fft3(&mut f, n, true);
-            f.iter().map(|v| v.re * scale).collect()
+            let mut f = self.fft.inverse(spectrum);
+            f.iter_mut().for_each(|v| *v *= scale);
+            f
         };
         // φ⁽¹⁾_{,ij}(k) = k_i k_j δ_k / k², in real space.
         let pairs = [(0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)];
@@ -298,30 +312,19 @@ impl PreparedBox {
                 inverse(
                     delta_k
                         .iter()
-                        .enumerate()
-                        .map(|(q, d)| {
-                            let k = wavevector(q);
-                            let k2 = k[0] * k[0] + k[1] * k[1] + k[2] * k[2];
-                            if k2 == 0.0 {
-                                Complex64::new(0.0, 0.0)
-                            } else {
-                                d * (k[a] * k[b] / k2)
-                            }
-                        })
+                        .zip(&modes)
+                        .map(|(d, (k, inv_k2))| d * (k[a] * k[b] * inv_k2))
                         .collect(),
                 )
             })
             .collect();
-        let mut source: Vec<Complex64> = (0..n3)
+        let source: Vec<f64> = (0..n3)
             .map(|x| {
                 let [p11, p22, p33, p12, p13, p23] = [0, 1, 2, 3, 4, 5].map(|m| second[m][x]);
-                Complex64::new(
-                    p11 * p22 + p11 * p33 + p22 * p33 - p12 * p12 - p13 * p13 - p23 * p23,
-                    0.0,
-                )
+                p11 * p22 + p11 * p33 + p22 * p33 - p12 * p12 - p13 * p13 - p23 * p23
             })
             .collect();
-        fft3(&mut source, n, false);
+        let source = self.fft.forward(&source);
         let cell = 2.0 * std::f64::consts::PI / (kf * n as f64);
         let displacement: Vec<Vec<f64>> = (0..3)
             .map(|axis| {
@@ -329,15 +332,9 @@ impl PreparedBox {
                     delta_k
                         .iter()
                         .zip(&source)
-                        .enumerate()
-                        .map(|(q, (d, s))| {
-                            let k = wavevector(q);
-                            let k2 = k[0] * k[0] + k[1] * k[1] + k[2] * k[2];
-                            if k2 == 0.0 {
-                                Complex64::new(0.0, 0.0)
-                            } else {
-                                (d + s * self.second_order) * Complex64::new(0.0, k[axis] / k2)
-                            }
+                        .zip(&modes)
+                        .map(|((d, s), (k, inv_k2))| {
+                            (d + s * self.second_order) * Complex64::new(0.0, k[axis] * inv_k2)
                         })
                         .collect(),
                 )
