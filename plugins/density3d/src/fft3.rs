@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
-use rustfft::num_complex::Complex64;
-use rustfft::{Fft, FftPlanner};
+use rustfft::num_complex::{Complex, Complex64};
+use rustfft::num_traits::Zero;
+use rustfft::{Fft, FftNum, FftPlanner};
 use simemu_core::ArrayView;
 
 /// The signed frequency index of DFT bin `i` of `n`: 0, 1, …, n/2, −n/2+1, …, −1.
@@ -91,19 +92,19 @@ const LINE_PAD: usize = 4;
 /// (f(i), f(j), l), f the signed [`frequency`]; the modes with l > N/2 are the
 /// complex conjugates of stored ones. Unnormalised both ways, like [`fft3`].
 /// Half the memory and about half the work of the complex transform.
-pub struct RealFft3 {
+pub struct RealFft3<T: FftNum = f64> {
     n: usize,
-    r2c: Arc<dyn RealToComplex<f64>>,
-    c2r: Arc<dyn ComplexToReal<f64>>,
-    forward: Arc<dyn Fft<f64>>,
-    inverse: Arc<dyn Fft<f64>>,
+    r2c: Arc<dyn RealToComplex<T>>,
+    c2r: Arc<dyn ComplexToReal<T>>,
+    forward: Arc<dyn Fft<T>>,
+    inverse: Arc<dyn Fft<T>>,
 }
 
-impl RealFft3 {
+impl<T: FftNum> RealFft3<T> {
     pub fn new(n: usize) -> Self {
         assert!(n >= 2 && n.is_multiple_of(2), "RealFft3 needs an even N");
-        let mut real = RealFftPlanner::<f64>::new();
-        let mut complex = FftPlanner::<f64>::new();
+        let mut real = RealFftPlanner::<T>::new();
+        let mut complex = FftPlanner::<T>::new();
         RealFft3 {
             n,
             r2c: real.plan_fft_forward(n),
@@ -124,22 +125,27 @@ impl RealFft3 {
     }
 
     /// The half spectrum of a C-ordered N³ field.
-    pub fn forward(&self, real: &[f64]) -> Vec<Complex64> {
+    pub fn forward(&self, real: &[T]) -> Vec<Complex<T>> {
         let n = self.n;
         assert_eq!(real.len(), n * n * n, "RealFft3 needs an N³ field");
         self.forward_rows(|r, row| row.copy_from_slice(&real[r * n..(r + 1) * n]))
     }
 
     /// The half spectrum of a C-ordered N³ field stored in f32 or f64, read
-    /// in place (each row widened to f64 as it is transformed).
-    pub fn forward_view(&self, data: ArrayView<'_>) -> Vec<Complex64> {
+    /// in place (each row converted to `T` as it is transformed).
+    pub fn forward_view(&self, data: ArrayView<'_>) -> Vec<Complex<T>> {
         let n = self.n;
         assert_eq!(data.len(), n * n * n, "RealFft3 needs an N³ field");
+        let convert = |x: f64| T::from_f64(x).expect("finite values convert");
         match data {
-            ArrayView::F64(v) => self.forward(v),
+            ArrayView::F64(v) => self.forward_rows(|r, row| {
+                for (out, &x) in row.iter_mut().zip(&v[r * n..(r + 1) * n]) {
+                    *out = convert(x);
+                }
+            }),
             ArrayView::F32(v) => self.forward_rows(|r, row| {
                 for (out, &x) in row.iter_mut().zip(&v[r * n..(r + 1) * n]) {
-                    *out = x as f64;
+                    *out = convert(x as f64);
                 }
             }),
         }
@@ -147,13 +153,13 @@ impl RealFft3 {
 
     /// The half spectrum of the field whose row r (of N², each along the last
     /// axis) `fill(r, row)` writes.
-    fn forward_rows(&self, fill: impl Fn(usize, &mut [f64]) + Sync) -> Vec<Complex64> {
+    fn forward_rows(&self, fill: impl Fn(usize, &mut [T]) + Sync) -> Vec<Complex<T>> {
         let (n, h) = (self.n, self.half());
-        let mut out = vec![Complex64::new(0.0, 0.0); n * n * h];
+        let mut out = vec![Complex::<T>::zero(); n * n * h];
         out.par_chunks_mut(n * h)
             .enumerate()
             .for_each(|(i, plane)| {
-                let mut row = vec![0.0; n];
+                let mut row = vec![T::zero(); n];
                 let mut scratch = self.r2c.make_scratch_vec();
                 for (j, line) in plane.chunks_mut(h).enumerate() {
                     fill(i * n + j, &mut row);
@@ -169,7 +175,7 @@ impl RealFft3 {
 
     /// The transform along the first axis, the first half of the inverse:
     /// what is left is plane by plane ([`RealFft3::inverse_plane`]).
-    pub fn inverse_first_axis(&self, half: &mut [Complex64]) {
+    pub fn inverse_first_axis(&self, half: &mut [Complex<T>]) {
         let n = self.n;
         assert_eq!(
             half.len(),
@@ -183,13 +189,13 @@ impl RealFft3 {
     /// [`RealFft3::inverse_first_axis`]), into its N² cells; `plane` is
     /// overwritten. The imaginary parts of the l = 0 and l = N/2 modes, which a
     /// real field does not have, are ignored as `numpy.fft.irfftn` ignores them.
-    pub fn inverse_plane(&self, plane: &mut [Complex64], cells: &mut [f64]) {
+    pub fn inverse_plane(&self, plane: &mut [Complex<T>], cells: &mut [T]) {
         let (n, h) = (self.n, self.half());
         lines_across_rows(plane.chunks_mut(h).collect(), &*self.inverse);
         let mut scratch = self.c2r.make_scratch_vec();
         for (line, out) in plane.chunks_mut(h).zip(cells.chunks_mut(n)) {
-            line[0].im = 0.0;
-            line[h - 1].im = 0.0;
+            line[0].im = T::zero();
+            line[h - 1].im = T::zero();
             self.c2r
                 .process_with_scratch(line, out, &mut scratch)
                 .expect("buffer lengths are the plan's");
@@ -197,10 +203,10 @@ impl RealFft3 {
     }
 
     /// The real field of a half spectrum (consumed as scratch).
-    pub fn inverse(&self, mut half: Vec<Complex64>) -> Vec<f64> {
+    pub fn inverse(&self, mut half: Vec<Complex<T>>) -> Vec<T> {
         let (n, h) = (self.n, self.half());
         self.inverse_first_axis(&mut half);
-        let mut cells = vec![0.0; n * n * n];
+        let mut cells = vec![T::zero(); n * n * n];
         cells
             .par_chunks_mut(n * n)
             .zip(half.par_chunks_mut(n * h))
@@ -212,7 +218,7 @@ impl RealFft3 {
 /// The 1D transform down the columns of `rows` (equal lengths; the line of
 /// column c is row[c] of every row in turn), a tile of [`TILE`] columns at a
 /// time: gathered into contiguous lines, transformed together, put back.
-fn lines_across_rows(rows: Vec<&mut [Complex64]>, fft: &dyn Fft<f64>) {
+fn lines_across_rows<T: FftNum>(rows: Vec<&mut [Complex<T>]>, fft: &dyn Fft<T>) {
     lines_across_rows_by(rows, fft, TILE)
 }
 
@@ -220,12 +226,16 @@ fn lines_across_rows(rows: Vec<&mut [Complex64]>, fft: &dyn Fft<f64>) {
 /// [`LINE_PAD`] values apart beyond their length: at a power-of-two stride
 /// every line would start in the same few cache sets, and the strided writes
 /// of the gather would evict one another.
-fn lines_across_rows_by(mut rows: Vec<&mut [Complex64]>, fft: &dyn Fft<f64>, tile: usize) {
+fn lines_across_rows_by<T: FftNum>(
+    mut rows: Vec<&mut [Complex<T>]>,
+    fft: &dyn Fft<T>,
+    tile: usize,
+) {
     let len = rows.len();
     let stride = len + LINE_PAD;
     let width = rows.first().map_or(0, |r| r.len());
-    let mut lines = vec![Complex64::new(0.0, 0.0); tile * stride];
-    let mut scratch = vec![Complex64::new(0.0, 0.0); fft.get_inplace_scratch_len()];
+    let mut lines = vec![Complex::<T>::zero(); tile * stride];
+    let mut scratch = vec![Complex::<T>::zero(); fft.get_inplace_scratch_len()];
     for start in (0..width).step_by(tile) {
         let cols = tile.min(width - start);
         for (r, row) in rows.iter().enumerate() {
@@ -247,9 +257,9 @@ fn lines_across_rows_by(mut rows: Vec<&mut [Complex64]>, fft: &dyn Fft<f64>, til
 /// The 1D transform along the first axis of N planes: each task takes the
 /// same tile of columns of every plane (disjoint slices, so no task sees
 /// another's).
-fn across_planes(data: &mut [Complex64], n: usize, fft: &dyn Fft<f64>) {
+fn across_planes<T: FftNum>(data: &mut [Complex<T>], n: usize, fft: &dyn Fft<T>) {
     let plane_len = data.len() / n;
-    let mut tiles: Vec<Vec<&mut [Complex64]>> = Vec::new();
+    let mut tiles: Vec<Vec<&mut [Complex<T>]>> = Vec::new();
     for plane in data.chunks_mut(plane_len) {
         for (t, tile) in plane.chunks_mut(PLANE_TILE).enumerate() {
             if tiles.len() <= t {
