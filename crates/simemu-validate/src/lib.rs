@@ -2,10 +2,12 @@
 //!
 //! The validation harness: measure statistics on sample sets ([`measure`]), compare
 //! a candidate set with a reference set bin by bin with two-sample KS tests
-//! ([`compare`], [`ks`]), and write the reports people read ([`report`], [`plots`]).
+//! ([`compare`], [`ks`]), measure Fréchet and kernel distances between vectors of
+//! statistics ([`distance`]), and write the reports people read ([`report`], [`plots`]).
 //! It knows no science domain: statistics come from plugins through the registry.
 
 pub mod compare;
+pub mod distance;
 pub mod ks;
 pub mod measure;
 pub mod plots;
