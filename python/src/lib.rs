@@ -599,6 +599,7 @@ fn validate(
             reference: &reference,
             candidates: &candidates,
             statistics: &statistics,
+            vector_tests: &[],
             field: field.as_deref(),
             out: &out,
             force,

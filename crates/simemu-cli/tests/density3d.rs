@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{ok, read_json};
+use common::{fails, ok, read_json};
 
 #[test]
 fn boxes_simulate_measure_and_validate_through_the_harness() {
@@ -46,7 +46,7 @@ fn boxes_simulate_measure_and_validate_through_the_harness() {
             "--candidate",
             "candidate",
             "--stats",
-            "power-spectrum-3d,density-pdf,peaks-3d,minkowski-3d",
+            "power-spectrum-3d,density-pdf,peaks-3d,minkowski-3d,fpd,kpd,covariance",
             "--out",
             "report",
         ],
@@ -75,6 +75,32 @@ fn boxes_simulate_measure_and_validate_through_the_harness() {
         .map(|c| c.iter().filter_map(|v| v["name"].as_str()).collect())
         .unwrap_or_default();
     assert_eq!(components, ["V0", "V1", "V2", "V3"], "{minkowski}");
+    // The vector tests run on the four statistics' bins, beside their floors.
+    let tests: Vec<&str> = report["vector_tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["test"].as_str().unwrap())
+        .collect();
+    assert_eq!(tests, ["fpd", "kpd", "covariance"]);
+    assert!(report["vector_tests"][0]["floor"].as_f64().unwrap() > 0.0);
     // The sample images are the boxes' central slices.
     assert!(d.join("report/samples.png").is_file());
+    // Tests alone have no vectors to test.
+    let e = fails(
+        d,
+        &[
+            "validate",
+            "--reference",
+            "reference",
+            "--candidate",
+            "candidate",
+            "--stats",
+            "fpd",
+            "--out",
+            "other",
+        ],
+        2,
+    );
+    assert!(e.contains("names only vector tests (fpd)"), "{e}");
 }

@@ -8,6 +8,7 @@ use simemu_core::{Dataset, Registry};
 use simemu_validate::report::{
     leaderboard_markdown, leaderboard_row, write_report_dir, Leaderboard, SetInfo,
 };
+use simemu_validate::vector::VectorTest;
 use simemu_validate::{Harness, Report, StatRequest};
 
 use crate::error::{request, Context, Result};
@@ -19,6 +20,8 @@ pub struct CompareRequest<'a> {
     pub reference: &'a Path,
     pub candidates: &'a [PathBuf],
     pub statistics: &'a [StatRequest],
+    /// Tests on whole statistic vectors to run beside the per-bin ones.
+    pub vector_tests: &'a [VectorTest],
     /// The field single-field statistics read (None: the only one).
     pub field: Option<&'a str>,
     /// The leaderboard directory: one report directory per candidate.
@@ -58,7 +61,8 @@ pub fn validate(reg: &Registry, r: &CompareRequest, obs: &dyn Observer) -> Resul
     let reference = Dataset::open(r.reference)?;
     let progress = |what: &str, done: usize, total: usize| obs.progress(what, done, total);
     let candidate = open_candidates(&reference, r)?.remove(0);
-    let harness = Harness::new(reg, &reference, r.field, r.statistics, &progress)?;
+    let harness = Harness::new(reg, &reference, r.field, r.statistics, &progress)?
+        .with_vector_tests(r.vector_tests);
     let (report, measured) = harness.validate(&candidate, &progress)?;
     write_report_dir(
         r.out,
@@ -77,7 +81,8 @@ pub fn compare(reg: &Registry, r: &CompareRequest, obs: &dyn Observer) -> Result
     let reference = Dataset::open(r.reference)?;
     let progress = |what: &str, done: usize, total: usize| obs.progress(what, done, total);
     let candidates = open_candidates(&reference, r)?;
-    let harness = Harness::new(reg, &reference, r.field, r.statistics, &progress)?;
+    let harness = Harness::new(reg, &reference, r.field, r.statistics, &progress)?
+        .with_vector_tests(r.vector_tests);
     let dir = simemu_core::fsutil::TempDir::new(r.out)?;
     let mut rows = Vec::new();
     for (k, c) in candidates.iter().enumerate() {

@@ -851,6 +851,7 @@ pub fn run(
                         reference: &validation_dir,
                         candidates: &generated,
                         statistics: &requests,
+                        vector_tests: &[],
                         field: config.validation.field.as_deref(),
                         out: &report_dir,
                         force,

@@ -158,6 +158,7 @@ fn score_candidates(
                     reference: &reference,
                     candidates: &generated,
                     statistics,
+                    vector_tests: &[],
                     field,
                     out: &report,
                     force: true,

@@ -3,7 +3,7 @@
 //! arXiv:2211.10295) defines them:
 //!
 //! - every feature is first divided by its largest |value| in the reference
-//!   set (features that are 0 throughout are left as they are);
+//!   set ([`normalise`] says what differs for features the reference leaves 0);
 //! - **FPD**, the Fréchet distance between Gaussians fitted to the two sets,
 //!   |μ₁ − μ₂|² + tr(Σ₁ + Σ₂ − 2(Σ₁Σ₂)^{1/2}) (covariances with N − 1), is
 //!   biased by 1/N at sample size N; it is measured on `batches` sub-samples
@@ -22,7 +22,9 @@
 //! to the last bit and jetnet's exactly when its draws are replayed (the
 //! tests do so on fixtures from `tests/fixtures/make_jetnet.py`).
 
+use nalgebra::{DMatrix, SymmetricEigen};
 use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
 
 /// A value and its error.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -73,16 +75,17 @@ impl Default for FpdOptions {
 }
 
 /// Both sets divided, feature by feature, by the reference's largest |value|.
+/// A feature the reference leaves 0 throughout is divided by the candidate's
+/// largest |value| instead (jetnet leaves it unscaled, so that its weight in
+/// the distance would depend on its units — a peak count per unit threshold
+/// where the reference has none would outweigh every other feature).
 pub fn normalise(reference: &[Vec<f64>], candidate: &[Vec<f64>]) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
     let d = reference.first().map_or(0, |r| r.len());
+    let largest = |set: &[Vec<f64>], f: usize| set.iter().map(|r| r[f].abs()).fold(0.0, f64::max);
     let scale: Vec<f64> = (0..d)
-        .map(|f| {
-            let m = reference.iter().map(|r| r[f].abs()).fold(0.0, f64::max);
-            if m == 0.0 {
-                1.0
-            } else {
-                m
-            }
+        .map(|f| match (largest(reference, f), largest(candidate, f)) {
+            (0.0, 0.0) => 1.0,
+            (0.0, m) | (m, _) => m,
         })
         .collect();
     let apply = |set: &[Vec<f64>]| -> Vec<Vec<f64>> {
@@ -120,86 +123,22 @@ fn mean_and_covariance(set: &[Vec<f64>], rows: Option<&[usize]>) -> (Vec<f64>, V
     (mean, cov)
 }
 
-/// Eigenvalues and eigenvectors (columns) of a symmetric matrix by cyclic
-/// Jacobi rotations, to rounding.
-fn symmetric_eigen(matrix: &[Vec<f64>]) -> (Vec<f64>, Vec<Vec<f64>>) {
-    let d = matrix.len();
-    let mut a: Vec<Vec<f64>> = matrix.to_vec();
-    let mut v: Vec<Vec<f64>> = (0..d)
-        .map(|i| (0..d).map(|j| f64::from(u8::from(i == j))).collect())
-        .collect();
-    for _sweep in 0..100 {
-        let off: f64 = (0..d)
-            .flat_map(|i| (0..d).filter(move |&j| j != i).map(move |j| (i, j)))
-            .map(|(i, j)| a[i][j] * a[i][j])
-            .sum();
-        let scale: f64 = (0..d).map(|i| a[i][i] * a[i][i]).sum();
-        if off <= 1e-30 * scale.max(f64::MIN_POSITIVE) {
-            break;
-        }
-        for p in 0..d {
-            for q in p + 1..d {
-                if a[p][q] == 0.0 {
-                    continue;
-                }
-                let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let s = t * c;
-                // A ← JᵀAJ: the columns p, q, then the rows p, q; V ← VJ.
-                let rotate_columns = |row: &mut Vec<f64>| {
-                    let (kp, kq) = (row[p], row[q]);
-                    row[p] = c * kp - s * kq;
-                    row[q] = s * kp + c * kq;
-                };
-                a.iter_mut().for_each(rotate_columns);
-                let (upper, lower) = a.split_at_mut(q);
-                for (pk, qk) in upper[p].iter_mut().zip(lower[0].iter_mut()) {
-                    let (x, y) = (*pk, *qk);
-                    *pk = c * x - s * y;
-                    *qk = s * x + c * y;
-                }
-                v.iter_mut().for_each(rotate_columns);
-            }
-        }
-    }
-    ((0..d).map(|i| a[i][i]).collect(), v)
-}
-
 /// tr((Σ₁Σ₂)^{1/2}) = Σ √λ over the eigenvalues of Σ₁^{1/2} Σ₂ Σ₁^{1/2}
 /// (those of Σ₁Σ₂), negative rounding clipped to 0 as the real part of
-/// scipy's `sqrtm` trace drops it.
+/// scipy's `sqrtm` trace drops it. Both matrices may be singular (fewer
+/// samples than features).
 fn trace_sqrt_product(s1: &[Vec<f64>], s2: &[Vec<f64>]) -> f64 {
     let d = s1.len();
-    let (values, vectors) = symmetric_eigen(s1);
-    let root: Vec<Vec<f64>> = (0..d)
-        .map(|i| {
-            (0..d)
-                .map(|j| {
-                    (0..d)
-                        .map(|k| vectors[i][k] * values[k].max(0.0).sqrt() * vectors[j][k])
-                        .sum()
-                })
-                .collect()
-        })
-        .collect();
-    let product = |a: &[Vec<f64>], b: &[Vec<f64>]| -> Vec<Vec<f64>> {
-        (0..d)
-            .map(|i| {
-                (0..d)
-                    .map(|j| (0..d).map(|k| a[i][k] * b[k][j]).sum())
-                    .collect()
-            })
-            .collect()
-    };
-    let inner = product(&product(&root, s2), &root);
+    let matrix = |m: &[Vec<f64>]| DMatrix::from_fn(d, d, |i, j| m[i][j]);
+    let first = SymmetricEigen::new(matrix(s1));
+    let roots = first.eigenvalues.map(|l| l.max(0.0).sqrt());
+    let root =
+        &first.eigenvectors * DMatrix::from_diagonal(&roots) * first.eigenvectors.transpose();
+    let inner = &root * matrix(s2) * &root;
     // Symmetrise what rounding left unsymmetric.
-    let inner: Vec<Vec<f64>> = (0..d)
-        .map(|i| (0..d).map(|j| 0.5 * (inner[i][j] + inner[j][i])).collect())
-        .collect();
-    symmetric_eigen(&inner)
-        .0
+    let inner = (&inner + inner.transpose()) * 0.5;
+    SymmetricEigen::new(inner)
+        .eigenvalues
         .iter()
         .map(|&l| l.max(0.0).sqrt())
         .sum()
@@ -245,20 +184,24 @@ pub fn fpd(
             (1.0 / inverse) as usize
         })
         .collect();
-    let means: Vec<f64> = sizes
+    // Drawn in jetnet's order, measured in parallel, summed in order.
+    let batches: Vec<(usize, Vec<usize>, Vec<usize>)> = sizes
         .iter()
-        .map(|&size| {
-            let total: f64 = (0..options.batches)
-                .map(|_| {
-                    let r1 = draws.draw(x.len(), size);
-                    let r2 = draws.draw(y.len(), size);
-                    let (m1, s1) = mean_and_covariance(&x, Some(&r1));
-                    let (m2, s2) = mean_and_covariance(&y, Some(&r2));
-                    frechet(&m1, &s1, &m2, &s2)
-                })
-                .sum();
-            total / options.batches as f64
+        .enumerate()
+        .flat_map(|(p, &size)| (0..options.batches).map(move |_| (p, size)))
+        .map(|(p, size)| (p, draws.draw(x.len(), size), draws.draw(y.len(), size)))
+        .collect();
+    let distances: Vec<f64> = batches
+        .par_iter()
+        .map(|(_, r1, r2)| {
+            let (m1, s1) = mean_and_covariance(&x, Some(r1));
+            let (m2, s2) = mean_and_covariance(&y, Some(r2));
+            frechet(&m1, &s1, &m2, &s2)
         })
+        .collect();
+    let means: Vec<f64> = distances
+        .chunks(options.batches)
+        .map(|c| c.iter().sum::<f64>() / options.batches as f64)
         .collect();
     let inverse: Vec<f64> = sizes.iter().map(|&s| 1.0 / s as f64).collect();
     nonnegative_line_intercept(&inverse, &means)
@@ -337,15 +280,20 @@ pub fn kpd(
     draws: &mut dyn IndexDraw,
 ) -> Estimate {
     let (x, y) = normalise(x, y);
-    let mut values: Vec<f64> = (0..batches)
+    let drawn: Vec<(Vec<usize>, Vec<usize>)> = (0..batches)
         .map(|_| {
-            let r1 = draws.draw(x.len(), batch_size);
-            let r2 = draws.draw(y.len(), batch_size);
-            let pick = |set: &[Vec<f64>], rows: &[usize]| -> Vec<Vec<f64>> {
-                rows.iter().map(|&i| set[i].clone()).collect()
-            };
-            mmd_poly_unbiased(&pick(&x, &r1), &pick(&y, &r2))
+            (
+                draws.draw(x.len(), batch_size),
+                draws.draw(y.len(), batch_size),
+            )
         })
+        .collect();
+    let pick = |set: &[Vec<f64>], rows: &[usize]| -> Vec<Vec<f64>> {
+        rows.iter().map(|&i| set[i].clone()).collect()
+    };
+    let mut values: Vec<f64> = drawn
+        .par_iter()
+        .map(|(r1, r2)| mmd_poly_unbiased(&pick(&x, r1), &pick(&y, r2)))
         .collect();
     values.sort_by(f64::total_cmp);
     Estimate {
@@ -377,20 +325,21 @@ mod tests {
         assert!((d - (1.5f64.powi(2) + 1.0)).abs() < 1e-12, "{d}");
     }
 
-    /// Jacobi recovers a rotated diagonal matrix's eigenvalues.
+    /// tr((Σ₁Σ₂)^{1/2}) of commuting matrices is Σ √(a_i b_i), also when
+    /// one is singular.
     #[test]
-    fn jacobi_finds_the_eigenvalues() {
-        let (c, s) = (0.6f64, 0.8f64);
-        // R diag(3, 1, 2) Rᵀ with R a rotation in the first two axes.
-        let m = vec![
-            vec![3.0 * c * c + s * s, (3.0 - 1.0) * c * s, 0.0],
-            vec![(3.0 - 1.0) * c * s, 3.0 * s * s + c * c, 0.0],
+    fn trace_sqrt_of_diagonal_matrices() {
+        let s1 = vec![
+            vec![4.0, 0.0, 0.0],
+            vec![0.0, 0.0, 0.0],
             vec![0.0, 0.0, 2.0],
         ];
-        let mut values = symmetric_eigen(&m).0;
-        values.sort_by(f64::total_cmp);
-        for (got, want) in values.iter().zip([1.0, 2.0, 3.0]) {
-            assert!((got - want).abs() < 1e-12, "{values:?}");
-        }
+        let s2 = vec![
+            vec![1.0, 0.0, 0.0],
+            vec![0.0, 5.0, 0.0],
+            vec![0.0, 0.0, 8.0],
+        ];
+        let t = trace_sqrt_product(&s1, &s2);
+        assert!((t - (2.0 + 0.0 + 4.0)).abs() < 1e-12, "{t}");
     }
 }

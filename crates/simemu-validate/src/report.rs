@@ -140,6 +140,10 @@ pub struct Report {
     pub summary: Vec<StatSummary>,
     pub statistics: Vec<StatisticComparison>,
     pub pooled_ks: PooledKs,
+    /// The tests on whole statistic vectors asked for (`fpd`, `kpd`,
+    /// `covariance`), each beside its reference-split floor.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vector_tests: Vec<crate::vector::VectorTestResult>,
     pub warnings: Vec<String>,
 }
 
@@ -150,6 +154,7 @@ pub struct Harness<'a> {
     stats: Vec<Box<dyn Statistic>>,
     reference_measurements: Vec<Measurement>,
     reference_pooled: PooledValues<'a>,
+    vector_tests: Vec<crate::vector::VectorTest>,
 }
 
 impl<'a> Harness<'a> {
@@ -187,7 +192,14 @@ impl<'a> Harness<'a> {
             stats,
             reference_measurements,
             reference_pooled: PooledValues::new(reference, field),
+            vector_tests: Vec::new(),
         })
+    }
+
+    /// Also runs these tests on whole statistic vectors in every validation.
+    pub fn with_vector_tests(mut self, tests: &[crate::vector::VectorTest]) -> Self {
+        self.vector_tests = tests.to_vec();
+        self
     }
 
     pub fn reference_measurements(&self) -> &[Measurement] {
@@ -235,6 +247,8 @@ impl<'a> Harness<'a> {
             ));
         }
         let summary = statistics.iter().map(StatSummary::of).collect();
+        let vector_tests =
+            crate::vector::run(&self.vector_tests, &self.reference_measurements, &cand)?;
         Ok((
             Report {
                 format: "simemu-validation-report".into(),
@@ -257,6 +271,7 @@ impl<'a> Harness<'a> {
                 summary,
                 statistics,
                 pooled_ks: pooled,
+                vector_tests,
                 warnings,
             },
             cand,
@@ -346,6 +361,32 @@ pub fn markdown(report: &Report, plots: &[(String, String)]) -> String {
         report.pooled_ks.n_reference,
         report.pooled_ks.n_candidate
     );
+    if !report.vector_tests.is_empty() {
+        let _ = writeln!(s, "## Tests on the statistic vectors\n");
+        let _ = writeln!(
+            s,
+            "Each beside its floor, the same metric between the reference's even and odd samples (docs/validation.md gives the rules).\n"
+        );
+        let _ = writeln!(s, "| test | features | value | floor | flagged | worst |");
+        let _ = writeln!(s, "|---|---|---|---|---|---|");
+        let pm = |v: f64, e: Option<f64>| match e {
+            Some(e) => format!("{v:.3e} ± {e:.1e}"),
+            None => format!("{v:.3}"),
+        };
+        for t in &report.vector_tests {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} |",
+                t.test.name(),
+                t.features,
+                pm(t.value, t.error),
+                pm(t.floor, t.floor_error),
+                if t.flagged { "**yes**" } else { "no" },
+                t.worst.as_deref().unwrap_or("—")
+            );
+        }
+        let _ = writeln!(s);
+    }
     let _ = writeln!(s, "## p-value tables (bins per p-value range)\n");
     let _ = writeln!(
         s,

@@ -7,6 +7,7 @@ use clap::Args;
 use simemu_core::Registry;
 use simemu_pipeline::CompareRequest;
 use simemu_validate::report::leaderboard_terminal;
+use simemu_validate::vector::VectorTest;
 use simemu_validate::StatRequest;
 
 use super::usage;
@@ -15,7 +16,8 @@ use crate::StatOptionArgs;
 
 #[derive(Args)]
 pub struct StatSelection {
-    /// Statistics to compare, comma-separated (default: pixel-pdf,power-spectrum,minkowski,peaks).
+    /// Statistics to compare, comma-separated (default: pixel-pdf,power-spectrum,minkowski,peaks);
+    /// `fpd`, `kpd` and `covariance` add those tests on the vectors of the others.
     #[arg(long, value_delimiter = ',')]
     pub stats: Vec<String>,
     /// Statistics and their options from a file: `[[statistic]] name = "..." key = value`.
@@ -63,6 +65,33 @@ pub struct CompareArgs {
 #[serde(deny_unknown_fields)]
 struct StatsFile {
     statistic: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The statistics and the vector tests (`fpd`, `kpd`, `covariance`) that
+/// `--stats` names; the tests need statistics to test.
+fn selection(reg: &Registry, s: &StatSelection) -> Result<(Vec<StatRequest>, Vec<VectorTest>)> {
+    let tests: Vec<VectorTest> = s
+        .stats
+        .iter()
+        .filter_map(|n| VectorTest::named(n))
+        .collect();
+    let statistics = StatSelection {
+        stats: s
+            .stats
+            .iter()
+            .filter(|n| VectorTest::named(n).is_none())
+            .cloned()
+            .collect(),
+        config: s.config.clone(),
+        options: s.options.clone(),
+    };
+    if !tests.is_empty() && statistics.stats.is_empty() && statistics.config.is_none() {
+        return Err(usage(format!(
+            "--stats names only vector tests ({}); name the statistics whose vectors they test",
+            s.stats.join(",")
+        )));
+    }
+    Ok((stat_requests(reg, &statistics)?, tests))
 }
 
 pub fn stat_requests(reg: &Registry, s: &StatSelection) -> Result<Vec<StatRequest>> {
@@ -128,17 +157,32 @@ fn print_summary(report: &simemu_validate::Report) {
         report.pooled_ks.ks_d,
         report.pooled_ks.ks_p
     );
+    for t in &report.vector_tests {
+        let pm = |v: f64, e: Option<f64>| match e {
+            Some(e) => format!("{v:.3e} ± {e:.1e}"),
+            None => format!("{v:.3}"),
+        };
+        crate::output::outln!(
+            "{:<16} {:>6} {:>22} floor {:>22} {}",
+            t.test.name(),
+            t.features,
+            pm(t.value, t.error),
+            pm(t.floor, t.floor_error),
+            if t.flagged { "FLAGGED" } else { "ok" }
+        );
+    }
     for w in &report.warnings {
         crate::output::outln!("warning: {w}");
     }
 }
 
 pub fn validate(reg: &Registry, a: &ValidateArgs) -> Result<()> {
-    let requests = stat_requests(reg, &a.selection)?;
+    let (requests, tests) = selection(reg, &a.selection)?;
     let request = CompareRequest {
         reference: &a.reference,
         candidates: std::slice::from_ref(&a.candidate),
         statistics: &requests,
+        vector_tests: &tests,
         field: a.selection.options.field.as_deref(),
         out: &a.out,
         force: a.force,
@@ -150,11 +194,12 @@ pub fn validate(reg: &Registry, a: &ValidateArgs) -> Result<()> {
 }
 
 pub fn compare(reg: &Registry, a: &CompareArgs) -> Result<()> {
-    let requests = stat_requests(reg, &a.selection)?;
+    let (requests, tests) = selection(reg, &a.selection)?;
     let request = CompareRequest {
         reference: &a.reference,
         candidates: &a.candidates,
         statistics: &requests,
+        vector_tests: &tests,
         field: a.selection.options.field.as_deref(),
         out: &a.out,
         force: a.force,
