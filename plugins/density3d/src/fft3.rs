@@ -30,35 +30,12 @@ pub fn fft3(data: &mut [Complex64], n: usize, inverse: bool) {
     } else {
         planner.plan_fft_forward(n)
     };
-    // The last axis is contiguous.
+    // The last axis is contiguous; the other two are gathered into lines as
+    // for the real transform.
     data.par_chunks_mut(n).for_each(|line| fft.process(line));
-    // The middle axis: lines of stride n inside each plane.
-    data.par_chunks_mut(n * n).for_each(|plane| {
-        let mut line = vec![Complex64::new(0.0, 0.0); n];
-        for k in 0..n {
-            for j in 0..n {
-                line[j] = plane[j * n + k];
-            }
-            fft.process(&mut line);
-            for j in 0..n {
-                plane[j * n + k] = line[j];
-            }
-        }
-    });
-    // The first axis: lines of stride n², gathered a row of the last axis at a time.
-    let rows: Vec<Vec<Complex64>> = (0..n * n)
-        .into_par_iter()
-        .map(|jk| {
-            let mut line: Vec<Complex64> = (0..n).map(|i| data[i * n * n + jk]).collect();
-            fft.process(&mut line);
-            line
-        })
-        .collect();
-    for (jk, line) in rows.into_iter().enumerate() {
-        for (i, v) in line.into_iter().enumerate() {
-            data[i * n * n + jk] = v;
-        }
-    }
+    data.par_chunks_mut(n * n)
+        .for_each(|plane| lines_across_rows(plane.chunks_mut(n).collect(), &*fft));
+    across_planes(data, n, &*fft);
 }
 
 /// |k| of every mode of the N³ grid of a box of side `side`, in units of the
