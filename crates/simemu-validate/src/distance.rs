@@ -98,7 +98,10 @@ pub fn normalise(reference: &[Vec<f64>], candidate: &[Vec<f64>]) -> (Vec<Vec<f64
 
 /// Mean and covariance (N − 1 in the denominator, as `numpy.cov`) of the rows
 /// `rows` of `set` (all rows when `None`).
-fn mean_and_covariance(set: &[Vec<f64>], rows: Option<&[usize]>) -> (Vec<f64>, Vec<Vec<f64>>) {
+pub(crate) fn mean_and_covariance(
+    set: &[Vec<f64>],
+    rows: Option<&[usize]>,
+) -> (Vec<f64>, Vec<Vec<f64>>) {
     let pick: Vec<&Vec<f64>> = match rows {
         Some(r) => r.iter().map(|&i| &set[i]).collect(),
         None => set.iter().collect(),

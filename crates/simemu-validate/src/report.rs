@@ -365,22 +365,18 @@ pub fn markdown(report: &Report, plots: &[(String, String)]) -> String {
         let _ = writeln!(s, "## Tests on the statistic vectors\n");
         let _ = writeln!(
             s,
-            "Each beside its floor, the same metric between the reference's even and odd samples (docs/validation.md gives the rules).\n"
+            "Each beside its floor, the same metric between the reference's even and odd samples carried to the sizes compared (docs/validation.md gives the rules).\n"
         );
         let _ = writeln!(s, "| test | features | value | floor | flagged | worst |");
         let _ = writeln!(s, "|---|---|---|---|---|---|");
-        let pm = |v: f64, e: Option<f64>| match e {
-            Some(e) => format!("{v:.3e} ± {e:.1e}"),
-            None => format!("{v:.3}"),
-        };
         for t in &report.vector_tests {
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {} | {} | {} |",
                 t.test.name(),
                 t.features,
-                pm(t.value, t.error),
-                pm(t.floor, t.floor_error),
+                t.value_text(),
+                t.floor_text(),
                 if t.flagged { "**yes**" } else { "no" },
                 t.worst.as_deref().unwrap_or("—")
             );

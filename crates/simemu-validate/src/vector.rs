@@ -75,6 +75,25 @@ pub struct VectorTestResult {
     pub worst: Option<String>,
 }
 
+impl VectorTestResult {
+    /// The value as reports print it: `v ± e` where the metric has an error.
+    pub fn value_text(&self) -> String {
+        with_error(self.value, self.error)
+    }
+
+    /// The floor as reports print it.
+    pub fn floor_text(&self) -> String {
+        with_error(self.floor, self.floor_error)
+    }
+}
+
+fn with_error(value: f64, error: Option<f64>) -> String {
+    match error {
+        Some(e) => format!("{value:.3e} ± {e:.1e}"),
+        None => format!("{value:.3}"),
+    }
+}
+
 /// Seed of the sub-sample draws: the same report for the same sets.
 const SEED: u64 = 0x5eed_d157;
 
@@ -213,18 +232,8 @@ fn largest_correlation_difference(
 /// The correlation matrix of the bins over the given samples; a bin that does
 /// not vary correlates 0 with the others (and 1 with itself).
 pub fn correlation(samples: &[Vec<f64>], rows: &[usize]) -> Vec<Vec<f64>> {
-    let bins = samples.first().map_or(0, |s| s.len());
-    let n = rows.len() as f64;
-    let mean: Vec<f64> = (0..bins)
-        .map(|b| rows.iter().map(|&r| samples[r][b]).sum::<f64>() / n)
-        .collect();
-    let mut cov = vec![vec![0.0; bins]; bins];
-    for &r in rows {
-        let d: Vec<f64> = samples[r].iter().zip(&mean).map(|(v, m)| v - m).collect();
-        for (row, da) in cov.iter_mut().zip(&d) {
-            row.iter_mut().zip(&d).for_each(|(c, db)| *c += da * db);
-        }
-    }
+    let (_, cov) = distance::mean_and_covariance(samples, Some(rows));
+    let bins = cov.len();
     let sd: Vec<f64> = (0..bins).map(|b| cov[b][b].sqrt()).collect();
     cov.iter()
         .enumerate()

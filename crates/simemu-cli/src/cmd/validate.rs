@@ -158,16 +158,12 @@ fn print_summary(report: &simemu_validate::Report) {
         report.pooled_ks.ks_p
     );
     for t in &report.vector_tests {
-        let pm = |v: f64, e: Option<f64>| match e {
-            Some(e) => format!("{v:.3e} ± {e:.1e}"),
-            None => format!("{v:.3}"),
-        };
         crate::output::outln!(
             "{:<16} {:>6} {:>22} floor {:>22} {}",
             t.test.name(),
             t.features,
-            pm(t.value, t.error),
-            pm(t.floor, t.floor_error),
+            t.value_text(),
+            t.floor_text(),
             if t.flagged { "FLAGGED" } else { "ok" }
         );
     }
