@@ -7,6 +7,7 @@
 //! and write the reports people read ([`report`], [`plots`]).
 //! It knows no science domain: statistics come from plugins through the registry.
 
+pub mod c2st;
 pub mod compare;
 pub mod distance;
 pub mod ks;

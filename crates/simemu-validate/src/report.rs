@@ -247,8 +247,18 @@ impl<'a> Harness<'a> {
             ));
         }
         let summary = statistics.iter().map(StatSummary::of).collect();
-        let vector_tests =
-            crate::vector::run(&self.vector_tests, &self.reference_measurements, &cand)?;
+        let samples = || {
+            Ok((
+                crate::c2st::Inputs::of_dataset(self.reference, self.field)?,
+                crate::c2st::Inputs::of_dataset(candidate, cand_field)?,
+            ))
+        };
+        let vector_tests = crate::vector::run(
+            &self.vector_tests,
+            &self.reference_measurements,
+            &cand,
+            Some(&samples),
+        )?;
         Ok((
             Report {
                 format: "simemu-validation-report".into(),

@@ -28,8 +28,12 @@
 use serde::{Deserialize, Serialize};
 use simemu_core::{Error, Result};
 
+use crate::c2st::{self, C2stOptions, C2stResult, Inputs};
 use crate::distance::{self, Estimate, FpdOptions, SeededDraw};
 use crate::measure::Measurement;
+
+/// A classifier test flags the candidate below this p-value.
+pub const CLASSIFIER_FLAG_P: f64 = 0.01;
 
 /// A test on statistic vectors, by the name `--stats` gives it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,17 +42,35 @@ pub enum VectorTest {
     Fpd,
     Kpd,
     Covariance,
+    /// The classifier two-sample test on the samples themselves.
+    C2st,
+    /// The classifier two-sample test on the statistic vectors.
+    #[serde(rename = "c2st-stats")]
+    C2stStats,
 }
 
 impl VectorTest {
-    pub const ALL: [VectorTest; 3] = [VectorTest::Fpd, VectorTest::Kpd, VectorTest::Covariance];
+    pub const ALL: [VectorTest; 5] = [
+        VectorTest::Fpd,
+        VectorTest::Kpd,
+        VectorTest::Covariance,
+        VectorTest::C2st,
+        VectorTest::C2stStats,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             VectorTest::Fpd => "fpd",
             VectorTest::Kpd => "kpd",
             VectorTest::Covariance => "covariance",
+            VectorTest::C2st => "c2st",
+            VectorTest::C2stStats => "c2st-stats",
         }
+    }
+
+    /// Whether the test reads the samples themselves, not only their statistics.
+    pub fn reads_samples(self) -> bool {
+        self == VectorTest::C2st
     }
 
     /// The test of this name, if it is one.
@@ -73,6 +95,17 @@ pub struct VectorTestResult {
     /// For `covariance`: the statistic component with the largest |Δρ|.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worst: Option<String>,
+    /// For the classifier tests: everything the classifier found, on the
+    /// candidate and on the reference's halves (the floor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classifier: Option<Box<ClassifierScores>>,
+}
+
+/// A classifier test on the candidate and its floor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClassifierScores {
+    pub candidate: C2stResult,
+    pub floor: C2stResult,
 }
 
 impl VectorTestResult {
@@ -110,11 +143,13 @@ fn vectors(measurements: &[Measurement], rows: &[usize]) -> Vec<Vec<f64>> {
 }
 
 /// Runs `tests` on the reference's and the candidate's measurements (the
-/// same statistics, in order).
+/// same statistics, in order); `samples` are the sets' samples, which `c2st`
+/// reads (loaded only when it is asked for).
 pub fn run(
     tests: &[VectorTest],
     reference: &[Measurement],
     candidate: &[Measurement],
+    samples: Option<&dyn Fn() -> Result<(Inputs, Inputs)>>,
 ) -> Result<Vec<VectorTestResult>> {
     let n_ref = reference.first().map_or(0, Measurement::count);
     let n_cand = candidate.first().map_or(0, Measurement::count);
@@ -154,7 +189,24 @@ pub fn run(
                     flagged: value.value - floor.value > 3.0 * combined,
                     features,
                     worst: None,
+                    classifier: None,
                 }
+            };
+            let classifier = |x: Inputs, y: Inputs| -> Result<VectorTestResult> {
+                let options = C2stOptions::default();
+                let candidate = c2st::c2st(&x, &y, &options)?;
+                let floor = c2st::c2st(&x.rows(&even), &x.rows(&odd), &options)?;
+                Ok(VectorTestResult {
+                    test,
+                    value: candidate.auc,
+                    error: None,
+                    floor: floor.auc,
+                    floor_error: None,
+                    flagged: candidate.p_value < CLASSIFIER_FLAG_P,
+                    features: x.shape.iter().product(),
+                    worst: None,
+                    classifier: Some(Box::new(ClassifierScores { candidate, floor })),
+                })
             };
             Ok(match test {
                 VectorTest::Fpd => {
@@ -196,7 +248,18 @@ pub fn run(
                         flagged: value > 1.5 * floor,
                         features,
                         worst: Some(worst),
+                        classifier: None,
                     }
+                }
+                VectorTest::C2st => {
+                    let load = samples.ok_or_else(|| {
+                        Error::Option("c2st needs the samples, not only their statistics".into())
+                    })?;
+                    let (samples_x, samples_y) = load()?;
+                    classifier(samples_x.with_summaries(&x)?, samples_y.with_summaries(&y)?)?
+                }
+                VectorTest::C2stStats => {
+                    classifier(Inputs::from_vectors(&x), Inputs::from_vectors(&y))?
                 }
             })
         })
@@ -311,10 +374,10 @@ mod tests {
     #[test]
     fn flags_what_differs_and_only_that() {
         let reference = measurements(600, 1, 0.0, false);
-        let tests = VectorTest::ALL;
-        let same = run(&tests, &reference, &measurements(600, 2, 0.0, false)).unwrap();
+        let tests = [VectorTest::Fpd, VectorTest::Kpd, VectorTest::Covariance];
+        let same = run(&tests, &reference, &measurements(600, 2, 0.0, false), None).unwrap();
         assert!(same.iter().all(|t| !t.flagged), "{same:?}");
-        let shifted = run(&tests, &reference, &measurements(600, 3, 0.7, false)).unwrap();
+        let shifted = run(&tests, &reference, &measurements(600, 3, 0.7, false), None).unwrap();
         assert!(shifted[0].flagged, "{shifted:?}");
         // KPD sees it too, but its floor (one split, errors of the batch
         // spread) leaves it short of flagging at this size.
@@ -322,7 +385,8 @@ mod tests {
             shifted[1].value > 5.0 * same[1].value.max(0.0),
             "{shifted:?} {same:?}"
         );
-        let uncorrelated = run(&tests, &reference, &measurements(600, 4, 0.0, true)).unwrap();
+        let uncorrelated =
+            run(&tests, &reference, &measurements(600, 4, 0.0, true), None).unwrap();
         assert!(uncorrelated[2].flagged, "{uncorrelated:?}");
         assert_eq!(uncorrelated[2].worst.as_deref(), Some("s c"));
     }
