@@ -418,7 +418,126 @@ pub fn draw_all(
         "KS p-values per bin".to_string(),
         "ks-pvalues.png".to_string(),
     ));
+    for t in &report.vector_tests {
+        if let Some(scores) = &t.classifier {
+            let file = format!("roc-{}.png", t.test.name());
+            let title = format!("{} — ROC curve", t.test.name());
+            roc_plot(&dir.join(&file), &title, scores)?;
+            out.push((title, file));
+        }
+        if let Some(worst) = &t.worst {
+            let file = "correlation-difference.png".to_string();
+            if correlation_difference_plot(&dir.join(&file), worst, reference.1, candidate.1)? {
+                out.push((format!("Δρ of {worst}: candidate − reference"), file));
+            }
+        }
+    }
     Ok(out)
+}
+
+/// The held-out ROC curves of a classifier test: the candidate's and the
+/// floor's (the reference's halves), with the diagonal of no separation.
+fn roc_plot(path: &Path, title: &str, scores: &crate::vector::ClassifierScores) -> Result<()> {
+    let root = BitMapBackend::new(path, (520, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(pe)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 18))
+        .margin(12)
+        .x_label_area_size(35)
+        .y_label_area_size(45)
+        .build_cartesian_2d(0.0..1.0, 0.0..1.0)
+        .map_err(pe)?;
+    chart
+        .configure_mesh()
+        .x_desc("false positive rate (reference called candidate)")
+        .y_desc("true positive rate")
+        .label_style((FONT, 12))
+        .draw()
+        .map_err(pe)?;
+    chart
+        .draw_series(DashedLineSeries::new(
+            vec![(0.0, 0.0), (1.0, 1.0)],
+            6,
+            4,
+            BLACK.stroke_width(1),
+        ))
+        .map_err(pe)?;
+    for (result, color, name) in [
+        (&scores.candidate, CAND_COLOR, "candidate"),
+        (&scores.floor, REF_COLOR, "floor: reference halves"),
+    ] {
+        chart
+            .draw_series(LineSeries::new(
+                result.roc.iter().map(|p| (p[0], p[1])),
+                color.stroke_width(2),
+            ))
+            .map_err(pe)?
+            .label(format!("{name} (AUC {:.3}, p {:.1e})", result.auc, result.p_value))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .label_font((FONT, 13))
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(pe)?;
+    root.present().map_err(pe)?;
+    Ok(())
+}
+
+/// The difference of the candidate's and the reference's bin correlation
+/// matrices for the component `worst` ("statistic component"), as a heat map
+/// from −1 (blue) to +1 (red). False when no measurement has that name.
+fn correlation_difference_plot(
+    path: &Path,
+    worst: &str,
+    reference: &[Measurement],
+    candidate: &[Measurement],
+) -> Result<bool> {
+    let found = reference.iter().zip(candidate).find_map(|(r, c)| {
+        r.component_names
+            .iter()
+            .position(|n| format!("{} {n}", r.statistic) == worst)
+            .map(|k| (r, c, k))
+    });
+    let Some((r, c, k)) = found else {
+        return Ok(false);
+    };
+    let rows = |m: &Measurement| (0..m.count()).collect::<Vec<_>>();
+    let rho_r = crate::vector::correlation(&r.values[k], &rows(r));
+    let rho_c = crate::vector::correlation(&c.values[k], &rows(c));
+    let bins = rho_r.len();
+    let cell = (360 / bins.max(1)).max(4) as i32;
+    let side = cell as u32 * bins as u32;
+    let root = BitMapBackend::new(path, (side + 40, side + 70)).into_drawing_area();
+    root.fill(&WHITE).map_err(pe)?;
+    root.draw(&Text::new(
+        format!("Δρ {worst} (blue −1 … red +1)"),
+        (20, 10),
+        (FONT, 16),
+    ))
+    .map_err(pe)?;
+    for i in 0..bins {
+        for j in 0..bins {
+            let d = (rho_c[i][j] - rho_r[i][j]).clamp(-1.0, 1.0);
+            let shade = (255.0 * (1.0 - d.abs())) as u8;
+            let color = if d >= 0.0 {
+                RGBColor(255, shade, shade)
+            } else {
+                RGBColor(shade, shade, 255)
+            };
+            let (x, y) = (20 + j as i32 * cell, 45 + i as i32 * cell);
+            root.draw(&Rectangle::new(
+                [(x, y), (x + cell, y + cell)],
+                color.filled(),
+            ))
+            .map_err(pe)?;
+        }
+    }
+    root.present().map_err(pe)?;
+    Ok(true)
 }
 
 /// Plots every numeric column of a CSV file against its first column (one panel per

@@ -372,10 +372,10 @@ pub fn markdown(report: &Report, plots: &[(String, String)]) -> String {
         report.pooled_ks.n_candidate
     );
     if !report.vector_tests.is_empty() {
-        let _ = writeln!(s, "## Tests on the statistic vectors\n");
+        let _ = writeln!(s, "## Tests on whole samples and statistic vectors\n");
         let _ = writeln!(
             s,
-            "Each beside its floor, the same metric between the reference's even and odd samples carried to the sizes compared (docs/validation.md gives the rules).\n"
+            "Each beside its floor, the same metric between the reference's even and odd samples (carried to the sizes compared for the distances; docs/validation.md gives the rules).\n"
         );
         let _ = writeln!(s, "| test | features | value | floor | flagged | worst |");
         let _ = writeln!(s, "|---|---|---|---|---|---|");
@@ -392,6 +392,32 @@ pub fn markdown(report: &Report, plots: &[(String, String)]) -> String {
             );
         }
         let _ = writeln!(s);
+        let classifiers: Vec<_> = report
+            .vector_tests
+            .iter()
+            .filter_map(|t| t.classifier.as_ref().map(|c| (t.test.name(), c)))
+            .collect();
+        if !classifiers.is_empty() {
+            let _ = writeln!(
+                s,
+                "Classifier tests: held-out scores over five folds (calibrated by isotonic regression), p from label permutations within folds; floor: reference even vs odd samples.\n"
+            );
+            let _ = writeln!(
+                s,
+                "| test | set | AUC | accuracy | JSD (nats) | p | epochs kept | classifier |"
+            );
+            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+            for (name, c) in classifiers {
+                for (set, r) in [("candidate", &c.candidate), ("floor", &c.floor)] {
+                    let _ = writeln!(
+                        s,
+                        "| {name} | {set} | {:.3} | {:.3} | {:.3} | {:.1e} | {:?} | {} |",
+                        r.auc, r.accuracy, r.jsd, r.p_value, r.epochs, r.classifier
+                    );
+                }
+            }
+            let _ = writeln!(s);
+        }
     }
     let _ = writeln!(s, "## p-value tables (bins per p-value range)\n");
     let _ = writeln!(

@@ -109,15 +109,26 @@ pub struct ClassifierScores {
 }
 
 impl VectorTestResult {
-    /// The value as reports print it: `v ± e` where the metric has an error.
+    /// The value as reports print it: `v ± e` where the metric has an error,
+    /// the AUC and its p-value for a classifier.
     pub fn value_text(&self) -> String {
-        with_error(self.value, self.error)
+        match &self.classifier {
+            Some(c) => auc_text(&c.candidate),
+            None => with_error(self.value, self.error),
+        }
     }
 
     /// The floor as reports print it.
     pub fn floor_text(&self) -> String {
-        with_error(self.floor, self.floor_error)
+        match &self.classifier {
+            Some(c) => auc_text(&c.floor),
+            None => with_error(self.floor, self.floor_error),
+        }
     }
+}
+
+fn auc_text(r: &C2stResult) -> String {
+    format!("AUC {:.3} p {:.1e}", r.auc, r.p_value)
 }
 
 fn with_error(value: f64, error: Option<f64>) -> String {
@@ -129,6 +140,12 @@ fn with_error(value: f64, error: Option<f64>) -> String {
 
 /// Seed of the sub-sample draws: the same report for the same sets.
 const SEED: u64 = 0x5eed_d157;
+
+/// Every sample's vector: every component's bins of every statistic.
+pub fn sample_vectors(measurements: &[Measurement]) -> Vec<Vec<f64>> {
+    let count = measurements.first().map_or(0, Measurement::count);
+    vectors(measurements, &(0..count).collect::<Vec<_>>())
+}
 
 /// Per-sample vectors: every component's bins of every statistic.
 fn vectors(measurements: &[Measurement], rows: &[usize]) -> Vec<Vec<f64>> {

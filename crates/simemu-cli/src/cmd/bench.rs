@@ -75,6 +75,18 @@ pub enum Workload {
         #[arg(long, default_value_t = 16)]
         width: usize,
     },
+    /// The classifier two-sample test as `simemu validate --stats …,c2st` runs it
+    /// on two independent sets of `convergence` maps: the classifier on the
+    /// candidate, and the whole test (the candidate and its floor, the
+    /// reference's halves). Statistic vectors (the default four statistics)
+    /// are measured before timing.
+    C2st {
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        /// Maps per set.
+        #[arg(long, default_value_t = 500)]
+        maps: usize,
+    },
     /// Generation of 64 maps (G forward, evaluation mode) in the benchmark layout:
     /// `torch_bench.py gen WIDTH SIZE/16 4 2 REPEATS`.
     Generate {
@@ -223,6 +235,7 @@ pub fn run(reg: &Registry, a: &BenchArgs) -> Result<()> {
                 },
             )?)
         }
+        Workload::C2st { size, maps } => rows.extend(c2st_rows(reg, *size, *maps, a.repeats)?),
         Workload::TrainStep { size, width } => {
             let mut step = simemu_dcgan::bench::TrainStep::new(*size, *width)?;
             let (pg, pd) = step.parameters();
@@ -352,7 +365,7 @@ fn stat_rows(
     let drawn: Vec<Sample> = (0..samples)
         .map(|i| prepared.simulate(i as u64))
         .collect::<simemu_core::Result<_>>()?;
-    let dir = tempdir_dataset(&drawn, &sim.fields(), &params)?;
+    let dir = tempdir_dataset(&drawn, &sim.fields(), &params, "stats")?;
     let ds = simemu_core::Dataset::open(dir.path())?;
     let sigma = (simemu_validate::measure::PooledValues::new(&ds, 0).variance()?).sqrt();
     let thresholds = format!("lin:{}:{}:30", -2.0 * sigma, 5.0 * sigma);
@@ -378,12 +391,74 @@ fn stat_rows(
     Ok(rows)
 }
 
+/// The c2st rows: the classifier on reference vs candidate, then the whole
+/// test with its floor, each with all threads.
+fn c2st_rows(reg: &Registry, size: usize, maps: usize, repeats: usize) -> Result<Vec<BenchRow>> {
+    use simemu_validate::c2st::{c2st, C2stOptions, Inputs};
+    use simemu_validate::vector::{self, VectorTest};
+    let sim = reg.build_simulator("convergence", &serde_json::json!({ "size": size }))?;
+    let params = simemu_core::params::resolve_params(sim.params(), &[])?;
+    let prepared = sim.prepare(&params)?;
+    let draw = |from: usize| -> Result<TempDataset> {
+        let drawn: Vec<Sample> = (from..from + maps)
+            .map(|i| prepared.simulate(i as u64))
+            .collect::<simemu_core::Result<_>>()?;
+        tempdir_dataset(&drawn, &sim.fields(), &params, &format!("c2st-{from}"))
+    };
+    let (reference_dir, candidate_dir) = (draw(0)?, draw(maps)?);
+    let reference = simemu_core::Dataset::open(reference_dir.path())?;
+    let candidate = simemu_core::Dataset::open(candidate_dir.path())?;
+    let stats = simemu_validate::default_stats()
+        .iter()
+        .map(|r| simemu_validate::measure::build_statistic(reg, &r.name, &r.options, &reference, 0, None))
+        .collect::<simemu_core::Result<Vec<_>>>()?;
+    let refs: Vec<&dyn Statistic> = stats.iter().map(|s| s.as_ref()).collect();
+    let measure = |ds: &simemu_core::Dataset| {
+        simemu_validate::measure::measure_dataset(&refs, ds, 0..ds.len(), &|_| {})
+    };
+    let (ref_measured, cand_measured) = (measure(&reference)?, measure(&candidate)?);
+    let inputs = |ds: &simemu_core::Dataset, measured| -> simemu_core::Result<Inputs> {
+        Inputs::of_dataset(ds, 0)?.with_summaries(&vector::sample_vectors(measured))
+    };
+    let (x, y) = (inputs(&reference, &ref_measured)?, inputs(&candidate, &cand_measured)?);
+    let threads = rayon::current_num_threads();
+    let options = C2stOptions::default();
+    let classifier = time_it(
+        &format!("c2st {size}² {maps}+{maps}"),
+        threads,
+        2 * maps,
+        repeats,
+        &mut || {
+            std::hint::black_box(c2st(&x, &y, &options)?);
+            Ok(())
+        },
+    )?;
+    let samples = || Ok((x.clone(), y.clone()));
+    let whole = time_it(
+        &format!("c2st {size}² {maps}+{maps} with its floor"),
+        threads,
+        2 * maps,
+        repeats,
+        &mut || {
+            std::hint::black_box(vector::run(
+                &[VectorTest::C2st],
+                &ref_measured,
+                &cand_measured,
+                Some(&samples),
+            )?);
+            Ok(())
+        },
+    )?;
+    Ok(vec![classifier, whole])
+}
+
 fn tempdir_dataset(
     samples: &[Sample],
     fields: &[simemu_core::FieldSpec],
     params: &[f64],
+    name: &str,
 ) -> Result<TempDataset> {
-    let base = std::env::temp_dir().join(format!("simemu-bench-{}", std::process::id()));
+    let base = std::env::temp_dir().join(format!("simemu-bench-{}-{name}", std::process::id()));
     let spec = simemu_core::DatasetSpec::new(
         fields.to_vec(),
         (0..params.len()).map(|i| format!("p{i}")).collect(),

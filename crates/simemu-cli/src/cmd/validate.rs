@@ -17,7 +17,9 @@ use crate::StatOptionArgs;
 #[derive(Args)]
 pub struct StatSelection {
     /// Statistics to compare, comma-separated (default: pixel-pdf,power-spectrum,minkowski,peaks);
-    /// `fpd`, `kpd` and `covariance` add those tests on the vectors of the others.
+    /// `fpd`, `kpd` and `covariance` add those tests on the vectors of the others;
+    /// `c2st` a classifier test on the samples (and their statistic vectors),
+    /// `c2st-stats` one on the statistic vectors alone.
     #[arg(long, value_delimiter = ',')]
     pub stats: Vec<String>,
     /// Statistics and their options from a file: `[[statistic]] name = "..." key = value`.
@@ -67,7 +69,7 @@ struct StatsFile {
     statistic: Vec<serde_json::Map<String, serde_json::Value>>,
 }
 
-/// The statistics and the vector tests (`fpd`, `kpd`, `covariance`) that
+/// The statistics and the tests (`fpd`, `kpd`, `covariance`, `c2st`, `c2st-stats`) that
 /// `--stats` names; the tests need statistics to test.
 fn selection(reg: &Registry, s: &StatSelection) -> Result<(Vec<StatRequest>, Vec<VectorTest>)> {
     let tests: Vec<VectorTest> = s
