@@ -294,6 +294,20 @@ class Validation:
     def verdicts(self) -> Dict[str, str]:
         return {s["statistic"]: s["verdict"] for s in self.report_dict["summary"]}
 
+    @property
+    def tests(self) -> Dict[str, dict]:
+        """Each test asked for by name: ``value``, ``floor`` (the same test between
+        the reference's halves), ``flagged``, and for the classifier tests
+        ``auc``, ``accuracy``, ``jsd`` and ``p_value``."""
+        out = {}
+        for t in self.report_dict.get("vector_tests", []):
+            entry = {"value": t["value"], "floor": t["floor"], "flagged": t["flagged"]}
+            scores = t.get("classifier")
+            if scores:
+                entry.update({k: scores["candidate"][k] for k in ("auc", "accuracy", "jsd", "p_value")})
+            out[t["test"]] = entry
+        return out
+
     def to_dict(self) -> dict:
         """The report, as ``report.json`` holds it."""
         return self.report_dict
@@ -334,13 +348,15 @@ class Validation:
             lines.append(f"{s['statistic']:<16} {s['bins']:>6} {100 * s['pass_fraction']:>6.1f}% {s['verdict']}")
             for c in s.get("components", []) if len(s.get("components", [])) > 1 else []:
                 lines.append(f"  {c['name']:<14} {c['bins']:>6} {100 * c['pass_fraction']:>6.1f}% {c['verdict']}")
+        for name, t in self.tests.items():
+            lines.append(f"{name:<16} {t['value']:.4g} (floor {t['floor']:.4g}) {'FLAGGED' if t['flagged'] else 'ok'}")
         return "\n".join(lines)
 
     def report(self, directory: PathLike, force: bool = False) -> str:
         """Writes the report directory (``report.md``, ``report.json``, plots), as
         ``simemu validate --out``; returns the path of ``report.md``."""
-        reference, candidate, requests, field, _keep = self._inputs
-        _call(_simemu.validate, reference, candidate, requests, field, os.fspath(directory), force)
+        reference, candidate, requests, field, tests, _keep = self._inputs
+        _call(_simemu.validate, reference, candidate, requests, field, os.fspath(directory), force, tests)
         return os.path.join(os.fspath(directory), "report.md")
 
 
@@ -369,15 +385,24 @@ def validate(
     to the harness's four map statistics; ``options`` go to the statistics that
     declare them (``angle_deg`` is a fact about the data: arrays carry it as the
     field's attribute). Per bin a two-sample KS test; a statistic passes when
-    ≥ 80% of its bins (of each component) pass.
+    ≥ 80% of its bins (of each component) pass. Test names among ``stats``
+    (``fpd``, ``kpd``, ``covariance``, ``c2st``, ``c2st-stats``) add those
+    tests on whole samples and statistic vectors (:attr:`Validation.tests`).
     """
-    requests = _stat_requests(stats, options)
+    known_tests = set(_simemu.test_names())
+    tests = [s for s in stats or [] if s in known_tests]
+    statistics = [s for s in stats or [] if s not in known_tests]
+    if tests and not statistics:
+        raise ValueError(
+            f"stats names only tests ({', '.join(tests)}); name the statistics whose vectors they test"
+        )
+    requests = _stat_requests(statistics, options)
     facts, _ = _split_facts(options)
     scratch: List[tempfile.TemporaryDirectory] = []
     ref = _dataset_path(reference, "reference", facts, scratch)
     cand = _dataset_path(candidate, "candidate", facts, scratch)
-    report = json.loads(_call(_simemu.validate, ref, cand, requests, field, None, False))
-    return Validation(report, (ref, cand, requests, field, scratch))
+    report = json.loads(_call(_simemu.validate, ref, cand, requests, field, None, False, tests))
+    return Validation(report, (ref, cand, requests, field, tests, scratch))
 
 
 class Dataset:

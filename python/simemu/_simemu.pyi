@@ -40,7 +40,9 @@ def validate(
     field: Optional[str] = None,
     out: Optional[str] = None,
     force: bool = False,
+    tests: List[str] = ...,
 ) -> str: ...
+def test_names() -> List[str]: ...
 
 class Generator:
     name: str

@@ -7,6 +7,7 @@
 //! `_simemu.RawError(kind, message)`; the Python layer turns them into
 //! `simemu.Error` and its subclasses.
 
+use simemu_validate::vector::VectorTest;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock, RwLock};
 
@@ -577,7 +578,8 @@ fn write_dataset(
 /// Validates a candidate dataset against a reference dataset; writes the report
 /// directory to `out` if given. Returns the report as JSON.
 #[pyfunction]
-#[pyo3(signature = (reference, candidate, statistics_json, field=None, out=None, force=false))]
+#[pyo3(signature = (reference, candidate, statistics_json, field=None, out=None, force=false, tests=Vec::new()))]
+#[allow(clippy::too_many_arguments)]
 fn validate(
     py: Python<'_>,
     reference: PathBuf,
@@ -586,8 +588,20 @@ fn validate(
     field: Option<String>,
     out: Option<PathBuf>,
     force: bool,
+    tests: Vec<String>,
 ) -> PyResult<String> {
     let statistics: Vec<StatRequest> = serde_json::from_str(statistics_json).map_err(json_error)?;
+    let tests = tests
+        .iter()
+        .map(|name| {
+            VectorTest::named(name).ok_or_else(|| {
+                value_error(format!(
+                    "unknown test '{name}' (known: {})",
+                    test_names().join(", ")
+                ))
+            })
+        })
+        .collect::<PyResult<Vec<_>>>()?;
     let reg = read_registry();
     let report = py.detach(|| -> Result<_, PyErr> {
         let candidates = [candidate];
@@ -599,7 +613,7 @@ fn validate(
             reference: &reference,
             candidates: &candidates,
             statistics: &statistics,
-            vector_tests: &[],
+            vector_tests: &tests,
             field: field.as_deref(),
             out: &out,
             force,
@@ -607,6 +621,13 @@ fn validate(
         simemu_pipeline::validate(&reg, &request, &simemu_pipeline::Silent).map_err(pipeline_error)
     })?;
     serde_json::to_string(&report).map_err(json_error)
+}
+
+/// The names of the tests on whole samples and statistic vectors, which
+/// `validate` runs beside the statistics.
+#[pyfunction]
+fn test_names() -> Vec<&'static str> {
+    VectorTest::ALL.iter().map(|t| t.name()).collect()
 }
 
 /// A trained generator, loaded once.
@@ -700,6 +721,7 @@ fn _simemu(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dataset_params, m)?)?;
     m.add_function(wrap_pyfunction!(write_dataset, m)?)?;
     m.add_function(wrap_pyfunction!(validate, m)?)?;
+    m.add_function(wrap_pyfunction!(test_names, m)?)?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
     Ok(())
 }

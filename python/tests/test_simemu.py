@@ -140,6 +140,25 @@ def test_ks_p_values_equal_the_command_lines(maps_dir, tmp_path):
     assert os.path.exists(md) and (tmp_path / "py-report" / "report.json").exists()
 
 
+def test_tests_by_name_equal_the_command_lines(maps_dir, tmp_path):
+    cli(
+        "validate", "--reference", "a", "--candidate", "b", "--stats", "pixel-pdf,peaks,fpd,kpd,covariance,c2st",
+        "--out", str(tmp_path / "cli"), cwd=maps_dir,
+    )
+    expected = {t["test"]: t for t in json.loads((tmp_path / "cli" / "report.json").read_text())["vector_tests"]}
+    result = simemu.validate(
+        maps_dir / "a", maps_dir / "b", stats=["pixel-pdf", "peaks", "fpd", "kpd", "covariance", "c2st"]
+    )
+    assert set(result.tests) == {"fpd", "kpd", "covariance", "c2st"}
+    for name, t in result.tests.items():
+        assert t["value"] == expected[name]["value"] and t["floor"] == expected[name]["floor"], name
+        assert t["flagged"] == expected[name]["flagged"], name
+    assert 0.0 <= result.tests["c2st"]["auc"] <= 1.0 and 0.0 < result.tests["c2st"]["p_value"] <= 1.0
+    assert "c2st" in result.summary()
+    with pytest.raises(ValueError, match="names only tests"):
+        simemu.validate(maps_dir / "a", maps_dir / "b", stats=["fpd"])
+
+
 def test_to_pandas(maps_dir):
     pandas = pytest.importorskip("pandas")
     result = simemu.validate(maps_dir / "a", maps_dir / "b", stats=["peaks"])

@@ -131,6 +131,10 @@ pub struct ValidationSection {
     pub points: Vec<BTreeMap<String, f64>>,
     /// The field that single-field statistics read, for samples with several fields.
     pub field: Option<String>,
+    /// Tests on whole samples and statistic vectors run beside the per-bin KS
+    /// tests: `fpd`, `kpd`, `covariance`, `c2st`, `c2st-stats`.
+    #[serde(default)]
+    pub tests: Vec<simemu_validate::vector::VectorTest>,
 }
 
 fn default_count() -> usize {
@@ -839,7 +843,7 @@ pub fn run(
             generated.push(out);
         }
         let report_dir = dir.join(format!("report{}", suffix(k)));
-        let report_inputs = serde_json::json!({"reference": validation_inputs, "candidates": p.record.done.iter().filter(|(n, _)| n.starts_with("generate")).collect::<BTreeMap<_, _>>(), "statistics": requests});
+        let report_inputs = serde_json::json!({"reference": validation_inputs, "candidates": p.record.done.iter().filter(|(n, _)| n.starts_with("generate")).collect::<BTreeMap<_, _>>(), "statistics": requests, "tests": config.validation.tests});
         p.stage(
             &format!("validate and compare{}", suffix(k)),
             report_inputs,
@@ -851,7 +855,7 @@ pub fn run(
                         reference: &validation_dir,
                         candidates: &generated,
                         statistics: &requests,
-                        vector_tests: &[],
+                        vector_tests: &config.validation.tests,
                         field: config.validation.field.as_deref(),
                         out: &report_dir,
                         force,

@@ -27,14 +27,21 @@
 //!
 //! **Classifiers**, built from `simemu-nn`'s blocks, f32 on the CPU:
 //! - fields of two or more dimensions whose last two sides are at least 16: a
-//!   CNN (leading dimensions as channels, so a 3D box is a stack of planes),
+//!   CNN (leading dimensions as channels, so a 3D box is a stack of planes):
 //!   3×3 stride-2 convolutions with LeakyReLU down to a side ≤ 8 (8, 16, 32, 32
-//!   channels), then a dense layer on the flattened features *and* their
-//!   per-channel means. The flattened features keep position, so a fixed
-//!   pattern or a preferred pixel is visible; the means measure amplitude with
-//!   the scatter of a whole-sample average;
+//!   channels). A linear head reads the channel means of every layer (amplitude
+//!   and one-point shape, averaged over the whole sample), a 1×1 projection of
+//!   the last layer at every position (where structures sit), the statistic
+//!   vectors through a hidden layer of 64 where they are given, and — summed
+//!   into the logit — a linear template on the input values themselves, under
+//!   an L1 penalty so that it stays sparse: a fixed pattern or a pixel that
+//!   always holds a maximum is a template on a few or many pixels, and
+//!   thousands of noise weights would otherwise drown it (the head carries an
+//!   L2 penalty for the same reason). With 600 training samples for thousands
+//!   of inputs, these two penalties are what let the network learn before it
+//!   overfits;
 //! - anything else (vectors, several fields, statistic vectors): an MLP of two
-//!   hidden layers (128, 64) with LeakyReLU.
+//!   hidden layers (128, 64) with LeakyReLU on the values and the summaries.
 //!
 //! Inputs are standardised with the training split's mean and standard
 //! deviation (one pair for a field, one per feature for vectors). Everything is
@@ -239,7 +246,9 @@ pub fn c2st(reference: &Inputs, candidate: &Inputs, options: &C2stOptions) -> Re
     }
     // Samples 0..n0 are the reference (label 0), n0.. the candidate (label 1).
     if reference.summary_width != candidate.summary_width {
-        return Err(Error::Data("c2st: the sets' summaries differ in width".into()));
+        return Err(Error::Data(
+            "c2st: the sets' summaries differ in width".into(),
+        ));
     }
     let mut all = reference.clone();
     all.values.extend_from_slice(&candidate.values);
@@ -368,9 +377,12 @@ fn run_fold(
                 .map_err(fail)?;
             adam.backward_step(&loss).map_err(fail)?;
         }
-        let loss = bce(&network.forward(&x_val, s_val.as_ref()).map_err(fail)?, &t_val)
-            .and_then(|l| l.to_scalar::<f32>())
-            .map_err(fail)? as f64;
+        let loss = bce(
+            &network.forward(&x_val, s_val.as_ref()).map_err(fail)?,
+            &t_val,
+        )
+        .and_then(|l| l.to_scalar::<f32>())
+        .map_err(fail)? as f64;
         if loss < best.0 {
             best = (loss, epoch, network.snapshot());
         } else if epoch - best.1 >= options.patience {
@@ -404,12 +416,13 @@ fn bce(logits: &Tensor, targets: &Tensor) -> candle_core::Result<Tensor> {
 /// Which network a sample shape gets.
 enum Classifier {
     /// Convolutions over the last two axes, with this many stride-2 layers.
-    Cnn { layers: usize },
+    Cnn {
+        layers: usize,
+    },
     Mlp,
 }
 
 const CNN_CHANNELS: [usize; 4] = [8, 16, 32, 32];
-const CNN_HIDDEN: usize = 32;
 const MLP_HIDDEN: [usize; 2] = [128, 64];
 const SLOPE: f32 = 0.2;
 const HEAD_L2: f64 = 1e-2;
@@ -437,7 +450,7 @@ impl Classifier {
     fn describe(&self, shape: &[usize]) -> String {
         match self {
             Classifier::Cnn { layers } => format!(
-                "CNN on {shape:?}: {layers} stride-2 3×3 convolutions ({}), dense {CNN_HIDDEN} on the flattened features and their channel means",
+                "CNN on {shape:?}: {layers} stride-2 3×3 convolutions ({}), linear head on channel means, last-layer positions and summaries, sparse pixel template",
                 CNN_CHANNELS[..*layers]
                     .iter()
                     .map(usize::to_string)
@@ -483,7 +496,11 @@ impl Moments {
             let m = s / n;
             let var = (s2 / n - m * m).max(0.0);
             mean.push(m as f32);
-            inverse_sd.push(if var > 0.0 { (1.0 / var.sqrt()) as f32 } else { 1.0 });
+            inverse_sd.push(if var > 0.0 {
+                (1.0 / var.sqrt()) as f32
+            } else {
+                1.0
+            });
         }
         Moments { mean, inverse_sd }
     }
@@ -555,8 +572,7 @@ impl Network {
             let w: Vec<f32> = if fan_in == 0 {
                 vec![0.0; n]
             } else {
-                let normal =
-                    Normal::new(0.0f64, (2.0 / fan_in as f64).sqrt()).expect("valid std");
+                let normal = Normal::new(0.0f64, (2.0 / fan_in as f64).sqrt()).expect("valid std");
                 (0..n).map(|_| normal.sample(&mut rng) as f32).collect()
             };
             vars.push((
@@ -591,7 +607,11 @@ impl Network {
                     }
                 }
                 if summary_width > 0 {
-                    add("summary".into(), &[SUMMARY_HIDDEN, summary_width], summary_width)?;
+                    add(
+                        "summary".into(),
+                        &[SUMMARY_HIDDEN, summary_width],
+                        summary_width,
+                    )?;
                     features += SUMMARY_HIDDEN;
                 }
                 add("head".into(), &[1, features], features)?;
@@ -637,8 +657,13 @@ impl Network {
                 h = bias_activation(&h, Some(self.var(&format!("conv{l}.bias"))), leaky)?;
                 features.push(h.mean(3)?.mean(2)?);
                 if l + 1 == self.cnn_layers {
-                    let projected = simemu_nn::conv2d(&h, self.var(&format!("project{l}.weight")), 1, 0)?;
-                    let projected = projected.broadcast_add(&self.var(&format!("project{l}.bias")).reshape((1, 1, 1, 1))?)?;
+                    let projected =
+                        simemu_nn::conv2d(&h, self.var(&format!("project{l}.weight")), 1, 0)?;
+                    let projected = projected.broadcast_add(
+                        &self
+                            .var(&format!("project{l}.bias"))
+                            .reshape((1, 1, 1, 1))?,
+                    )?;
                     features.push(projected.flatten_from(1)?);
                 }
             }
@@ -792,7 +817,12 @@ pub fn auc(scores: &[f64], positive: &[bool]) -> f64 {
 fn auc_of_ranks(ranks: &[f64], positive: &[bool]) -> f64 {
     let n1 = positive.iter().filter(|&&p| p).count() as f64;
     let n0 = positive.len() as f64 - n1;
-    let rank_sum: f64 = ranks.iter().zip(positive).filter(|(_, &p)| p).map(|(r, _)| r).sum();
+    let rank_sum: f64 = ranks
+        .iter()
+        .zip(positive)
+        .filter(|(_, &p)| p)
+        .map(|(r, _)| r)
+        .sum();
     (rank_sum - n1 * (n1 + 1.0) / 2.0) / (n0 * n1)
 }
 
@@ -832,7 +862,9 @@ fn roc_curve(scores: &[f64], positive: &[bool]) -> Vec<[f64; 2]> {
         } else {
             fp += 1.0;
         }
-        let last_of_tie = order.get(j + 1).is_none_or(|&next| scores[next] != scores[i]);
+        let last_of_tie = order
+            .get(j + 1)
+            .is_none_or(|&next| scores[next] != scores[i]);
         if last_of_tie {
             curve.push([fp / n0, tp / n1]);
         }
@@ -864,8 +896,14 @@ mod tests {
         assert_eq!(iso.predict(0.0), PROBABILITY_CLIP);
         assert!((iso.predict(0.2) - 1.0 / 3.0).abs() < 1e-12);
         assert!((iso.predict(0.4) - 1.0 / 3.0).abs() < 1e-12);
-        assert!((iso.predict(0.45) - (1.0 / 3.0 + 0.5 * (1.0 - PROBABILITY_CLIP - 1.0 / 3.0))).abs() < 1e-12);
+        assert!(
+            (iso.predict(0.45) - (1.0 / 3.0 + 0.5 * (1.0 - PROBABILITY_CLIP - 1.0 / 3.0))).abs()
+                < 1e-12
+        );
         assert_eq!(iso.predict(0.9), 1.0 - PROBABILITY_CLIP);
-        assert!((iso.predict(0.15) - (PROBABILITY_CLIP + 0.5 * (1.0 / 3.0 - PROBABILITY_CLIP))).abs() < 1e-12);
+        assert!(
+            (iso.predict(0.15) - (PROBABILITY_CLIP + 0.5 * (1.0 / 3.0 - PROBABILITY_CLIP))).abs()
+                < 1e-12
+        );
     }
 }

@@ -472,7 +472,10 @@ fn roc_plot(path: &Path, title: &str, scores: &crate::vector::ClassifierScores) 
                 color.stroke_width(2),
             ))
             .map_err(pe)?
-            .label(format!("{name} (AUC {:.3}, p {:.1e})", result.auc, result.p_value))
+            .label(format!(
+                "{name} (AUC {:.3}, p {:.1e})",
+                result.auc, result.p_value
+            ))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
     }
     chart

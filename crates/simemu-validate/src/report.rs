@@ -504,6 +504,18 @@ pub struct LeaderboardRow {
     pub overall_pass_fraction: f64,
     pub seconds_per_sample: Option<f64>,
     pub report: String,
+    /// The tests on whole samples and statistic vectors, as the report has them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<TestSummary>,
+}
+
+/// A test's value, floor and flag, as leaderboards print them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestSummary {
+    pub test: String,
+    pub value: String,
+    pub floor: String,
+    pub flagged: bool,
 }
 
 impl LeaderboardRow {
@@ -569,7 +581,45 @@ pub fn leaderboard_row(report: &Report, candidate: &Dataset, report_path: &str) 
             .get("seconds_per_sample")
             .and_then(|v| v.as_f64()),
         report: report_path.into(),
+        tests: report
+            .vector_tests
+            .iter()
+            .map(|t| TestSummary {
+                test: t.test.name().into(),
+                value: t.value_text(),
+                floor: t.floor_text(),
+                flagged: t.flagged,
+            })
+            .collect(),
     }
+}
+
+/// The leaderboard's second table: each candidate's tests on whole samples
+/// and statistic vectors, value and floor, ✗ where flagged. Empty without tests.
+fn tests_markdown(lb: &Leaderboard) -> String {
+    let mut s = String::new();
+    let Some(first) = lb.rows.iter().find(|r| !r.tests.is_empty()) else {
+        return s;
+    };
+    let _ = writeln!(
+        s,
+        "\n## Tests on whole samples and statistic vectors\n\nValue / floor (the same test between the reference's halves); ✗ where the test flags the candidate.\n"
+    );
+    let _ = write!(s, "| candidate |");
+    for t in &first.tests {
+        let _ = write!(s, " {} |", t.test);
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(s, "|---|{}", "---|".repeat(first.tests.len()));
+    for r in &lb.rows {
+        let _ = write!(s, "| {} |", r.candidate);
+        for t in &r.tests {
+            let mark = if t.flagged { " ✗" } else { "" };
+            let _ = write!(s, " {} / {}{mark} |", t.value, t.floor);
+        }
+        let _ = writeln!(s);
+    }
+    s
 }
 
 pub fn leaderboard_markdown(lb: &Leaderboard) -> String {
@@ -629,7 +679,7 @@ pub fn leaderboard_markdown(lb: &Leaderboard) -> String {
             r.report
         );
     }
-    s
+    s + &tests_markdown(lb)
 }
 
 /// The widest line [`leaderboard_terminal`] aims for.
@@ -696,6 +746,29 @@ pub fn leaderboard_terminal(lb: &Leaderboard) -> String {
             .map(|v| format!("{v:.1e}"))
             .unwrap_or_else(|| "—".into());
         let _ = writeln!(s, "{line}  {:>9}  {time:>8}", format!("{within}/{bins}"));
+    }
+    // The tests: one line per candidate and test would crowd the table; a
+    // verdict per test fits beside the name.
+    if lb.rows.iter().any(|r| !r.tests.is_empty()) {
+        let _ = writeln!(
+            s,
+            "\ntests (ok, or FLAGGED beyond the reference-split floor):"
+        );
+        for r in &lb.rows {
+            let name: String = r.candidate.chars().take(name_width).collect();
+            let verdicts: Vec<String> = r
+                .tests
+                .iter()
+                .map(|t| {
+                    if t.flagged {
+                        format!("{} FLAGGED ({})", t.test, t.value)
+                    } else {
+                        format!("{} ok", t.test)
+                    }
+                })
+                .collect();
+            let _ = writeln!(s, "{name:<name_width$}  {}", verdicts.join(", "));
+        }
     }
     s
 }
@@ -774,6 +847,7 @@ mod tests {
             overall_pass_fraction: 0.0,
             seconds_per_sample: None,
             report: "r".into(),
+            tests: Vec::new(),
         };
         assert_eq!(row.lowest_pass_fraction(), 0.7);
         let board = Leaderboard {

@@ -402,8 +402,7 @@ mod tests {
             shifted[1].value > 5.0 * same[1].value.max(0.0),
             "{shifted:?} {same:?}"
         );
-        let uncorrelated =
-            run(&tests, &reference, &measurements(600, 4, 0.0, true), None).unwrap();
+        let uncorrelated = run(&tests, &reference, &measurements(600, 4, 0.0, true), None).unwrap();
         assert!(uncorrelated[2].flagged, "{uncorrelated:?}");
         assert_eq!(uncorrelated[2].worst.as_deref(), Some("s c"));
     }

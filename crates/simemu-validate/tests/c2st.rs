@@ -29,7 +29,10 @@ fn isotonic_calibration_and_auc_match_sklearn() {
         let name = case["name"].as_str().unwrap();
         let (scores, labels) = (floats(&case["scores"]), floats(&case["labels"]));
         let iso = Isotonic::fit(&scores, &labels);
-        for (q, want) in floats(&case["queries"]).iter().zip(floats(&case["isotonic"])) {
+        for (q, want) in floats(&case["queries"])
+            .iter()
+            .zip(floats(&case["isotonic"]))
+        {
             let got = iso.predict(*q);
             assert!(
                 (got - want).abs() <= 1e-12,
@@ -39,10 +42,7 @@ fn isotonic_calibration_and_auc_match_sklearn() {
         let positive: Vec<bool> = labels.iter().map(|&l| l == 1.0).collect();
         let want = case["auc"].as_f64().unwrap();
         let got = auc(&scores, &positive);
-        assert!(
-            (got - want).abs() <= 1e-12,
-            "{name}: AUC {got} vs {want}"
-        );
+        assert!((got - want).abs() <= 1e-12, "{name}: AUC {got} vs {want}");
     }
 }
 
@@ -121,11 +121,20 @@ fn vectors_with_a_shifted_feature_are_caught() {
     };
     let options = C2stOptions::default();
     let reference = Inputs::from_vectors(&vectors(300, 1, 0.0));
-    let same = c2st(&reference, &Inputs::from_vectors(&vectors(300, 2, 0.0)), &options).unwrap();
+    let same = c2st(
+        &reference,
+        &Inputs::from_vectors(&vectors(300, 2, 0.0)),
+        &options,
+    )
+    .unwrap();
     assert!(same.p_value > 0.01, "{same:?}");
     assert!(same.classifier.starts_with("MLP"), "{}", same.classifier);
-    let shifted =
-        c2st(&reference, &Inputs::from_vectors(&vectors(300, 2, 0.5)), &options).unwrap();
+    let shifted = c2st(
+        &reference,
+        &Inputs::from_vectors(&vectors(300, 2, 0.5)),
+        &options,
+    )
+    .unwrap();
     assert!(shifted.p_value < 0.01, "{shifted:?}");
 }
 
@@ -133,7 +142,10 @@ fn vectors_with_a_shifted_feature_are_caught() {
 fn bad_inputs_are_refused_with_the_reason() {
     let options = C2stOptions::default();
     let few = c2st(&fields(6, 1, 0.0), &fields(50, 2, 0.0), &options).unwrap_err();
-    assert!(few.to_string().contains("at least 10 samples per set"), "{few}");
+    assert!(
+        few.to_string().contains("at least 10 samples per set"),
+        "{few}"
+    );
     let shapes = c2st(
         &fields(50, 1, 0.0),
         &Inputs::from_vectors(&vec![vec![0.0; 256]; 50]),

@@ -410,7 +410,9 @@ fn c2st_rows(reg: &Registry, size: usize, maps: usize, repeats: usize) -> Result
     let candidate = simemu_core::Dataset::open(candidate_dir.path())?;
     let stats = simemu_validate::default_stats()
         .iter()
-        .map(|r| simemu_validate::measure::build_statistic(reg, &r.name, &r.options, &reference, 0, None))
+        .map(|r| {
+            simemu_validate::measure::build_statistic(reg, &r.name, &r.options, &reference, 0, None)
+        })
         .collect::<simemu_core::Result<Vec<_>>>()?;
     let refs: Vec<&dyn Statistic> = stats.iter().map(|s| s.as_ref()).collect();
     let measure = |ds: &simemu_core::Dataset| {
@@ -420,7 +422,10 @@ fn c2st_rows(reg: &Registry, size: usize, maps: usize, repeats: usize) -> Result
     let inputs = |ds: &simemu_core::Dataset, measured| -> simemu_core::Result<Inputs> {
         Inputs::of_dataset(ds, 0)?.with_summaries(&vector::sample_vectors(measured))
     };
-    let (x, y) = (inputs(&reference, &ref_measured)?, inputs(&candidate, &cand_measured)?);
+    let (x, y) = (
+        inputs(&reference, &ref_measured)?,
+        inputs(&candidate, &cand_measured)?,
+    );
     let threads = rayon::current_num_threads();
     let options = C2stOptions::default();
     let classifier = time_it(
