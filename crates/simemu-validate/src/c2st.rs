@@ -27,7 +27,7 @@
 //!
 //! **Classifiers**, built from `simemu-nn`'s blocks, f32 on the CPU:
 //! - fields of two or more dimensions whose last two sides are at least 16: a
-//!   CNN (leading dimensions as channels, so a 3D box is a stack of planes):
+//!   CNN (leading dimensions as channels, so a 3D field is a stack of planes):
 //!   3×3 stride-2 convolutions with LeakyReLU down to a side ≤ 8 (8, 16, 32, 32
 //!   channels). A linear head reads the channel means of every layer (amplitude
 //!   and one-point shape, averaged over the whole sample), a 1×1 projection of
@@ -98,12 +98,7 @@ pub struct Inputs {
 
 impl Inputs {
     pub fn count(&self) -> usize {
-        let size = self.size();
-        if size == 0 {
-            0
-        } else {
-            self.values.len() / size
-        }
+        self.values.len().checked_div(self.size()).unwrap_or(0)
     }
 
     fn size(&self) -> usize {

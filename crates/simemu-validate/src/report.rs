@@ -747,8 +747,8 @@ pub fn leaderboard_terminal(lb: &Leaderboard) -> String {
             .unwrap_or_else(|| "—".into());
         let _ = writeln!(s, "{line}  {:>9}  {time:>8}", format!("{within}/{bins}"));
     }
-    // The tests: one line per candidate and test would crowd the table; a
-    // verdict per test fits beside the name.
+    // The tests: a column each would overflow the terminal's width, so each
+    // candidate gets one line of verdicts.
     if lb.rows.iter().any(|r| !r.tests.is_empty()) {
         let _ = writeln!(
             s,
