@@ -208,8 +208,8 @@ def test_bad_input_raises_a_clear_exception():
         simemu.statistic("minkowski", bad, thresholds=[-0.1, 0.0, 0.1])
     with pytest.raises(ValueError, match="not numeric"):
         simemu.statistic("peaks", np.array([["a", "b"], ["c", "d"]]))
-    with pytest.raises(simemu.InvalidInputError, match="unknown statistic 'bispectrum'"):
-        simemu.statistic("bispectrum", maps)
+    with pytest.raises(simemu.InvalidInputError, match="unknown statistic 'trispectrum'"):
+        simemu.statistic("trispectrum", maps)
     with pytest.raises(ValueError, match="unknown parameter 'omega_x'"):
         simemu.simulate("convergence", 1, params={"omega_x": 0.3})
     with pytest.raises(simemu.InvalidInputError, match="of memory"):

@@ -1,4 +1,4 @@
-//! The four `Statistic` plugins and their options.
+//! The five `Statistic` plugins and their options.
 
 use serde::{Deserialize, Serialize};
 use simemu_core::bins::{midpoints, BinSpec};
@@ -7,6 +7,7 @@ use simemu_core::{
     Statistic,
 };
 
+use crate::bispectrum::{Bispectrum, Configuration};
 use crate::power::PowerSpectrum;
 use crate::topology::{minkowski, peak_counts, pixel_pdf, std_ddof0, Pixel};
 
@@ -188,49 +189,80 @@ struct PowerStat {
     estimator: PowerSpectrum,
 }
 
+/// The side angle and the ℓ edges of an ℓ-binned statistic: the options', or
+/// the field's angle and 12 log bins from 2ℓ_fundamental to the axis Nyquist ℓ.
+fn ell_binning(
+    stat: &str,
+    ell_edges: &Option<serde_json::Value>,
+    angle_deg: Option<f64>,
+    n: usize,
+    ctx: &StatContext,
+) -> Result<(f64, Vec<f64>)> {
+    let angle_deg = match angle_deg.or_else(|| ctx.field.attr_f64("angle_deg")) {
+        Some(a) if a.is_finite() && a > 0.0 => a,
+        Some(a) => {
+            return Err(Error::Option(format!(
+                "{stat}: angle_deg = {a} must be positive"
+            )))
+        }
+        None => {
+            return Err(Error::Option(format!(
+                "{stat}: the side angle of field '{}' is unknown; give --angle-deg",
+                ctx.field.name
+            )))
+        }
+    };
+    let lpix = 360.0 / angle_deg;
+    let edges = match ell_edges {
+        None | Some(serde_json::Value::Null) => {
+            let (lo, hi) = (2.0 * lpix, lpix * (n / 2) as f64);
+            simemu_core::bins::BinSpec::parse(&format!("log:{lo}:{hi}:{DEFAULT_ELL_BINS}"))?
+                .resolve(ctx.quantiles)?
+        }
+        v => {
+            let spec = BinSpec::from_option(stat, v, "")?;
+            if spec.needs_quantiles() {
+                return Err(Error::Option(format!(
+                    "{stat}: quantile bins make no sense for ℓ"
+                )));
+            }
+            spec.resolve(ctx.quantiles)?
+        }
+    };
+    Ok((angle_deg, edges))
+}
+
+/// Refuses ℓ edges between which no Fourier mode (or triangle) of the map falls.
+fn check_counts(
+    stat: &str,
+    counts: &[usize],
+    n: usize,
+    angle_deg: f64,
+    edges: &[f64],
+) -> Result<()> {
+    if counts.iter().all(|&m| m == 0) {
+        let lpix = 360.0 / angle_deg;
+        return Err(Error::Option(format!(
+            "{stat}: no Fourier mode of a {n}×{n} map of {angle_deg}° falls between the ℓ edges {edges:?} (modes lie between {lpix:.1} and {:.1})",
+            lpix * (n as f64 / 2.0) * 2f64.sqrt()
+        )));
+    }
+    Ok(())
+}
+
 impl PowerStat {
     fn build(options: &serde_json::Value, ctx: &StatContext) -> Result<Self> {
         let o: PowerOptions = simemu_core::params::options_from_json("power-spectrum", options)?;
         let n = square_side("power-spectrum", ctx)?;
-        let angle_deg = match o.angle_deg.or_else(|| ctx.field.attr_f64("angle_deg")) {
-            Some(a) if a.is_finite() && a > 0.0 => a,
-            Some(a) => {
-                return Err(Error::Option(format!(
-                    "power-spectrum: angle_deg = {a} must be positive"
-                )))
-            }
-            None => {
-                return Err(Error::Option(format!(
-                    "power-spectrum: the side angle of field '{}' is unknown; give --angle-deg",
-                    ctx.field.name
-                )))
-            }
-        };
-        let lpix = 360.0 / angle_deg;
-        let edges = match &o.ell_edges {
-            None | Some(serde_json::Value::Null) => {
-                let (lo, hi) = (2.0 * lpix, lpix * (n / 2) as f64);
-                simemu_core::bins::BinSpec::parse(&format!("log:{lo}:{hi}:{DEFAULT_ELL_BINS}"))?
-                    .resolve(ctx.quantiles)?
-            }
-            v => {
-                let spec = BinSpec::from_option("power-spectrum", v, "")?;
-                if spec.needs_quantiles() {
-                    return Err(Error::Option(
-                        "power-spectrum: quantile bins make no sense for ℓ".into(),
-                    ));
-                }
-                spec.resolve(ctx.quantiles)?
-            }
-        };
+        let (angle_deg, edges) = ell_binning("power-spectrum", &o.ell_edges, o.angle_deg, n, ctx)?;
         let estimator = PowerSpectrum::new(n, angle_deg, &edges);
-        let modes = estimator.modes_per_bin();
-        if modes.iter().all(|&m| m == 0) {
-            return Err(Error::Option(format!(
-                "power-spectrum: no Fourier mode of a {n}×{n} map of {angle_deg}° falls between the ℓ edges {edges:?} (modes lie between {lpix:.1} and {:.1})",
-                lpix * (n as f64 / 2.0) * 2f64.sqrt()
-            )));
-        }
+        check_counts(
+            "power-spectrum",
+            estimator.modes_per_bin(),
+            n,
+            angle_deg,
+            &edges,
+        )?;
         Ok(PowerStat {
             field: ctx.field.name.clone(),
             n,
@@ -277,6 +309,128 @@ impl Statistic for PowerStat {
     }
 }
 
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BispectrumOptions {
+    #[serde(default)]
+    ell_edges: Option<serde_json::Value>,
+    #[serde(default)]
+    angle_deg: Option<f64>,
+    #[serde(default = "default_configuration")]
+    configuration: String,
+    #[serde(default = "default_ratio")]
+    ratio: f64,
+}
+
+fn default_configuration() -> String {
+    "equilateral".into()
+}
+
+fn default_ratio() -> f64 {
+    0.5
+}
+
+struct BispectrumStat {
+    field: String,
+    n: usize,
+    edges: Vec<f64>,
+    angle_deg: f64,
+    configuration: Configuration,
+    x: Vec<f64>,
+    estimator: Bispectrum,
+}
+
+impl BispectrumStat {
+    fn build(options: &serde_json::Value, ctx: &StatContext) -> Result<Self> {
+        let o: BispectrumOptions = simemu_core::params::options_from_json("bispectrum", options)?;
+        let n = square_side("bispectrum", ctx)?;
+        let configuration = match o.configuration.as_str() {
+            "equilateral" => Configuration::Equilateral,
+            "folded" if o.ratio > 0.0 && o.ratio < 1.0 => Configuration::Folded { ratio: o.ratio },
+            "folded" => {
+                return Err(Error::Option(format!(
+                    "bispectrum: the folding ratio must lie between 0 and 1, got {}",
+                    o.ratio
+                )))
+            }
+            other => {
+                return Err(Error::Option(format!(
+                    "bispectrum: configuration '{other}' is neither 'equilateral' nor 'folded'"
+                )))
+            }
+        };
+        let (angle_deg, edges) = ell_binning("bispectrum", &o.ell_edges, o.angle_deg, n, ctx)?;
+        let estimator = Bispectrum::new(n, angle_deg, &edges, configuration);
+        check_counts(
+            "bispectrum",
+            estimator.triangles_per_bin(),
+            n,
+            angle_deg,
+            &edges,
+        )?;
+        Ok(BispectrumStat {
+            field: ctx.field.name.clone(),
+            n,
+            x: midpoints(&edges),
+            edges,
+            angle_deg,
+            configuration,
+            estimator,
+        })
+    }
+}
+
+impl Statistic for BispectrumStat {
+    fn name(&self) -> &str {
+        "bispectrum"
+    }
+    fn x_name(&self) -> &str {
+        "ell"
+    }
+    fn x(&self) -> &[f64] {
+        &self.x
+    }
+    fn components(&self) -> Vec<String> {
+        vec!["bispectrum".into()]
+    }
+    fn options(&self) -> serde_json::Value {
+        let (configuration, ratio) = match self.configuration {
+            Configuration::Equilateral => ("equilateral", None),
+            Configuration::Folded { ratio } => ("folded", Some(ratio)),
+        };
+        serde_json::json!({
+            "ell_edges": self.edges,
+            "angle_deg": self.angle_deg,
+            "configuration": configuration,
+            "ratio": ratio,
+            "triangles_per_bin": self.estimator.triangles_per_bin(),
+            "bin_counts": self.estimator.triangles_per_bin(),
+        })
+    }
+    fn compute(&self, sample: &Sample) -> Result<StatValues> {
+        self.compute_view(map_field(sample, &self.field)?.view())
+    }
+    fn compute_view(&self, field: FieldView<'_>) -> Result<StatValues> {
+        check_square(&field, self.n)?;
+        let values = match field.data {
+            ArrayView::F32(v) => self.estimator.compute(v),
+            ArrayView::F64(v) => self.estimator.compute(v),
+        };
+        Ok(vec![values.map_err(|i| non_finite_pixel(i, self.n))?])
+    }
+}
+
+fn ell_options() -> Vec<OptionSpec> {
+    vec![
+        OptionSpec::new(
+            "ell_edges",
+            serde_json::Value::Null,
+            "ℓ bin edges: a,b,c | lin:A:B:N | log:A:B:N (default: 12 log bins from 2ℓ_fund to the axis Nyquist ℓ)",
+        ),
+        OptionSpec::new("angle_deg", serde_json::Value::Null, "side angle in degrees (default: from the dataset)"),
+    ]
+}
+
 fn threshold_options() -> Vec<OptionSpec> {
     vec![
         OptionSpec::new(
@@ -288,7 +442,7 @@ fn threshold_options() -> Vec<OptionSpec> {
     ]
 }
 
-/// Registers `pixel-pdf`, `power-spectrum`, `minkowski` and `peaks`.
+/// Registers `pixel-pdf`, `power-spectrum`, `bispectrum`, `minkowski` and `peaks`.
 pub fn register(r: &mut Registry) -> Result<()> {
     r.add_statistic(
         "pixel-pdf",
@@ -304,15 +458,24 @@ pub fn register(r: &mut Registry) -> Result<()> {
     r.add_statistic(
         "power-spectrum",
         "azimuthally averaged power spectrum over ℓ bins (lenstools powerSpectrum)",
-        vec![
-            OptionSpec::new(
-                "ell_edges",
-                serde_json::Value::Null,
-                "ℓ bin edges: a,b,c | lin:A:B:N | log:A:B:N (default: 12 log bins from 2ℓ_fund to the axis Nyquist ℓ)",
-            ),
-            OptionSpec::new("angle_deg", serde_json::Value::Null, "side angle in degrees (default: from the dataset)"),
-        ],
+        ell_options(),
         |o, ctx| Ok(Box::new(PowerStat::build(o, ctx)?) as Box<dyn Statistic>),
+    )?;
+    r.add_statistic(
+        "bispectrum",
+        "bispectrum over ℓ bins, equilateral or folded triangles (lenstools bispectrum)",
+        ell_options()
+            .into_iter()
+            .chain([
+                OptionSpec::new(
+                    "configuration",
+                    "equilateral",
+                    "triangles: equilateral | folded",
+                ),
+                OptionSpec::new("ratio", 0.5, "folded: |ℓ₂|/|ℓ₁|, between 0 and 1"),
+            ])
+            .collect(),
+        |o, ctx| Ok(Box::new(BispectrumStat::build(o, ctx)?) as Box<dyn Statistic>),
     )?;
     r.add_statistic(
         "minkowski",
@@ -368,7 +531,13 @@ mod tests {
         let clean: Vec<f64> = (0..n * n)
             .map(|i| ((i * 37 % 101) as f64 - 50.0) / 60.0)
             .collect();
-        for name in ["pixel-pdf", "power-spectrum", "minkowski", "peaks"] {
+        for name in [
+            "pixel-pdf",
+            "power-spectrum",
+            "bispectrum",
+            "minkowski",
+            "peaks",
+        ] {
             let stat = build(name, serde_json::Value::Null, n);
             for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
                 let mut m = clean.clone();
