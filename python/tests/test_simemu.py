@@ -74,7 +74,7 @@ def test_simulated_maps_equal_the_command_lines(maps_dir, tmp_path):
     assert np.allclose(table["omega_m"], [0.2, 0.2, 0.3, 0.3, 0.4, 0.4], rtol=0, atol=1e-15)
 
 
-@pytest.mark.parametrize("name", ["power-spectrum", "minkowski", "peaks", "pixel-pdf"])
+@pytest.mark.parametrize("name", ["power-spectrum", "bispectrum", "minkowski", "peaks", "pixel-pdf"])
 def test_statistics_equal_the_command_lines(maps_dir, name):
     cli("stat", name, "a", "--json", f"{name}.json", cwd=maps_dir)
     expected = json.loads((maps_dir / f"{name}.json").read_text())
@@ -100,6 +100,8 @@ def test_lenstools_style_calls_return_lenstools_shapes(maps_dir):
     assert np.all(np.diff(V0, axis=1) <= 0), "V0 falls with the threshold"
     assert simemu.peaks(maps[0], np.linspace(-2, 4, 7), sigma_units=True)[1].shape == (6,)
     assert simemu.pixel_pdf(maps, np.linspace(-2, 4, 7), sigma_units=True)[1].shape == (24, 6)
+    ell, folded = simemu.statistic("bispectrum", maps, angle_deg=3.5, configuration="folded", ratio=0.5)
+    assert folded.shape == (24, len(ell)) and np.all(np.isfinite(folded))
 
 
 def test_contiguous_float32_is_read_in_place_and_strided_arrays_are_copied(maps_dir):
