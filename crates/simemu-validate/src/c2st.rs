@@ -239,12 +239,12 @@ pub fn c2st(reference: &Inputs, candidate: &Inputs, options: &C2stOptions) -> Re
             2 * k
         )));
     }
-    // Samples 0..n0 are the reference (label 0), n0.. the candidate (label 1).
     if reference.summary_width != candidate.summary_width {
         return Err(Error::Data(
             "c2st: the sets' summaries differ in width".into(),
         ));
     }
+    // Samples 0..n0 are the reference (label 0), n0.. the candidate (label 1).
     let mut all = reference.clone();
     all.values.extend_from_slice(&candidate.values);
     all.summaries.extend_from_slice(&candidate.summaries);

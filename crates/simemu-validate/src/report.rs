@@ -155,6 +155,7 @@ pub struct Harness<'a> {
     reference_measurements: Vec<Measurement>,
     reference_pooled: PooledValues<'a>,
     vector_tests: Vec<crate::vector::VectorTest>,
+    floors: crate::vector::Floors,
 }
 
 impl<'a> Harness<'a> {
@@ -193,6 +194,7 @@ impl<'a> Harness<'a> {
             reference_measurements,
             reference_pooled: PooledValues::new(reference, field),
             vector_tests: Vec::new(),
+            floors: Default::default(),
         })
     }
 
@@ -258,6 +260,7 @@ impl<'a> Harness<'a> {
             &self.reference_measurements,
             &cand,
             Some(&samples),
+            &self.floors,
         )?;
         Ok((
             Report {

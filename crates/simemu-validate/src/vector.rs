@@ -25,6 +25,9 @@
 //! `covariance`, by more than half the floor again (the floor is one draw of
 //! the reference-split null).
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use serde::{Deserialize, Serialize};
 use simemu_core::{Error, Result};
 
@@ -36,7 +39,7 @@ use crate::measure::Measurement;
 pub const CLASSIFIER_FLAG_P: f64 = 0.01;
 
 /// A test on statistic vectors, by the name `--stats` gives it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VectorTest {
     Fpd,
@@ -159,14 +162,47 @@ fn vectors(measurements: &[Measurement], rows: &[usize]) -> Vec<Vec<f64>> {
         .collect()
 }
 
+/// The floors of one reference, each computed on first use: the metric
+/// between the reference's halves does not depend on the candidate (only its
+/// scaling to the candidate's size does), so a harness validating several
+/// candidates against one reference computes each once.
+#[derive(Default)]
+pub struct Floors {
+    distances: Mutex<HashMap<VectorTest, Estimate>>,
+    correlations: Mutex<HashMap<VectorTest, f64>>,
+    classifiers: Mutex<HashMap<VectorTest, C2stResult>>,
+}
+
+/// The value cached under `test`, computed on first use.
+fn cached<T: Clone>(
+    cache: &Mutex<HashMap<VectorTest, T>>,
+    test: VectorTest,
+    compute: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    if let Some(value) = cache.lock().expect("floors lock").get(&test) {
+        return Ok(value.clone());
+    }
+    let value = compute()?;
+    cache
+        .lock()
+        .expect("floors lock")
+        .insert(test, value.clone());
+    Ok(value)
+}
+
+/// A distance between two sets of vectors.
+type DistanceMetric = dyn Fn(&[Vec<f64>], &[Vec<f64>]) -> Estimate;
+
 /// Runs `tests` on the reference's and the candidate's measurements (the
 /// same statistics, in order); `samples` are the sets' samples, which `c2st`
-/// reads (loaded only when it is asked for).
+/// reads (loaded only when it is asked for). `floors` keeps the reference's
+/// floors for the next candidate: give every call with this reference the same.
 pub fn run(
     tests: &[VectorTest],
     reference: &[Measurement],
     candidate: &[Measurement],
     samples: Option<&dyn Fn() -> Result<(Inputs, Inputs)>>,
+    floors: &Floors,
 ) -> Result<Vec<VectorTestResult>> {
     let n_ref = reference.first().map_or(0, Measurement::count);
     let n_cand = candidate.first().map_or(0, Measurement::count);
@@ -209,10 +245,14 @@ pub fn run(
                     classifier: None,
                 }
             };
+            let distance_floor =
+                |metric: &DistanceMetric| cached(&floors.distances, test, || Ok(metric(&xa, &xb)));
             let classifier = |x: Inputs, y: Inputs| -> Result<VectorTestResult> {
                 let options = C2stOptions::default();
                 let candidate = c2st::c2st(&x, &y, &options)?;
-                let floor = c2st::c2st(&x.rows(&even), &x.rows(&odd), &options)?;
+                let floor = cached(&floors.classifiers, test, || {
+                    c2st::c2st(&x.rows(&even), &x.rows(&odd), &options)
+                })?;
                 Ok(VectorTestResult {
                     test,
                     value: candidate.auc,
@@ -237,14 +277,14 @@ pub fn run(
                         };
                         distance::fpd(a, b, &options, &mut SeededDraw::new(SEED))
                     };
-                    result(metric(&x, &y), metric(&xa, &xb), size_ratio)
+                    result(metric(&x, &y), distance_floor(&metric)?, size_ratio)
                 }
                 VectorTest::Kpd => {
                     let metric = |a: &[Vec<f64>], b: &[Vec<f64>]| {
                         let size = (a.len().min(b.len()) / 2).clamp(2, 1000);
                         distance::kpd(a, b, 10, size, &mut SeededDraw::new(SEED))
                     };
-                    result(metric(&x, &y), metric(&xa, &xb), size_ratio)
+                    result(metric(&x, &y), distance_floor(&metric)?, size_ratio)
                 }
                 VectorTest::Covariance => {
                     let (value, worst) = largest_correlation_difference(
@@ -253,8 +293,9 @@ pub fn run(
                         candidate,
                         &(0..n_cand).collect::<Vec<_>>(),
                     );
-                    let (halves, _) =
-                        largest_correlation_difference(reference, &even, reference, &odd);
+                    let halves = cached(&floors.correlations, test, || {
+                        Ok(largest_correlation_difference(reference, &even, reference, &odd).0)
+                    })?;
                     let floor = halves * size_ratio.sqrt();
                     VectorTestResult {
                         test,
@@ -392,9 +433,23 @@ mod tests {
     fn flags_what_differs_and_only_that() {
         let reference = measurements(600, 1, 0.0, false);
         let tests = [VectorTest::Fpd, VectorTest::Kpd, VectorTest::Covariance];
-        let same = run(&tests, &reference, &measurements(600, 2, 0.0, false), None).unwrap();
+        let same = run(
+            &tests,
+            &reference,
+            &measurements(600, 2, 0.0, false),
+            None,
+            &Floors::default(),
+        )
+        .unwrap();
         assert!(same.iter().all(|t| !t.flagged), "{same:?}");
-        let shifted = run(&tests, &reference, &measurements(600, 3, 0.7, false), None).unwrap();
+        let shifted = run(
+            &tests,
+            &reference,
+            &measurements(600, 3, 0.7, false),
+            None,
+            &Floors::default(),
+        )
+        .unwrap();
         assert!(shifted[0].flagged, "{shifted:?}");
         // KPD sees it too, but its floor (one split, errors of the batch
         // spread) leaves it short of flagging at this size.
@@ -402,7 +457,14 @@ mod tests {
             shifted[1].value > 5.0 * same[1].value.max(0.0),
             "{shifted:?} {same:?}"
         );
-        let uncorrelated = run(&tests, &reference, &measurements(600, 4, 0.0, true), None).unwrap();
+        let uncorrelated = run(
+            &tests,
+            &reference,
+            &measurements(600, 4, 0.0, true),
+            None,
+            &Floors::default(),
+        )
+        .unwrap();
         assert!(uncorrelated[2].flagged, "{uncorrelated:?}");
         assert_eq!(uncorrelated[2].worst.as_deref(), Some("s c"));
     }

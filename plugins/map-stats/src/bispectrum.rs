@@ -139,12 +139,22 @@ impl Bispectrum {
     }
 
     /// The binned bispectrum of a row-major N×N map, or the index of its first
-    /// NaN or infinite pixel.
+    /// NaN or infinite pixel. The transform works in per-thread buffers: an
+    /// estimate allocates only its result.
     pub fn compute<T: Copy + Into<f64>>(&self, map: &[T]) -> Result<Vec<f64>, usize> {
         if let Some(bad) = map.iter().position(|&x| !x.into().is_finite()) {
             return Err(bad);
         }
-        let ft = self.rfft2(map);
+        BUFFERS.with(|b| {
+            let mut all = b.borrow_mut();
+            let buf = all.entry(self.n).or_insert_with(|| Buffers::new(self));
+            self.rfft2(map, buf);
+            Ok(self.average(&buf.ft))
+        })
+    }
+
+    /// Each bin's mean of Re(F(ℓ₁)F(ℓ₂)F(ℓ₃)), normalised.
+    fn average(&self, ft: &[Complex64]) -> Vec<f64> {
         let mut sums = vec![0.0; self.triangles_per_bin.len()];
         let read = |leg: Leg| {
             let z = ft[leg.index];
@@ -162,44 +172,69 @@ impl Bispectrum {
                 - b1.im * b2.re * b3.im
                 - b1.im * b2.im * b3.re;
         }
-        Ok(sums
-            .iter()
-            .zip(&self.triangles_per_bin)
-            .map(|(&s, &h)| {
-                if h == 0 {
-                    0.0
-                } else {
-                    self.norm * s / h as f64
-                }
-            })
-            .collect())
+        for (s, &h) in sums.iter_mut().zip(&self.triangles_per_bin) {
+            *s = if h == 0 {
+                0.0
+            } else {
+                self.norm * *s / h as f64
+            };
+        }
+        sums
     }
 
-    /// numpy's `rfft2`: N rows of N/2 + 1 modes, row-major.
-    fn rfft2<T: Copy + Into<f64>>(&self, map: &[T]) -> Vec<Complex64> {
+    /// numpy's `rfft2` into `buf.ft`: N rows of N/2 + 1 modes, row-major.
+    fn rfft2<T: Copy + Into<f64>>(&self, map: &[T], buf: &mut Buffers) {
         let n = self.n;
         let half = n / 2 + 1;
-        let mut out = vec![Complex64::new(0.0, 0.0); n * half];
-        let mut row: Vec<f64> = vec![0.0; n];
-        let mut scratch = self.row_r2c.make_scratch_vec();
-        for (i, spectrum) in out.chunks_exact_mut(half).enumerate() {
+        let Buffers {
+            ft,
+            row,
+            scratch,
+            column,
+            column_scratch,
+        } = buf;
+        for (i, spectrum) in ft.chunks_exact_mut(half).enumerate() {
             for (d, &x) in row.iter_mut().zip(&map[i * n..(i + 1) * n]) {
                 *d = x.into();
             }
             self.row_r2c
-                .process_with_scratch(&mut row, spectrum, &mut scratch)
+                .process_with_scratch(row, spectrum, scratch)
                 .expect("buffer sizes match the plan");
         }
-        let mut column = vec![Complex64::new(0.0, 0.0); n];
         for j in 0..half {
             for (i, z) in column.iter_mut().enumerate() {
-                *z = out[i * half + j];
+                *z = ft[i * half + j];
             }
-            self.col_fft.process(&mut column);
+            self.col_fft.process_with_scratch(column, column_scratch);
             for (i, z) in column.iter().enumerate() {
-                out[i * half + j] = *z;
+                ft[i * half + j] = *z;
             }
         }
-        out
     }
+}
+
+/// Transform work space, one per thread and map size.
+struct Buffers {
+    ft: Vec<Complex64>,
+    row: Vec<f64>,
+    scratch: Vec<Complex64>,
+    column: Vec<Complex64>,
+    column_scratch: Vec<Complex64>,
+}
+
+impl Buffers {
+    fn new(b: &Bispectrum) -> Self {
+        let zero = Complex64::new(0.0, 0.0);
+        Buffers {
+            ft: vec![zero; b.n * (b.n / 2 + 1)],
+            row: vec![0.0; b.n],
+            scratch: b.row_r2c.make_scratch_vec(),
+            column: vec![zero; b.n],
+            column_scratch: vec![zero; b.col_fft.get_inplace_scratch_len()],
+        }
+    }
+}
+
+thread_local! {
+    static BUFFERS: std::cell::RefCell<std::collections::HashMap<usize, Buffers>> = Default::default();
 }

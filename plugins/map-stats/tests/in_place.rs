@@ -55,7 +55,13 @@ fn maps_are_read_in_place() {
         shape: &shape,
         data: ArrayView::F32(&map),
     };
-    for name in ["pixel-pdf", "power-spectrum", "minkowski", "peaks"] {
+    for name in [
+        "pixel-pdf",
+        "power-spectrum",
+        "bispectrum",
+        "minkowski",
+        "peaks",
+    ] {
         let stat = (r.statistic(name).unwrap().build)(&serde_json::Value::Null, &ctx).unwrap();
         let first = stat.compute_view(view).unwrap();
         let before = ALLOCATED.load(Ordering::Relaxed);
