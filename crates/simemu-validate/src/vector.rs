@@ -71,11 +71,6 @@ impl VectorTest {
         }
     }
 
-    /// Whether the test reads the samples themselves, not only their statistics.
-    pub fn reads_samples(self) -> bool {
-        self == VectorTest::C2st
-    }
-
     /// The test of this name, if it is one.
     pub fn named(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.name() == name)

@@ -12,11 +12,9 @@
 //! collects Re(F(ℓ₁)F(ℓ₂)F(ℓ₃)); each bin is its mean times θ_rad⁴/N⁶, empty
 //! bins 0.
 
-use std::sync::Arc;
-
-use realfft::{RealFftPlanner, RealToComplex};
 use rustfft::num_complex::Complex64;
-use rustfft::{Fft, FftPlanner};
+
+use crate::power::Rfft2;
 
 /// How the second leg follows from the first.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -51,7 +49,8 @@ impl Configuration {
     }
 }
 
-/// One leg: its index in the row-major rfft2 array and whether it is read conjugated.
+/// One leg: its index in the column-major rfft2 spectrum and whether it is read
+/// conjugated.
 #[derive(Clone, Copy, Debug)]
 struct Leg {
     index: usize,
@@ -61,13 +60,11 @@ struct Leg {
 /// A bispectrum estimator for one map size, angle, binning and configuration:
 /// the triangles of every bin precomputed, the FFT plans made once.
 pub struct Bispectrum {
-    n: usize,
     /// Per triangle, in lenstools' loop order: (bin, ℓ₁'s index, ℓ₂, ℓ₃).
     triangles: Vec<(usize, usize, Leg, Leg)>,
     triangles_per_bin: Vec<usize>,
     norm: f64,
-    row_r2c: Arc<dyn RealToComplex<f64>>,
-    col_fft: Arc<dyn Fft<f64>>,
+    rfft2: Rfft2,
 }
 
 impl Bispectrum {
@@ -89,7 +86,7 @@ impl Bispectrum {
             }
             let row = if kx < 0 { n as i64 + kx } else { kx };
             Some(Leg {
-                index: row as usize * half + ky as usize,
+                index: ky as usize * n + row as usize,
                 conjugate,
             })
         };
@@ -116,7 +113,7 @@ impl Bispectrum {
                 };
                 for k in 0..bins {
                     if ell > edges[k] && ell <= edges[k + 1] {
-                        triangles.push((k, i * half + j, second, third));
+                        triangles.push((k, j * n + i, second, third));
                         triangles_per_bin[k] += 1;
                     }
                 }
@@ -124,12 +121,10 @@ impl Bispectrum {
         }
         let angle_rad = angle_deg * std::f64::consts::PI / 180.0;
         Bispectrum {
-            n,
             triangles,
             triangles_per_bin,
             norm: angle_rad.powi(4) / (n as f64).powi(6),
-            row_r2c: RealFftPlanner::<f64>::new().plan_fft_forward(n),
-            col_fft: FftPlanner::<f64>::new().plan_fft_forward(n),
+            rfft2: Rfft2::new(n),
         }
     }
 
@@ -138,19 +133,18 @@ impl Bispectrum {
         &self.triangles_per_bin
     }
 
-    /// The binned bispectrum of a row-major N×N map, or the index of its first
-    /// NaN or infinite pixel. The transform works in per-thread buffers: an
-    /// estimate allocates only its result.
+    /// The binned bispectrum of a row-major N×N map (read in place, see
+    /// [`Rfft2::forward`]), or the index of its first NaN or infinite pixel.
     pub fn compute<T: Copy + Into<f64>>(&self, map: &[T]) -> Result<Vec<f64>, usize> {
-        if let Some(bad) = map.iter().position(|&x| !x.into().is_finite()) {
-            return Err(bad);
+        let (values, all_finite) = self.rfft2.forward(map, |ft| self.average(ft));
+        if all_finite {
+            Ok(values)
+        } else {
+            Err(map
+                .iter()
+                .position(|&x| !x.into().is_finite())
+                .expect("a non-finite pixel was seen"))
         }
-        BUFFERS.with(|b| {
-            let mut all = b.borrow_mut();
-            let buf = all.entry(self.n).or_insert_with(|| Buffers::new(self));
-            self.rfft2(map, buf);
-            Ok(self.average(&buf.ft))
-        })
     }
 
     /// Each bin's mean of Re(F(ℓ₁)F(ℓ₂)F(ℓ₃)), normalised.
@@ -181,60 +175,4 @@ impl Bispectrum {
         }
         sums
     }
-
-    /// numpy's `rfft2` into `buf.ft`: N rows of N/2 + 1 modes, row-major.
-    fn rfft2<T: Copy + Into<f64>>(&self, map: &[T], buf: &mut Buffers) {
-        let n = self.n;
-        let half = n / 2 + 1;
-        let Buffers {
-            ft,
-            row,
-            scratch,
-            column,
-            column_scratch,
-        } = buf;
-        for (i, spectrum) in ft.chunks_exact_mut(half).enumerate() {
-            for (d, &x) in row.iter_mut().zip(&map[i * n..(i + 1) * n]) {
-                *d = x.into();
-            }
-            self.row_r2c
-                .process_with_scratch(row, spectrum, scratch)
-                .expect("buffer sizes match the plan");
-        }
-        for j in 0..half {
-            for (i, z) in column.iter_mut().enumerate() {
-                *z = ft[i * half + j];
-            }
-            self.col_fft.process_with_scratch(column, column_scratch);
-            for (i, z) in column.iter().enumerate() {
-                ft[i * half + j] = *z;
-            }
-        }
-    }
-}
-
-/// Transform work space, one per thread and map size.
-struct Buffers {
-    ft: Vec<Complex64>,
-    row: Vec<f64>,
-    scratch: Vec<Complex64>,
-    column: Vec<Complex64>,
-    column_scratch: Vec<Complex64>,
-}
-
-impl Buffers {
-    fn new(b: &Bispectrum) -> Self {
-        let zero = Complex64::new(0.0, 0.0);
-        Buffers {
-            ft: vec![zero; b.n * (b.n / 2 + 1)],
-            row: vec![0.0; b.n],
-            scratch: b.row_r2c.make_scratch_vec(),
-            column: vec![zero; b.n],
-            column_scratch: vec![zero; b.col_fft.get_inplace_scratch_len()],
-        }
-    }
-}
-
-thread_local! {
-    static BUFFERS: std::cell::RefCell<std::collections::HashMap<usize, Buffers>> = Default::default();
 }

@@ -23,15 +23,15 @@ struct Buffers {
 }
 
 impl Buffers {
-    fn new(p: &PowerSpectrum) -> Self {
-        let n = p.n;
+    fn new(t: &Rfft2) -> Self {
+        let n = t.n;
         let zero = Complex64::new(0.0, 0.0);
         Buffers {
             cols: vec![zero; (n / 2 + 1) * n],
             row_in: vec![0.0; n],
             row_out: vec![zero; ROW_BLOCK * (n / 2 + 1)],
-            scratch: p.row_r2c.make_scratch_vec(),
-            cscratch: vec![zero; p.col_fft.get_inplace_scratch_len()],
+            scratch: t.row_r2c.make_scratch_vec(),
+            cscratch: vec![zero; t.col_fft.get_inplace_scratch_len()],
         }
     }
 }
@@ -40,90 +40,44 @@ thread_local! {
     static BUFFERS: std::cell::RefCell<std::collections::HashMap<usize, Buffers>> = Default::default();
 }
 
-/// A power-spectrum estimator for one map size, angle and set of ℓ edges, with the
-/// bin of every mode and the FFT plans precomputed.
-pub struct PowerSpectrum {
+/// numpy's unnormalised `rfft2` of a square N×N map, in per-thread work space:
+/// the N/2 + 1 columns of N modes each, column-major (mode (i, j) — row
+/// frequency i, column frequency j — at j·N + i).
+pub struct Rfft2 {
     n: usize,
-    /// Bin of each rfft mode, column-major (mode (i, j) at j·N + i) like the column
-    /// pass, or `u32::MAX` outside all bins (counted in a spare slot past the last).
-    bin_of_mode: Vec<u32>,
-    modes_per_bin: Vec<usize>,
-    norm: f64,
     row_r2c: Arc<dyn RealToComplex<f64>>,
     col_fft: Arc<dyn Fft<f64>>,
 }
 
-/// |ℓ| of rfft mode (i, j), computed as lenstools' azimuth.c does.
-pub fn mode_ell(n: usize, angle_deg: f64, i: usize, j: usize) -> f64 {
-    let lpix = 360.0 / angle_deg;
-    let lx = (i.min(n - i)) as f64 * lpix;
-    let ly = j as f64 * lpix;
-    (lx * lx + ly * ly).sqrt()
-}
-
-impl PowerSpectrum {
-    pub fn new(n: usize, angle_deg: f64, edges: &[f64]) -> Self {
-        let half = n / 2 + 1;
-        let nb = edges.len() - 1;
-        let mut bin_of_mode = vec![u32::MAX; n * half];
-        let mut modes_per_bin = vec![0; nb];
-        for i in 0..n {
-            for j in 0..half {
-                let ell = mode_ell(n, angle_deg, i, j);
-                // Right-closed: bin k iff e_k < ℓ <= e_{k+1}.
-                let k = edges.partition_point(|&e| e < ell);
-                if k >= 1 && k <= nb {
-                    bin_of_mode[j * n + i] = (k - 1) as u32;
-                    modes_per_bin[k - 1] += 1;
-                }
-            }
-        }
-        let angle_rad = angle_deg * std::f64::consts::PI / 180.0;
-        let norm = (angle_rad / (n * n) as f64).powi(2);
-        PowerSpectrum {
+impl Rfft2 {
+    pub fn new(n: usize) -> Self {
+        Rfft2 {
             n,
-            bin_of_mode,
-            modes_per_bin,
-            norm,
             row_r2c: RealFftPlanner::<f64>::new().plan_fft_forward(n),
             col_fft: FftPlanner::<f64>::new().plan_fft_forward(n),
         }
     }
 
-    /// Number of rfft modes in each bin.
-    pub fn modes_per_bin(&self) -> &[usize] {
-        &self.modes_per_bin
-    }
-
-    /// The binned power spectrum of `map` (row-major N×N), or the index of its first
-    /// NaN or infinite pixel.
-    pub fn compute(&self, map: &[f64]) -> Result<Vec<f64>, usize> {
-        self.compute_rows(map)
-    }
-
-    /// The binned power spectrum of a row-major N×N map of f32 or f64 values, read
-    /// row by row straight into the transform's input (no f64 copy of the map), or
-    /// the index of its first NaN or infinite pixel. Finiteness is checked while the
-    /// rows are read, not in a pass of its own: on maps that are not yet in cache
-    /// that pass costs a sixth of the estimate.
-    pub fn compute_rows<T: Copy + Into<f64>>(&self, map: &[T]) -> Result<Vec<f64>, usize> {
-        let (power, all_finite) = BUFFERS.with(|b| {
+    /// Transforms a row-major N×N map of f32 or f64 values, read row by row
+    /// straight into the transform's input (no f64 copy of the map), and hands
+    /// the column-major spectrum to `with`; also says whether every pixel was
+    /// finite. Finiteness is checked while the rows are read, not in a pass of
+    /// its own: on maps that are not yet in cache that pass costs a sixth of a
+    /// power-spectrum estimate.
+    pub fn forward<T: Copy + Into<f64>, R>(
+        &self,
+        map: &[T],
+        with: impl FnOnce(&[Complex64]) -> R,
+    ) -> (R, bool) {
+        BUFFERS.with(|b| {
             let mut all = b.borrow_mut();
             let buf = all.entry(self.n).or_insert_with(|| Buffers::new(self));
-            self.compute_with(map, buf)
-        });
-        if all_finite {
-            Ok(power)
-        } else {
-            Err(map
-                .iter()
-                .position(|&x| !x.into().is_finite())
-                .expect("a non-finite pixel was seen"))
-        }
+            let finite = self.transform(map, buf);
+            (with(&buf.cols), finite)
+        })
     }
 
-    /// The power spectrum, and whether every pixel was finite.
-    fn compute_with<T: Copy + Into<f64>>(&self, map: &[T], buf: &mut Buffers) -> (Vec<f64>, bool) {
+    fn transform<T: Copy + Into<f64>>(&self, map: &[T], buf: &mut Buffers) -> bool {
         let n = self.n;
         let half = n / 2 + 1;
         let Buffers {
@@ -154,13 +108,92 @@ impl PowerSpectrum {
                 }
             }
         }
-        let nb = self.modes_per_bin.len();
-        // All columns in one call (rustfft batches them), then one pass over the
-        // modes in the same column-major order as the bin table. Neighbouring modes
-        // share a bin, so four interleaved sums per bin keep each addition from
-        // waiting for the previous one; modes outside every bin go to a spare slot
-        // instead of a branch.
+        // All columns in one call (rustfft batches them).
         self.col_fft.process_with_scratch(cols, cscratch);
+        !any_non_finite
+    }
+}
+
+/// A power-spectrum estimator for one map size, angle and set of ℓ edges, with the
+/// bin of every mode and the FFT plans precomputed.
+pub struct PowerSpectrum {
+    /// Bin of each rfft mode, column-major (mode (i, j) at j·N + i) like the
+    /// transform's output, or `u32::MAX` outside all bins (counted in a spare
+    /// slot past the last).
+    bin_of_mode: Vec<u32>,
+    modes_per_bin: Vec<usize>,
+    norm: f64,
+    rfft2: Rfft2,
+}
+
+/// |ℓ| of rfft mode (i, j), computed as lenstools' azimuth.c does.
+pub fn mode_ell(n: usize, angle_deg: f64, i: usize, j: usize) -> f64 {
+    let lpix = 360.0 / angle_deg;
+    let lx = (i.min(n - i)) as f64 * lpix;
+    let ly = j as f64 * lpix;
+    (lx * lx + ly * ly).sqrt()
+}
+
+impl PowerSpectrum {
+    pub fn new(n: usize, angle_deg: f64, edges: &[f64]) -> Self {
+        let half = n / 2 + 1;
+        let nb = edges.len() - 1;
+        let mut bin_of_mode = vec![u32::MAX; n * half];
+        let mut modes_per_bin = vec![0; nb];
+        for i in 0..n {
+            for j in 0..half {
+                let ell = mode_ell(n, angle_deg, i, j);
+                // Right-closed: bin k iff e_k < ℓ <= e_{k+1}.
+                let k = edges.partition_point(|&e| e < ell);
+                if k >= 1 && k <= nb {
+                    bin_of_mode[j * n + i] = (k - 1) as u32;
+                    modes_per_bin[k - 1] += 1;
+                }
+            }
+        }
+        let angle_rad = angle_deg * std::f64::consts::PI / 180.0;
+        let norm = (angle_rad / (n * n) as f64).powi(2);
+        PowerSpectrum {
+            bin_of_mode,
+            modes_per_bin,
+            norm,
+            rfft2: Rfft2::new(n),
+        }
+    }
+
+    /// Number of rfft modes in each bin.
+    pub fn modes_per_bin(&self) -> &[usize] {
+        &self.modes_per_bin
+    }
+
+    /// The binned power spectrum of `map` (row-major N×N), or the index of its first
+    /// NaN or infinite pixel.
+    pub fn compute(&self, map: &[f64]) -> Result<Vec<f64>, usize> {
+        self.compute_rows(map)
+    }
+
+    /// The binned power spectrum of a row-major N×N map of f32 or f64 values
+    /// (read in place, see [`Rfft2::forward`]), or the index of its first NaN
+    /// or infinite pixel.
+    pub fn compute_rows<T: Copy + Into<f64>>(&self, map: &[T]) -> Result<Vec<f64>, usize> {
+        let (power, all_finite) = self.rfft2.forward(map, |cols| self.bin(cols));
+        if all_finite {
+            Ok(power)
+        } else {
+            Err(map
+                .iter()
+                .position(|&x| !x.into().is_finite())
+                .expect("a non-finite pixel was seen"))
+        }
+    }
+
+    /// The binned power of a column-major spectrum. One pass over the modes in
+    /// the same order as the bin table. Neighbouring modes share a bin, so four
+    /// interleaved sums per bin keep each addition from waiting for the
+    /// previous one; modes outside every bin go to a spare slot instead of a
+    /// branch.
+    fn bin(&self, cols: &[Complex64]) -> Vec<f64> {
+        let nb = self.modes_per_bin.len();
         let mut sums = vec![[0.0f64; 4]; nb + 1];
         let mut quads = cols.chunks_exact(4).zip(self.bin_of_mode.chunks_exact(4));
         for (z, b) in &mut quads {
@@ -173,7 +206,7 @@ impl PowerSpectrum {
         for (z, &b) in cols[tail..].iter().zip(&self.bin_of_mode[tail..]) {
             sums[(b as usize).min(nb)][0] += z.re * z.re + z.im * z.im;
         }
-        let power = sums[..nb]
+        sums[..nb]
             .iter()
             .zip(&self.modes_per_bin)
             .map(|(s, &h)| {
@@ -183,7 +216,6 @@ impl PowerSpectrum {
                     self.norm * ((s[0] + s[1]) + (s[2] + s[3])) / h as f64
                 }
             })
-            .collect();
-        (power, !any_non_finite)
+            .collect()
     }
 }
