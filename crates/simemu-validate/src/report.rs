@@ -156,6 +156,9 @@ pub struct Harness<'a> {
     reference_pooled: PooledValues<'a>,
     vector_tests: Vec<crate::vector::VectorTest>,
     floors: crate::vector::Floors,
+    /// The reference's samples as the classifier tests read them, loaded on
+    /// first use and kept for the next candidate.
+    reference_samples: std::sync::OnceLock<std::result::Result<crate::c2st::Inputs, String>>,
 }
 
 impl<'a> Harness<'a> {
@@ -195,6 +198,7 @@ impl<'a> Harness<'a> {
             reference_pooled: PooledValues::new(reference, field),
             vector_tests: Vec::new(),
             floors: Default::default(),
+            reference_samples: Default::default(),
         })
     }
 
@@ -250,8 +254,16 @@ impl<'a> Harness<'a> {
         }
         let summary = statistics.iter().map(StatSummary::of).collect();
         let samples = || {
+            let reference = self
+                .reference_samples
+                .get_or_init(|| {
+                    crate::c2st::Inputs::of_dataset(self.reference, self.field)
+                        .map_err(|e| e.to_string())
+                })
+                .as_ref()
+                .map_err(|e| Error::Data(e.clone()))?;
             Ok((
-                crate::c2st::Inputs::of_dataset(self.reference, self.field)?,
+                reference.clone(),
                 crate::c2st::Inputs::of_dataset(candidate, cand_field)?,
             ))
         };
