@@ -177,6 +177,18 @@ def test_generated_maps_equal_the_command_lines(tmp_path):
     assert got.shape == (70, 64, 64) and np.array_equal(got.view(np.uint32), expected.view(np.uint32))
 
 
+def test_the_conditional_model_generates_inside_its_box(tmp_path):
+    cli("--seed", "5", "generate", "--checkpoint", "builtin:convergence-64-conditional", "--count", "6",
+        "--param", "omega_m=0.27", "--param", "sigma_8=0.84", "--out", "g", cwd=tmp_path)
+    expected = simemu.open_dataset(tmp_path / "g").array()
+    generator = simemu.load("builtin:convergence-64-conditional")
+    assert generator.param_names == ["omega_m", "sigma_8"]
+    got = generator.generate(6, {"omega_m": 0.27, "sigma_8": 0.84}, seed=5)
+    assert np.array_equal(got.view(np.uint32), expected.view(np.uint32))
+    with pytest.raises(simemu.Error, match="outside its bounds"):
+        generator.generate(1, {"omega_m": 0.5, "sigma_8": 0.8})
+
+
 def test_datasets_round_trip(tmp_path):
     rng = np.random.default_rng(1)
     maps = rng.normal(size=(5, 8, 8)).astype(np.float32)

@@ -142,6 +142,61 @@ fn shipped_models_generate_from_any_directory() {
     assert!(err.contains("convergence-64"), "{err}");
 }
 
+/// The conditional model generates at any point of its box, from any
+/// directory; a point outside the box is refused with the box named, an
+/// unknown parameter and a missing condition are refused.
+#[test]
+fn the_conditional_model_generates_inside_its_box_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = "builtin:convergence-64-conditional";
+    let generate = |params: &[&str], out: &str| -> Vec<String> {
+        let mut args: Vec<String> = [
+            "generate",
+            "--checkpoint",
+            model,
+            "--count",
+            "3",
+            "--out",
+            out,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for p in params {
+            args.push("--param".into());
+            args.push(p.to_string());
+        }
+        args
+    };
+    let run = |args: Vec<String>, code: Option<i32>| -> String {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        match code {
+            None => ok(d, &refs),
+            Some(c) => fails(d, &refs, c),
+        }
+    };
+    run(generate(&["omega_m=0.27", "sigma_8=0.84"], "a"), None);
+    let ds = simemu_core::Dataset::open(&d.join("a")).unwrap();
+    assert_eq!(ds.len(), 3);
+    assert_eq!(ds.params_of(0), [0.27, 0.84]);
+    let err = run(generate(&["omega_m=0.45", "sigma_8=0.8"], "b"), Some(2));
+    assert!(
+        err.contains("omega_m = 0.45 is outside its bounds [0.2, 0.4]"),
+        "{err}"
+    );
+    let err = run(generate(&["omega_m=0.3", "h=0.7"], "c"), Some(2));
+    assert!(err.contains("h"), "{err}");
+    let err = run(generate(&[], "e"), Some(2));
+    assert!(err.contains("omega_m") && err.contains("sigma_8"), "{err}");
+    for out in ["b", "c", "e"] {
+        assert!(
+            !d.join(out).exists(),
+            "a refused generation left {out} behind"
+        );
+    }
+}
+
 /// The terminal leaderboard: one line per candidate within 100 columns, a
 /// pass % with ✓/✗ per statistic and Minkowski functional; `leaderboard.md`
 /// keeps the full table. The report files name their datasets relative to

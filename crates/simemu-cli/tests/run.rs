@@ -345,8 +345,9 @@ fn selection_trains_candidates_and_keeps_the_best_on_sets_of_its_own() {
 
 #[test]
 fn a_conditional_run_validates_each_point_and_reports_the_parameter_response() {
-    // A 2×2 grid, a conditional DCGAN for a few steps, and validation at three
-    // off-grid points; two pairs differ in one parameter each.
+    // A Latin hypercube of four points, a conditional DCGAN (the fidelity
+    // preset: batches of one point each) for a few steps, and validation at
+    // three other points; two pairs differ in one parameter each.
     let config = r#"
 name = "cond"
 seed = 3
@@ -354,7 +355,8 @@ seed = 3
 [simulator]
 name = "convergence"
 options = { size = 16 }
-grid = { omega_m = [0.25, 0.35, 2], sigma_8 = [0.7, 0.9, 2] }
+uniform = { omega_m = [0.25, 0.35], sigma_8 = [0.7, 0.9] }
+points = 4
 
 [data]
 train = 24
@@ -379,12 +381,23 @@ points = [
     { omega_m = 0.3, sigma_8 = 0.85 },
     { omega_m = 0.28, sigma_8 = 0.85 },
 ]
+[[validation.response_statistic]]
+name = "minkowski"
+thresholds = "lin:-0.02:0.04:6"
 "#;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("cond.toml"), config).unwrap();
     let out = ok(d, &["run", "cond.toml"]);
     let run = d.join("runs/cond");
+    let train = simemu_core::Dataset::open(&run.join("data/train")).unwrap();
+    let mut points: Vec<Vec<u64>> = (0..train.len())
+        .map(|i| train.params_of(i).iter().map(|v| v.to_bits()).collect())
+        .collect();
+    assert_eq!(points.len(), 96);
+    points.sort();
+    points.dedup();
+    assert_eq!(points.len(), 4, "four design points of 24 maps each");
     for k in 0..3 {
         let report = run.join(format!("report-{k}/leaderboard.json"));
         assert!(report.exists(), "{} missing:\n{out}", report.display());
@@ -426,6 +439,31 @@ points = [
         "more σ_8, more power: {ratio:?}"
     );
     assert!(power["max_abs_error"].as_f64().unwrap() < 0.5, "{power}");
+    // Beside the reports' statistics: the response statistic at its fixed
+    // thresholds, and the samples' variance, which the simulator baseline
+    // follows within max(5%, 3 SE).
+    let component = |statistic: &str, name: &str| {
+        simulator["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["statistic"] == statistic && c["component"] == name)
+            .unwrap_or_else(|| panic!("no {statistic} {name} response"))
+            .clone()
+    };
+    assert_eq!(
+        component("minkowski", "V0")["x"].as_array().unwrap().len(),
+        6
+    );
+    let variance = component("variance", "kappa");
+    assert!(
+        variance["reference_ratio"][0].as_f64().unwrap() > 1.0,
+        "{variance}"
+    );
+    assert_eq!(variance["disagreeing"], 0, "{variance}");
+    assert!(
+        run.join("response/dcgan-1.png").exists() && run.join("response/simulator-2.png").exists()
+    );
     assert!(std::fs::read_to_string(run.join("response.md"))
         .unwrap()
         .contains("simulator ratio"));

@@ -19,32 +19,51 @@ pub struct Builtin {
     pub files: &'static [(&'static str, &'static [u8])],
 }
 
-/// Every shipped checkpoint.
-pub const BUILTIN: &[Builtin] = &[Builtin {
-    name: "convergence-64",
-    files: &[
-        (
-            "generator.json",
-            include_bytes!("../../../models/convergence-64/generator.json"),
-        ),
-        (
-            "state.json",
-            include_bytes!("../../../models/convergence-64/state.json"),
-        ),
-        (
-            "generator.safetensors",
-            include_bytes!("../../../models/convergence-64/generator.safetensors"),
-        ),
-        (
-            "generator_ema.safetensors",
-            include_bytes!("../../../models/convergence-64/generator_ema.safetensors"),
-        ),
-        (
-            "discriminator.safetensors",
-            include_bytes!("../../../models/convergence-64/discriminator.safetensors"),
-        ),
-    ],
-}];
+/// A shipped `dcgan` checkpoint: the files of `models/NAME/`.
+macro_rules! dcgan_checkpoint {
+    ($name:literal) => {
+        Builtin {
+            name: $name,
+            files: &[
+                (
+                    "generator.json",
+                    include_bytes!(concat!("../../../models/", $name, "/generator.json")),
+                ),
+                (
+                    "state.json",
+                    include_bytes!(concat!("../../../models/", $name, "/state.json")),
+                ),
+                (
+                    "generator.safetensors",
+                    include_bytes!(concat!("../../../models/", $name, "/generator.safetensors")),
+                ),
+                (
+                    "generator_ema.safetensors",
+                    include_bytes!(concat!(
+                        "../../../models/",
+                        $name,
+                        "/generator_ema.safetensors"
+                    )),
+                ),
+                (
+                    "discriminator.safetensors",
+                    include_bytes!(concat!(
+                        "../../../models/",
+                        $name,
+                        "/discriminator.safetensors"
+                    )),
+                ),
+            ],
+        }
+    };
+}
+
+/// Every shipped checkpoint: the unconditional 64² emulator of the default run,
+/// and the conditional one over (Ω_m, σ_8).
+pub const BUILTIN: &[Builtin] = &[
+    dcgan_checkpoint!("convergence-64"),
+    dcgan_checkpoint!("convergence-64-conditional"),
+];
 
 /// The NAME of a `builtin:NAME` checkpoint reference (None: not one).
 pub fn builtin_name(reference: &str) -> Option<&str> {

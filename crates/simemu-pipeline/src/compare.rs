@@ -117,7 +117,7 @@ pub fn compare(reg: &Registry, r: &CompareRequest, obs: &dyn Observer) -> Result
 }
 
 /// A candidate's name as a file name: letters, digits, `-` and `_`.
-fn file_name(s: &str) -> String {
+pub(crate) fn file_name(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {

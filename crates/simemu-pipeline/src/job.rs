@@ -72,12 +72,16 @@ pub struct SimulatorSection {
     /// `data.train` points, one sample each): a continuous condition.
     #[serde(default)]
     pub uniform: BTreeMap<String, (f64, f64)>,
+    /// With `uniform`: the Latin hypercube has this many points, each with
+    /// `data.train` samples (a design of points, as a grid is, but spread).
+    pub points: Option<usize>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSection {
-    /// Training samples (per grid point; in all with `simulator.uniform`).
+    /// Training samples (per grid point; in all with `simulator.uniform`, or per
+    /// point with `simulator.points`).
     pub train: usize,
     /// Held-out simulator samples per validation point.
     pub validation: usize,
@@ -135,6 +139,12 @@ pub struct ValidationSection {
     /// tests: `fpd`, `kpd`, `covariance`, `c2st`, `c2st-stats`.
     #[serde(default)]
     pub tests: Vec<simemu_validate::vector::VectorTest>,
+    /// `[[validation.response_statistic]]`: statistics measured only for the
+    /// parameter response (`response.md`), beside the reports' own. Give them
+    /// fixed bins (thresholds in physical values): bins drawn from each point's
+    /// reference quantiles differ between points and cannot be compared.
+    #[serde(default)]
+    pub response_statistic: Vec<serde_json::Map<String, Value>>,
 }
 
 fn default_count() -> usize {
@@ -172,6 +182,16 @@ impl RunConfig {
         if !config.simulator.grid.is_empty() && !config.simulator.uniform.is_empty() {
             return Err(request(format!(
                 "{what}: simulator.grid and simulator.uniform are alternatives; give one"
+            )));
+        }
+        if config.simulator.points.is_some() && config.simulator.uniform.is_empty() {
+            return Err(request(format!(
+                "{what}: simulator.points sets the size of a Latin hypercube over simulator.uniform, which is not given"
+            )));
+        }
+        if config.simulator.points == Some(0) {
+            return Err(request(format!(
+                "{what}: simulator.points must be at least 1"
             )));
         }
         if let Some(select) = &config.generator.select {
@@ -220,9 +240,13 @@ impl SimulatorSection {
             })
             .collect();
         if !self.uniform.is_empty() {
-            design.count = 1;
+            let (points, per_point) = match self.points {
+                Some(points) => (points, count),
+                None => (count, 1),
+            };
+            design.count = per_point;
             design.latin_hypercube = Some(LatinHypercube {
-                points: count,
+                points,
                 ranges: self
                     .uniform
                     .iter()
@@ -297,6 +321,10 @@ pub struct PointOutcome {
     pub params: BTreeMap<String, f64>,
     pub report_dir: PathBuf,
     pub leaderboard: Leaderboard,
+    /// The held-out simulator set.
+    pub reference: PathBuf,
+    /// Each candidate's generated set, in the leaderboard's order.
+    pub generated: Vec<PathBuf>,
 }
 
 /// `run.json`: the config and what each finished stage was run with.
@@ -873,10 +901,18 @@ pub fn run(
             params: params.clone(),
             report_dir,
             leaderboard,
+            reference: validation_dir,
+            generated,
         });
     }
     let responses = if outcomes.len() > 1 {
-        write_responses(&dir, &outcomes)?
+        let extra = statistic_requests(
+            reg,
+            &config.validation.response_statistic,
+            "validation.response_statistic",
+        )?;
+        let field = config.validation.field.as_deref();
+        write_responses(reg, &dir, &outcomes, (&extra, field))?
     } else {
         None
     };

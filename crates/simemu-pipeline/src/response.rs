@@ -2,10 +2,13 @@
 //! simulator's: `response.md` and `response.json` of a run with several
 //! validation points.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use simemu_validate::report::LeaderboardRow;
-use simemu_validate::response::{response, response_markdown};
+use simemu_core::{Dataset, Registry};
+use simemu_validate::report::{LeaderboardRow, Report};
+use simemu_validate::response::{response, response_markdown, ComponentResponse, Moments};
+use simemu_validate::{Harness, StatRequest};
 
 use crate::error::{io, Result};
 use crate::job::{point_label, PointOutcome};
@@ -19,26 +22,113 @@ pub struct Responses {
     pub summary: Vec<String>,
 }
 
-fn read_report(report_dir: &Path, row: &LeaderboardRow) -> Result<simemu_validate::Report> {
+fn read_report(report_dir: &Path, row: &LeaderboardRow) -> Result<Report> {
     let path = report_dir.join(row.report.replace("report.md", "report.json"));
     let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
     Ok(serde_json::from_str(&text)
         .map_err(|e| simemu_core::Error::bad_file(&path, e.to_string()))?)
 }
 
+/// What one point adds to the responses beside its reports: per candidate (in
+/// the leaderboard's order), the response statistics' reports and the moments of
+/// the samples' variance, with the reference's moments of it.
+struct PointExtras {
+    reports: Vec<Option<Report>>,
+    variance: Vec<Moments>,
+    reference_variance: Moments,
+    field: String,
+}
+
+/// Each sample's variance over its values (of `field`, or the only field): the
+/// mean over the set, its standard deviation and the set's size.
+fn variance_moments(path: &Path, field: Option<&str>) -> Result<(Moments, String)> {
+    let ds = Dataset::open(path)?;
+    let k = match field {
+        Some(f) => ds
+            .fields()
+            .iter()
+            .position(|s| s.name == f)
+            .ok_or_else(|| simemu_core::Error::bad_file(path, format!("has no field '{f}'")))?,
+        None => 0,
+    };
+    let mut values = Vec::with_capacity(ds.len());
+    for start in (0..ds.len()).step_by(256) {
+        for s in ds.read_samples(start, 256.min(ds.len() - start))? {
+            let v = s.fields[k].data.to_f64();
+            let n = v.len() as f64;
+            let mean = v.iter().sum::<f64>() / n;
+            values.push(v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n);
+        }
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0)).sqrt();
+    Ok((
+        Moments {
+            mean,
+            std,
+            count: values.len(),
+        },
+        ds.fields()[k].name.clone(),
+    ))
+}
+
+fn point_extras(
+    reg: &Registry,
+    point: &PointOutcome,
+    (statistics, field): (&[StatRequest], Option<&str>),
+) -> Result<PointExtras> {
+    let (reference_variance, name) = variance_moments(&point.reference, field)?;
+    let mut variance = Vec::new();
+    for g in &point.generated {
+        variance.push(variance_moments(g, field)?.0);
+    }
+    let mut reports = Vec::new();
+    if statistics.is_empty() {
+        reports.resize_with(point.generated.len(), || None);
+    } else {
+        let reference = Dataset::open(&point.reference)?;
+        let quiet = |_: &str, _: usize, _: usize| {};
+        let harness = Harness::new(reg, &reference, field, statistics, &quiet)?;
+        for g in &point.generated {
+            let candidate = Dataset::open(g)?;
+            reports.push(Some(harness.validate(&candidate, &quiet)?.0));
+        }
+    }
+    Ok(PointExtras {
+        reports,
+        variance,
+        reference_variance,
+        field: name,
+    })
+}
+
 /// For every pair of neighbouring validation points that differ in one
 /// parameter, how each candidate's statistics respond to the change compared
-/// with the simulator's (None: no such pair).
-pub(crate) fn write_responses(dir: &Path, points: &[PointOutcome]) -> Result<Option<Responses>> {
+/// with the simulator's (None: no such pair): the reports' statistics with
+/// fixed bins, the response statistics, and the variance of the samples'
+/// values. Each candidate's plot of its responses is `response/NAME-K.png`.
+pub(crate) fn write_responses(
+    reg: &Registry,
+    dir: &Path,
+    points: &[PointOutcome],
+    extra: (&[StatRequest], Option<&str>),
+) -> Result<Option<Responses>> {
     let mut md = String::from("# Parameter response
 
-Between neighbouring validation points that differ in one parameter: the ratio of each statistic's mean at the second point to that at the first, for the simulator (held-out sets) and for each emulator, per bin; error = emulator ratio / simulator ratio − 1.
+Between neighbouring validation points that differ in one parameter: the ratio of each statistic's mean at the second point to that at the first, for the simulator (held-out sets) and for each emulator, per bin; error = emulator ratio / simulator ratio − 1, with its standard error from the four means; a bin agrees within max(5%, 3 SE). `variance` is the mean over samples of each sample's variance of its values.
 
 ");
+    let extras = points
+        .iter()
+        .map(|p| point_extras(reg, p, extra))
+        .collect::<Result<Vec<_>>>()?;
+    let plots = dir.join("response");
+    let mut pair = 0usize;
     let mut json = Vec::new();
     let mut summary = Vec::new();
     for (i, a) in points.iter().enumerate() {
-        for b in &points[i + 1..] {
+        for (j, b) in points.iter().enumerate().skip(i + 1) {
             let (pa, pb) = (&a.params, &b.params);
             let changed: Vec<&String> = pa.keys().filter(|k| pa[*k] != pb[*k]).collect();
             if changed.len() != 1 {
@@ -58,34 +148,59 @@ Between neighbouring validation points that differ in one parameter: the ratio o
                 continue;
             }
             let (from, to) = (point_label(pa), point_label(pb));
-            for ra in &a.leaderboard.rows {
-                let Some(rb) = b
+            pair += 1;
+            for (ka, ra) in a.leaderboard.rows.iter().enumerate() {
+                let Some(kb) = b
                     .leaderboard
                     .rows
                     .iter()
-                    .find(|r| r.candidate == ra.candidate)
+                    .position(|r| r.candidate == ra.candidate)
                 else {
                     continue;
                 };
-                let responses = response(
+                let rb = &b.leaderboard.rows[kb];
+                let mut responses = response(
                     &read_report(&a.report_dir, ra)?,
                     &read_report(&b.report_dir, rb)?,
                 );
-                md.push_str(&response_markdown(
-                    &format!("{}: {from} → {to}", ra.candidate),
-                    &responses,
+                let (ea, eb) = (&extras[i], &extras[j]);
+                if let (Some(Some(x)), Some(Some(y))) = (ea.reports.get(ka), eb.reports.get(kb)) {
+                    responses.extend(response(x, y));
+                }
+                if let (Some(va), Some(vb)) = (ea.variance.get(ka), eb.variance.get(kb)) {
+                    responses.push(ComponentResponse::from_moments(
+                        ("variance", &ea.field, ""),
+                        &[0.0],
+                        (&[ea.reference_variance], &[eb.reference_variance]),
+                        (&[*va], &[*vb]),
+                    ));
+                }
+                let title = format!("{}: {from} → {to}", ra.candidate);
+                md.push_str(&response_markdown(&title, &responses));
+                let png = plots.join(format!(
+                    "{}-{pair}.png",
+                    crate::compare::file_name(&ra.candidate)
                 ));
+                std::fs::create_dir_all(&plots).map_err(|e| io(&plots, e))?;
+                simemu_validate::plots::response_plot(&png, &title, &responses)?;
+                let _ = writeln!(
+                    md,
+                    "![{title}](response/{})\n",
+                    png.file_name().expect("named").to_string_lossy()
+                );
                 for c in &responses {
                     if let Some(e) = c.max_abs_error {
                         summary.push(format!(
-                            "response {} {} → {} ({}): {} {} largest |error| {:.1}%",
+                            "response {} {} → {} ({}): {} {} largest |error| {:.1}%, {} of {} bins outside max(5%, 3 SE)",
                             ra.candidate,
                             serde_json::json!(pa),
                             serde_json::json!(pb),
                             changed[0],
                             c.statistic,
                             c.component,
-                            100.0 * e
+                            100.0 * e,
+                            c.disagreeing,
+                            c.x.len()
                         ));
                     }
                 }

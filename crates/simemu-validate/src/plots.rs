@@ -613,3 +613,126 @@ pub fn plot_csv(csv: &Path, png: &Path, title: &str) -> Result<()> {
     root.present().map_err(pe)?;
     Ok(())
 }
+
+/// One panel per response component: the simulator's ratio between two points
+/// (with the band ±max(5%, 3 SE) of the error around it) and the emulator's, per
+/// bin.
+pub fn response_plot(
+    path: &Path,
+    title: &str,
+    responses: &[crate::response::ComponentResponse],
+) -> Result<()> {
+    use crate::response::{RESPONSE_SE, RESPONSE_TOLERANCE};
+    ensure_font()?;
+    let shown: Vec<&crate::response::ComponentResponse> = responses
+        .iter()
+        .filter(|r| r.reference_ratio.iter().any(Option::is_some))
+        .collect();
+    if shown.is_empty() {
+        return Ok(());
+    }
+    let root = BitMapBackend::new(path, (900, 220 * shown.len() as u32 + 40)).into_drawing_area();
+    root.fill(&WHITE).map_err(pe)?;
+    let (top, body) = root.split_vertically(40);
+    top.draw(&Text::new(title.to_string(), (20, 10), (FONT, 20)))
+        .map_err(pe)?;
+    for (r, area) in shown.iter().zip(body.split_evenly((shown.len(), 1)).iter()) {
+        let log = use_log(r.x.iter().copied(), 1.0);
+        let fx = |x: f64| if log { x.log10() } else { x };
+        let rows: Vec<(f64, f64, Option<f64>, Option<f64>)> = (0..r.x.len())
+            .filter_map(|i| {
+                let reference = r.reference_ratio[i]?;
+                let band =
+                    r.error_se[i].map(|se| reference * RESPONSE_TOLERANCE.max(RESPONSE_SE * se));
+                Some((fx(r.x[i]), reference, r.candidate_ratio[i], band))
+            })
+            .collect();
+        let ys = rows.iter().flat_map(|&(_, y, c, b)| {
+            [Some(y), c, b.map(|b| y + b), b.map(|b| y - b)]
+                .into_iter()
+                .flatten()
+        });
+        let (y0, y1) = padded(
+            ys.clone().fold(f64::INFINITY, f64::min),
+            ys.fold(f64::NEG_INFINITY, f64::max),
+        );
+        let (x0, x1) = padded(
+            rows.iter().map(|r| r.0).fold(f64::INFINITY, f64::min),
+            rows.iter().map(|r| r.0).fold(f64::NEG_INFINITY, f64::max),
+        );
+        let mut chart = ChartBuilder::on(area)
+            .margin(8)
+            .caption(format!("{} {}", r.statistic, r.component), (FONT, 14))
+            .x_label_area_size(25)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(pe)?;
+        chart
+            .configure_mesh()
+            .x_desc(r.x_name.as_str())
+            .y_desc("ratio B / A")
+            .x_label_formatter(&|v| axis_label(*v, log))
+            .y_label_formatter(&|v| axis_label(*v, false))
+            .label_style((FONT, 12))
+            .draw()
+            .map_err(pe)?;
+        let band: Vec<(f64, f64, f64)> = rows
+            .iter()
+            .filter_map(|&(x, y, _, b)| Some((x, y - b?, y + b?)))
+            .collect();
+        if band.len() > 1 {
+            let mut polygon: Vec<(f64, f64)> = band.iter().map(|&(x, lo, _)| (x, lo)).collect();
+            polygon.extend(band.iter().rev().map(|&(x, _, hi)| (x, hi)));
+            chart
+                .draw_series(std::iter::once(Polygon::new(
+                    polygon,
+                    REF_COLOR.mix(0.2).filled(),
+                )))
+                .map_err(pe)?;
+        }
+        let reference: Vec<(f64, f64)> = rows.iter().map(|&(x, y, _, _)| (x, y)).collect();
+        let candidate: Vec<(f64, f64)> = rows
+            .iter()
+            .filter_map(|&(x, _, c, _)| Some((x, c?)))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(
+                reference.clone(),
+                REF_COLOR.stroke_width(2),
+            ))
+            .map_err(pe)?
+            .label("simulator")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], REF_COLOR.stroke_width(2)));
+        chart
+            .draw_series(
+                reference
+                    .iter()
+                    .map(|&p| Circle::new(p, 3, REF_COLOR.filled())),
+            )
+            .map_err(pe)?;
+        chart
+            .draw_series(LineSeries::new(
+                candidate.clone(),
+                CAND_COLOR.stroke_width(2),
+            ))
+            .map_err(pe)?
+            .label("emulator")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], CAND_COLOR.stroke_width(2)));
+        chart
+            .draw_series(
+                candidate
+                    .iter()
+                    .map(|&p| Circle::new(p, 3, CAND_COLOR.filled())),
+            )
+            .map_err(pe)?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font((FONT, 12))
+            .draw()
+            .map_err(pe)?;
+    }
+    root.present().map_err(pe)?;
+    Ok(())
+}

@@ -6,6 +6,10 @@
 //! reference and for the candidate; the response error is their ratio minus one.
 //! Only components whose bins are the same at both points take part (fixed bins,
 //! such as a power spectrum's; bins drawn from each reference's quantiles differ).
+//!
+//! A bin's response agrees when |error| ≤ max(5%, 3 SE), SE being the standard
+//! error of the error from the four means it is made of (each mean's standard
+//! deviation over √count, relative to the mean, added in quadrature).
 
 use std::fmt::Write as _;
 
@@ -13,8 +17,26 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::Report;
 
-/// Tolerance of the response error the summary checks against.
-pub const RESPONSE_TOLERANCE: f64 = 0.20;
+/// The response error a bin may have whatever its standard error.
+pub const RESPONSE_TOLERANCE: f64 = 0.05;
+/// Standard errors of the response error a bin may be off by, where that is wider.
+pub const RESPONSE_SE: f64 = 3.0;
+
+/// A bin's mean over a set, its standard deviation and the set's size.
+#[derive(Clone, Copy, Debug)]
+pub struct Moments {
+    pub mean: f64,
+    pub std: f64,
+    pub count: usize,
+}
+
+impl Moments {
+    /// The standard error of the mean relative to the mean (None at a zero mean).
+    fn relative_se(&self) -> Option<f64> {
+        (self.mean != 0.0 && self.count > 0)
+            .then(|| self.std / (self.count as f64).sqrt() / self.mean.abs())
+    }
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ComponentResponse {
@@ -27,8 +49,80 @@ pub struct ComponentResponse {
     pub candidate_ratio: Vec<Option<f64>>,
     /// candidate_ratio / reference_ratio − 1.
     pub error: Vec<Option<f64>>,
+    /// The standard error of `error`, per bin.
+    pub error_se: Vec<Option<f64>>,
+    /// Bins whose error is outside max(5%, 3 SE) (or undefined).
+    pub disagreeing: usize,
     /// Largest |error| over the bins.
     pub max_abs_error: Option<f64>,
+}
+
+impl ComponentResponse {
+    /// The response of one component from its per-bin moments at A and at B, for
+    /// the reference and for the candidate.
+    pub fn from_moments(
+        (statistic, component, x_name): (&str, &str, &str),
+        x: &[f64],
+        reference: (&[Moments], &[Moments]),
+        candidate: (&[Moments], &[Moments]),
+    ) -> ComponentResponse {
+        let ratio = |a: &[Moments], b: &[Moments]| -> Vec<Option<f64>> {
+            a.iter()
+                .zip(b)
+                .map(|(a, b)| {
+                    (a.mean != 0.0 && (b.mean / a.mean).is_finite()).then(|| b.mean / a.mean)
+                })
+                .collect()
+        };
+        let reference_ratio = ratio(reference.0, reference.1);
+        let candidate_ratio = ratio(candidate.0, candidate.1);
+        let error: Vec<Option<f64>> = reference_ratio
+            .iter()
+            .zip(&candidate_ratio)
+            .map(|(r, c)| match (r, c) {
+                (Some(r), Some(c)) if *r != 0.0 => Some(c / r - 1.0),
+                _ => None,
+            })
+            .collect();
+        let error_se: Vec<Option<f64>> = (0..x.len())
+            .map(|i| {
+                let parts = [
+                    reference.0[i],
+                    reference.1[i],
+                    candidate.0[i],
+                    candidate.1[i],
+                ];
+                let mut sum = 0.0;
+                for m in parts {
+                    sum += m.relative_se()?.powi(2);
+                }
+                // The error is a ratio of ratios: its SE is (1 + error) times the
+                // relative one.
+                Some(sum.sqrt() * (1.0 + error[i]?))
+            })
+            .collect();
+        let disagreeing = error
+            .iter()
+            .zip(&error_se)
+            .filter(|(e, se)| match (e, se) {
+                (Some(e), Some(se)) => e.abs() > RESPONSE_TOLERANCE.max(RESPONSE_SE * se),
+                _ => true,
+            })
+            .count();
+        let max_abs_error = error.iter().flatten().map(|e| e.abs()).reduce(f64::max);
+        ComponentResponse {
+            statistic: statistic.into(),
+            component: component.into(),
+            x_name: x_name.into(),
+            x: x.to_vec(),
+            reference_ratio,
+            candidate_ratio,
+            error,
+            error_se,
+            disagreeing,
+            max_abs_error,
+        }
+    }
 }
 
 /// Every comparable component's response between the reports at two points.
@@ -45,33 +139,26 @@ pub fn response(at_a: &Report, at_b: &Report) -> Vec<ComponentResponse> {
             if ca.x != cb.x {
                 continue;
             }
-            let ratio = |b: &[f64], a: &[f64]| -> Vec<Option<f64>> {
-                a.iter()
-                    .zip(b)
-                    .map(|(&a, &b)| (a != 0.0 && (b / a).is_finite()).then(|| b / a))
+            let moments = |mean: &[f64], std: &[f64], count: usize| -> Vec<Moments> {
+                mean.iter()
+                    .zip(std)
+                    .map(|(&mean, &std)| Moments { mean, std, count })
                     .collect()
             };
-            let reference_ratio = ratio(&cb.ref_mean, &ca.ref_mean);
-            let candidate_ratio = ratio(&cb.cand_mean, &ca.cand_mean);
-            let error: Vec<Option<f64>> = reference_ratio
-                .iter()
-                .zip(&candidate_ratio)
-                .map(|(r, c)| match (r, c) {
-                    (Some(r), Some(c)) if *r != 0.0 => Some(c / r - 1.0),
-                    _ => None,
-                })
-                .collect();
-            let max_abs_error = error.iter().flatten().map(|e| e.abs()).reduce(f64::max);
-            out.push(ComponentResponse {
-                statistic: sa.statistic.clone(),
-                component: ca.name.clone(),
-                x_name: sa.x_name.clone(),
-                x: ca.x.clone(),
-                reference_ratio,
-                candidate_ratio,
-                error,
-                max_abs_error,
-            });
+            let (na, nb) = (at_a.reference.count, at_b.reference.count);
+            let (ma, mb) = (at_a.candidate.count, at_b.candidate.count);
+            out.push(ComponentResponse::from_moments(
+                (&sa.statistic, &ca.name, &sa.x_name),
+                &ca.x,
+                (
+                    &moments(&ca.ref_mean, &ca.ref_std, na),
+                    &moments(&cb.ref_mean, &cb.ref_std, nb),
+                ),
+                (
+                    &moments(&ca.cand_mean, &ca.cand_std, ma),
+                    &moments(&cb.cand_mean, &cb.cand_std, mb),
+                ),
+            ));
         }
     }
     out
@@ -90,14 +177,14 @@ pub fn response_markdown(title: &str, responses: &[ComponentResponse]) -> String
         None => "—".into(),
     };
     for r in responses {
-        let verdict = match r.max_abs_error {
-            Some(e) if e <= RESPONSE_TOLERANCE => "within",
-            Some(_) => "outside",
-            None => "undefined",
+        let verdict = if r.disagreeing == 0 {
+            "every bin agrees".to_string()
+        } else {
+            format!("{} of {} bins disagree", r.disagreeing, r.x.len())
         };
         let _ = writeln!(
             md,
-            "{} {}: largest |error| {} ({verdict} {:.0}%)\n",
+            "{} {}: largest |error| {}; {verdict} (within max({:.0}%, {RESPONSE_SE} SE))\n",
             r.statistic,
             r.component,
             fmt(r.max_abs_error, true),
@@ -105,18 +192,19 @@ pub fn response_markdown(title: &str, responses: &[ComponentResponse]) -> String
         );
         let _ = writeln!(
             md,
-            "| {} | simulator ratio | emulator ratio | error |",
+            "| {} | simulator ratio | emulator ratio | error | SE |",
             r.x_name
         );
-        md.push_str("|---|---|---|---|\n");
+        md.push_str("|---|---|---|---|---|\n");
         for i in 0..r.x.len() {
             let _ = writeln!(
                 md,
-                "| {:.4} | {} | {} | {} |",
+                "| {:.4} | {} | {} | {} | {} |",
                 r.x[i],
                 fmt(r.reference_ratio[i], false),
                 fmt(r.candidate_ratio[i], false),
-                fmt(r.error[i], true)
+                fmt(r.error[i], true),
+                fmt(r.error_se[i], true)
             );
         }
         md.push('\n');
@@ -182,13 +270,49 @@ mod tests {
             "{e:?}"
         );
         assert!((r[0].max_abs_error.unwrap() - 0.1).abs() < 1e-12);
+        // Standard deviations of 0: both bins are off by more than 5%.
+        assert_eq!(r[0].disagreeing, 2);
         let md = response_markdown("A → B", &r);
-        assert!(md.contains("+10.0%") && md.contains("within 20%"), "{md}");
+        assert!(
+            md.contains("+10.0%") && md.contains("2 of 2 bins disagree"),
+            "{md}"
+        );
 
         // Different bins (quantile thresholds) are not comparable; zero means are undefined.
         let c = report("s", vec![1.5, 2.0], vec![2.0, 8.0], vec![2.0, 8.0]);
         assert!(response(&a, &c).is_empty());
         let z = report("s", vec![1.0, 2.0], vec![0.0, 4.0], vec![1.0, 5.0]);
         assert_eq!(response(&z, &b)[0].error[0], None);
+    }
+
+    /// The standard error of the response error adds the four means' relative
+    /// errors in quadrature; a bin agrees within max(5%, 3 SE).
+    #[test]
+    fn responses_agree_within_three_standard_errors() {
+        let m = |mean: f64, std: f64| {
+            [Moments {
+                mean,
+                std,
+                count: 100,
+            }]
+        };
+        // Each mean has a relative SE of 0.05 (σ/√100 = 0.5 of 10): SE = 0.1·1.1.
+        let r = ComponentResponse::from_moments(
+            ("s", "c", "x"),
+            &[1.0],
+            (&m(10.0, 5.0), &m(20.0, 10.0)),
+            (&m(10.0, 5.0), &m(22.0, 11.0)),
+        );
+        assert!((r.error[0].unwrap() - 0.1).abs() < 1e-12);
+        assert!((r.error_se[0].unwrap() - 0.1 * 1.1).abs() < 1e-12);
+        assert_eq!(r.disagreeing, 0);
+        // With a tenth of that scatter the 10% error is 9 SE out.
+        let r = ComponentResponse::from_moments(
+            ("s", "c", "x"),
+            &[1.0],
+            (&m(10.0, 0.5), &m(20.0, 1.0)),
+            (&m(10.0, 0.5), &m(22.0, 1.1)),
+        );
+        assert_eq!(r.disagreeing, 1);
     }
 }

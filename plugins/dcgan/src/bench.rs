@@ -92,7 +92,7 @@ impl TrainStep {
         match gan_step(
             &self.nets,
             (&mut self.opt_d, &mut self.opt_g),
-            (&self.real, &z, None),
+            (&self.real, &z, None, 0),
             (1.0, 0.0),
             f64::INFINITY,
             &[],

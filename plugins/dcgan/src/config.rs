@@ -119,6 +119,23 @@ pub struct DcganConfig {
     /// training data (none for a single parameter point: unconditional).
     #[serde(default)]
     pub condition: Option<Vec<String>>,
+    /// Conditional data drawn at a design of parameter points: every training
+    /// batch holds one point's maps and is matched to that point's own targets
+    /// (spectrum and summary terms from all its maps, D's spectrum features
+    /// standardised by them); the transform's range and the pinned mean follow
+    /// the conditions (polynomials fitted over the points); G's BatchNorm layers
+    /// are conditioned (a per-channel scale and shift from the conditions after
+    /// each) and D adds a projection of the conditions onto its features. G's
+    /// BatchNorm statistics are recomputed at every condition it generates at,
+    /// as the per-point batches normalised them in training. No effect on
+    /// unconditional data.
+    #[serde(default)]
+    pub per_point: bool,
+    /// The box each condition's model is for, NAME = [lo, hi] (default: the
+    /// span of the training parameters, which it must contain): a design drawn
+    /// over a range spans a little less than the range.
+    #[serde(default)]
+    pub condition_bounds: std::collections::BTreeMap<String, (f64, f64)>,
     #[serde(default = "d_batch")]
     pub batch: usize,
     #[serde(default = "d_lr")]
@@ -294,6 +311,7 @@ impl Preset {
                 "matching_maps": "all",
                 "pin_mean": "auto",
                 "d_spectrum": true,
+                "per_point": true,
             }),
         };
         match options {

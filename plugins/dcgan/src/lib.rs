@@ -32,7 +32,7 @@ use simemu_nn::ce;
 
 pub use config::DcganConfig;
 use model::{DiscriminatorNet, GeneratorNet};
-use transform::Transform;
+use transform::{ConditionalRange, Polynomial, Transform};
 
 pub const NAME: &str = "dcgan";
 
@@ -49,9 +49,17 @@ pub struct Condition {
     pub column: usize,
     pub lo: f64,
     pub hi: f64,
+    /// The box the model is for (`condition_bounds`); `None`: [lo, hi].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bounds: Option<(f64, f64)>,
 }
 
 impl Condition {
+    /// The range of values the model generates at.
+    pub fn range(&self) -> (f64, f64) {
+        self.bounds.unwrap_or((self.lo, self.hi))
+    }
+
     pub fn scale(&self, v: f64) -> f64 {
         if self.hi > self.lo {
             2.0 * (v - self.lo) / (self.hi - self.lo) - 1.0
@@ -72,6 +80,39 @@ pub struct Meta {
     /// (`pin_mean`): the training maps' average.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinned_mean: Option<f64>,
+    /// `per_point` on conditional data: the transform's range and the pinned
+    /// mean as functions of the conditions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_point: Option<PerPoint>,
+}
+
+/// What `per_point` fits over the design's points.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PerPoint {
+    pub range: ConditionalRange,
+    /// The pinned mean in the network's range (where every point's maps have
+    /// means that do not scatter).
+    pub pinned_mean: Option<Polynomial>,
+    /// The design points (scaled conditions) the fits were made over.
+    pub points: Vec<Vec<f64>>,
+}
+
+impl Meta {
+    /// The transform at scaled conditions `c`.
+    pub fn transform_at(&self, c: &[f64]) -> Transform {
+        match &self.per_point {
+            Some(p) => p.range.at(&self.transform, c),
+            None => self.transform.clone(),
+        }
+    }
+
+    /// The pinned mean at scaled conditions `c`.
+    pub fn pinned_mean_at(&self, c: &[f64]) -> Option<f64> {
+        match &self.per_point {
+            Some(p) => p.pinned_mean.as_ref().map(|m| m.eval(c)),
+            None => self.pinned_mean,
+        }
+    }
 }
 
 /// Networks and their variables.
@@ -120,6 +161,9 @@ pub struct Dcgan {
     pub trained: Option<(Nets, Meta)>,
     /// The checkpoint step a loaded model holds.
     pub loaded_step: Option<u64>,
+    /// The scaled conditions G's BatchNorm statistics were last computed at (a
+    /// model with conditioned BatchNorms computes them per condition).
+    calibrated_at: std::sync::Mutex<Option<Vec<f64>>>,
 }
 
 impl Dcgan {
@@ -129,6 +173,7 @@ impl Dcgan {
             device: Device::Cpu,
             trained: None,
             loaded_step: None,
+            calibrated_at: std::sync::Mutex::new(None),
         }
     }
 
@@ -157,7 +202,24 @@ impl Dcgan {
     /// [`GeneratorNet::recalibrate`](model::GeneratorNet::recalibrate)), from
     /// fixed latent draws and conditions spread uniformly over the trained range:
     /// deterministic, so a loaded checkpoint generates what the trainer scored.
+    ///
+    /// With conditioned BatchNorms (`per_point`), training normalised each
+    /// design point's batches by their own statistics, so the statistics are
+    /// computed at each condition generated at instead, when it is first asked
+    /// for; this forgets those computed for earlier weights.
     pub fn recalibrate_batch_norm(&self) -> Result<()> {
+        let (nets, _) = self.ready()?;
+        if nets.g.conditioned() {
+            *self.calibrated_at.lock().expect("not poisoned") = None;
+            return Ok(());
+        }
+        self.recalibrate_with(|_| None)
+    }
+
+    /// Recalibration from the fixed latent draws, every row at the scaled
+    /// conditions `at` gives (for row k of a batch), or at conditions drawn
+    /// uniformly over the trained range where it gives `None`.
+    fn recalibrate_with(&self, at: impl Fn(usize) -> Option<Vec<f64>>) -> Result<()> {
         use rand::Rng;
         let (nets, meta) = self.ready()?;
         let mut rng = simemu_core::seed::rng(simemu_core::seed::derive_seed(
@@ -169,11 +231,13 @@ impl Dcgan {
             .map(|_| {
                 let seeds: Vec<u64> = (0..b).map(|_| rng.random()).collect();
                 let conds: Vec<Vec<f64>> = (0..b)
-                    .map(|_| {
-                        meta.conditions
+                    .map(|k| {
+                        let drawn: Vec<f64> = meta
+                            .conditions
                             .iter()
                             .map(|_| rng.random_range(-1.0..=1.0))
-                            .collect()
+                            .collect();
+                        at(k).unwrap_or(drawn)
                     })
                     .collect();
                 self.latents_rows(&seeds, &conds)
@@ -188,6 +252,45 @@ impl Dcgan {
     /// scaled conditions.
     pub fn sample_maps_rows(&self, seeds: &[u64], conds: &[Vec<f64>]) -> Result<Vec<Vec<f32>>> {
         let (nets, meta) = self.ready()?;
+        if !nets.g.conditioned() {
+            nets.g.pin_mean(meta.pinned_mean);
+            return self.sample_maps_at(seeds, conds, &meta.transform);
+        }
+        // Row by row of equal conditions, each with G's statistics, transform and
+        // pinned mean at them.
+        let mut out = vec![Vec::new(); seeds.len()];
+        let mut done = vec![false; seeds.len()];
+        let mut calibrated = self.calibrated_at.lock().expect("not poisoned");
+        for first in 0..seeds.len() {
+            if done[first] {
+                continue;
+            }
+            let c = &conds[first];
+            let rows: Vec<usize> = (first..seeds.len()).filter(|&i| &conds[i] == c).collect();
+            if calibrated.as_ref() != Some(c) {
+                self.recalibrate_with(|_| Some(c.clone()))?;
+                *calibrated = Some(c.clone());
+            }
+            nets.g.pin_mean(meta.pinned_mean_at(c));
+            let group_seeds: Vec<u64> = rows.iter().map(|&i| seeds[i]).collect();
+            let group_conds = vec![c.clone(); rows.len()];
+            let maps = self.sample_maps_at(&group_seeds, &group_conds, &meta.transform_at(c))?;
+            for (&i, m) in rows.iter().zip(maps) {
+                out[i] = m;
+                done[i] = true;
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`Dcgan::sample_maps_rows`] with G's state as it is and one transform.
+    fn sample_maps_at(
+        &self,
+        seeds: &[u64],
+        conds: &[Vec<f64>],
+        transform: &Transform,
+    ) -> Result<Vec<Vec<f32>>> {
+        let (nets, _) = self.ready()?;
         let z = self.latents_rows(seeds, conds)?;
         // A one-row matrix product takes gemm's matrix-vector path, which rounds
         // differently: generate at least two rows so that a sample's bytes do not
@@ -211,7 +314,7 @@ impl Dcgan {
             .chunks(per)
             .map(|c| {
                 c.iter()
-                    .map(|&s| meta.transform.inverse(s as f64) as f32)
+                    .map(|&s| transform.inverse(s as f64) as f32)
                     .collect()
             })
             .collect())
@@ -238,12 +341,13 @@ impl Generator for Dcgan {
                 m.conditions
                     .iter()
                     .map(|c| {
+                        let (lo, hi) = c.range();
                         ParamSpec::new(
                             &c.name,
                             "",
-                            c.lo,
-                            c.hi,
-                            0.5 * (c.lo + c.hi),
+                            lo,
+                            hi,
+                            0.5 * (lo + hi),
                             "condition (trained range)",
                         )
                     })
@@ -284,6 +388,26 @@ impl Generator for Dcgan {
                 params.len()
             )));
         }
+        for (c, &v) in meta.conditions.iter().zip(params) {
+            let (lo, hi) = c.range();
+            // A hair of slack for parameters written in decimal.
+            let slack = 1e-9 * (hi - lo).abs().max(lo.abs());
+            if !(v >= lo - slack && v <= hi + slack) {
+                let range: Vec<String> = meta
+                    .conditions
+                    .iter()
+                    .map(|c| {
+                        let (lo, hi) = c.range();
+                        format!("{} ∈ [{lo}, {hi}]", c.name)
+                    })
+                    .collect();
+                return Err(Error::Parameter(format!(
+                    "dcgan: {} = {v} is outside the box the model was trained on ({})",
+                    c.name,
+                    range.join(", ")
+                )));
+            }
+        }
         let scaled: Vec<f64> = meta
             .conditions
             .iter()
@@ -320,6 +444,8 @@ const OPTION_GROUPS: &[(&str, &[(&str, &str)])] = &[
             ("bias_before_batchnorm", "biases on convolutions that BatchNorm follows (CosmoGAN: true; the PyTorch benchmark twin: false)"),
             ("transform", "{kind = \"affine\"} | {kind = \"identity\"} | {kind = \"shifted\", lambda, a} | {kind = \"log\", lambda}: physical values ↔ the network's range"),
             ("condition", "parameters to condition on (default: those that vary in the data)"),
+            ("condition_bounds", "NAME = [lo, hi]: the box each condition's model is for (default: the training parameters' span, which it must contain)"),
+            ("per_point", "conditional data: batches of one design point each, matched to that point's targets; the transform's range and the pinned mean fitted over the points; conditioned BatchNorm in G, a projection of the conditions in D"),
         ],
     ),
     (

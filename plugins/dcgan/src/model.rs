@@ -2,7 +2,9 @@
 //! 5×5 stride-2 convolutions halving the channels (BN, ReLU) → one channel, tanh;
 //! D mirrors it with 5×5 stride-2 convolutions, LeakyReLU(0.2), BN on all but the
 //! first, then a linear layer to one logit. Conditions σ enter G concatenated to z
-//! and D as extra constant input channels.
+//! and D as extra constant input channels; with `per_point` also as a per-channel
+//! scale and shift after each of G's BatchNorms and as a projection onto D's
+//! features (Miyato & Koyama 2018).
 
 use candle_core::{Module, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, ConvTranspose2dConfig, Linear, VarBuilder};
@@ -32,6 +34,10 @@ fn batch_norm(channels: usize, vb: VarBuilder) -> candle_core::Result<BatchNorm2
 
 pub struct GeneratorNet {
     lin: Linear,
+    /// `per_point`: for bn0 and each of `bns`, the map from the conditions to the
+    /// channels' (scale − 1, shift) applied after the BatchNorm.
+    film: Vec<Linear>,
+    latent: usize,
     bn0: BatchNorm2d,
     /// Each upsampling layer's weight and bias.
     convs: Vec<(Tensor, Option<Tensor>)>,
@@ -39,7 +45,7 @@ pub struct GeneratorNet {
     bns: Vec<BatchNorm2d>,
     top: usize,
     seed: usize,
-    pinned_mean: Option<f64>,
+    pinned_mean: std::sync::Mutex<Option<f64>>,
 }
 
 impl GeneratorNet {
@@ -62,6 +68,11 @@ impl GeneratorNet {
         };
         let mut convs = Vec::new();
         let mut bns = Vec::new();
+        let conditioned = c.per_point && n_cond > 0;
+        let mut film = Vec::new();
+        if conditioned {
+            film.push(candle_nn::linear(n_cond, 2 * top, vb.pp("film0"))?);
+        }
         let mut ch = top;
         for l in 0..c.layers {
             let last = l + 1 == c.layers;
@@ -80,24 +91,63 @@ impl GeneratorNet {
             convs.push((conv.weight().clone(), conv.bias().cloned()));
             if l + 1 < c.layers {
                 bns.push(batch_norm(out, vb.pp(format!("bn{}", l + 1)))?);
+                if conditioned {
+                    film.push(candle_nn::linear(
+                        n_cond,
+                        2 * out,
+                        vb.pp(format!("film{}", l + 1)),
+                    )?);
+                }
             }
             ch = out;
         }
         Ok(GeneratorNet {
             lin,
+            film,
+            latent: c.latent,
             bn0,
             convs,
             bns,
             top,
             seed,
             upsample: c.upsample,
-            pinned_mean: None,
+            pinned_mean: std::sync::Mutex::new(None),
         })
     }
 
     /// From now on every map G draws has this spatial mean (`None`: its own).
-    pub fn pin_mean(&mut self, mean: Option<f64>) {
-        self.pinned_mean = mean;
+    pub fn pin_mean(&self, mean: Option<f64>) {
+        *self.pinned_mean.lock().expect("not poisoned") = mean;
+    }
+
+    /// Whether the BatchNorms are conditioned (`per_point` on conditional data).
+    pub fn conditioned(&self) -> bool {
+        !self.film.is_empty()
+    }
+
+    /// BatchNorm `k` (0: after the linear layer) of `x`, then, when conditioned,
+    /// x · (1 + γ(c)) + β(c) per channel, then ReLU.
+    fn normalise(
+        &self,
+        k: usize,
+        x: &Tensor,
+        cond: Option<&Tensor>,
+        momentum: Option<f64>,
+    ) -> candle_core::Result<Tensor> {
+        let bn = if k == 0 { &self.bn0 } else { &self.bns[k - 1] };
+        let (Some(film), Some(cond)) = (self.film.get(k), cond) else {
+            return bn.forward_with_momentum(x, momentum, Activation::Relu);
+        };
+        let x = bn.forward_with_momentum(x, momentum, Activation::Identity)?;
+        let ch = x.dim(1)?;
+        let b = x.dim(0)?;
+        let gb = film.forward(cond)?;
+        let gamma = gb
+            .narrow(1, 0, ch)?
+            .affine(1.0, 1.0)?
+            .reshape((b, ch, 1, 1))?;
+        let beta = gb.narrow(1, ch, ch)?.reshape((b, ch, 1, 1))?;
+        x.broadcast_mul(&gamma)?.broadcast_add(&beta)?.relu()
     }
 
     /// Maps (B, latent + n_cond) to (B, 1, size, size) in (−1, 1) (shifted to the
@@ -122,29 +172,36 @@ impl GeneratorNet {
     /// the running statistics (`None`).
     fn forward_bn(&self, zc: &Tensor, momentum: Option<f64>) -> candle_core::Result<Tensor> {
         let b = zc.dim(0)?;
+        let cond = if self.conditioned() {
+            let n_cond = zc.dim(1)? - self.latent;
+            Some(zc.narrow(1, self.latent, n_cond)?)
+        } else {
+            None
+        };
         let mut x = self
             .lin
             .forward(zc)?
             .reshape((b, self.top, self.seed, self.seed))?;
-        x = self
-            .bn0
-            .forward_with_momentum(&x, momentum, Activation::Relu)?;
+        x = self.normalise(0, &x, cond.as_ref(), momentum)?;
         for (l, (weight, bias)) in self.convs.iter().enumerate() {
             let (padding, output_padding) = match self.upsample {
                 Upsample::Transposed => (PADDING, OUTPUT_PADDING),
                 Upsample::Even => (1, 0),
             };
             x = simemu_nn::conv_transpose2d(&x, weight, STRIDE, padding, output_padding)?;
-            x = match self.bns.get(l) {
-                Some(bn) => bn.forward_with_momentum(
+            x = if l < self.bns.len() {
+                self.normalise(
+                    l + 1,
                     &with_bias(x, bias.as_ref())?,
+                    cond.as_ref(),
                     momentum,
-                    Activation::Relu,
-                )?,
-                None => bias_activation(&x, bias.as_ref(), Activation::Tanh)?,
+                )?
+            } else {
+                bias_activation(&x, bias.as_ref(), Activation::Tanh)?
             };
         }
-        match self.pinned_mean {
+        let pinned = *self.pinned_mean.lock().expect("not poisoned");
+        match pinned {
             Some(mean) => {
                 let map_means = x.mean_keepdim(3)?.mean_keepdim(2)?;
                 x.broadcast_sub(&map_means)? + mean
@@ -158,6 +215,9 @@ pub struct DiscriminatorNet {
     convs: Vec<Conv2d>,
     bns: Vec<BatchNorm2d>,
     lin: Linear,
+    /// `per_point` on conditional data: the conditions' projection onto the
+    /// features, whose inner product with them adds to the logit.
+    projection: Option<Linear>,
     /// `d_spectrum`: the log band powers of D's input, fed to `lin` beside the
     /// convolution features.
     spectrum: Option<SpectrumFeatures>,
@@ -166,10 +226,11 @@ pub struct DiscriminatorNet {
 /// Per-map log band powers, standardised by a reference set of maps.
 struct SpectrumFeatures {
     band_power: BandPower,
-    /// The reference maps' mean of each band's log power and the inverse of its
-    /// standard deviation, each (1, bands); `None` until [`DiscriminatorNet::
-    /// standardise_spectrum`] sets them.
-    reference: Option<(Tensor, Tensor)>,
+    /// Per reference set (one, or one per design point with `per_point`), its
+    /// maps' mean of each band's log power and the inverse of its standard
+    /// deviation, each (1, bands); empty until [`DiscriminatorNet::
+    /// standardise_spectrum`] adds them.
+    references: Vec<(Tensor, Tensor)>,
 }
 
 impl DiscriminatorNet {
@@ -207,21 +268,27 @@ impl DiscriminatorNet {
             .transpose()?
             .map(|band_power| SpectrumFeatures {
                 band_power,
-                reference: None,
+                references: Vec::new(),
             });
         let extra = if spectrum.is_some() { BANDS } else { 0 };
-        let lin = candle_nn::linear(ch * s * s + extra, 1, vb.pp("lin"))?;
+        let features = ch * s * s + extra;
+        let lin = candle_nn::linear(features, 1, vb.pp("lin"))?;
+        let projection = (c.per_point && n_cond > 0)
+            .then(|| candle_nn::linear_no_bias(n_cond, features, vb.pp("projection")))
+            .transpose()?;
         Ok(DiscriminatorNet {
             convs,
             bns,
             lin,
+            projection,
             spectrum,
         })
     }
 
-    /// With `d_spectrum`: fixes the standardisation of the spectrum features to
-    /// the mean and standard deviation of each band's log power over `maps`
-    /// (batches of (B, 1, N, N) maps in the network's units, read one at a time).
+    /// With `d_spectrum`: adds a standardisation of the spectrum features, the
+    /// mean and standard deviation of each band's log power over `maps`
+    /// (batches of (B, 1, N, N) maps in the network's units, read one at a time);
+    /// the k-th added is reference k of [`DiscriminatorNet::forward`].
     /// A band without spread (empty on small maps) gets a constant zero feature.
     pub fn standardise_spectrum(
         &mut self,
@@ -263,22 +330,22 @@ impl DiscriminatorNet {
             })
             .collect();
         let device = features.band_power.device();
-        features.reference = Some((
+        features.references.push((
             Tensor::from_vec(mean, (1, BANDS), device)?,
             Tensor::from_vec(inv_std, (1, BANDS), device)?,
         ));
         Ok(())
     }
 
-    /// The standardised log band powers of (B, 1, N, N) maps, (B, bands): what
-    /// `d_spectrum` adds to D's last layer.
-    pub fn spectrum_features(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    /// The log band powers of (B, 1, N, N) maps standardised by reference
+    /// `reference`, (B, bands): what `d_spectrum` adds to D's last layer.
+    pub fn spectrum_features(&self, x: &Tensor, reference: usize) -> candle_core::Result<Tensor> {
         let Some(features) = &self.spectrum else {
             candle_core::bail!("this discriminator has no spectrum features (d_spectrum = false)");
         };
-        let Some((mean, inv_std)) = &features.reference else {
+        let Some((mean, inv_std)) = features.references.get(reference) else {
             candle_core::bail!(
-                "d_spectrum: the spectrum features are not standardised yet (standardise_spectrum)"
+                "d_spectrum: the spectrum features have no standardisation {reference} (standardise_spectrum)"
             );
         };
         features
@@ -289,12 +356,13 @@ impl DiscriminatorNet {
     }
 
     /// Logits (B,) of images (B, 1, H, W) with conditions `cond` (B, n_cond) broadcast
-    /// as constant channels. With `frozen`, the convolution weights are detached so
-    /// that backpropagation (for G's update) computes no gradient for them.
+    /// as constant channels, the spectrum features standardised by `reference`.
+    /// With `frozen`, the convolution weights are detached so that backpropagation
+    /// (for G's update) computes no gradient for them.
     pub fn forward(
         &self,
         x: &Tensor,
-        cond: Option<&Tensor>,
+        (cond, reference): (Option<&Tensor>, usize),
         train: bool,
         frozen: bool,
     ) -> candle_core::Result<Tensor> {
@@ -302,7 +370,7 @@ impl DiscriminatorNet {
         let spectrum = self
             .spectrum
             .is_some()
-            .then(|| self.spectrum_features(x))
+            .then(|| self.spectrum_features(x, reference))
             .transpose()?;
         let mut x = match cond {
             Some(c) => {
@@ -329,7 +397,11 @@ impl DiscriminatorNet {
             Some(s) => Tensor::cat(&[&x.flatten_from(1)?, &s], 1)?,
             None => x.flatten_from(1)?,
         };
-        self.lin.forward(&features)?.squeeze(1)
+        let logit = self.lin.forward(&features)?.squeeze(1)?;
+        match (&self.projection, cond) {
+            (Some(p), Some(c)) => logit + (p.forward(c)? * &features)?.sum(1)?,
+            _ => Ok(logit),
+        }
     }
 }
 

@@ -33,8 +33,8 @@ use simemu_nn::{assign, bce_with_logits, ce, reinit_normal, Adam, Ema};
 use crate::config::PinMean;
 use crate::spectrum::{GeneratorLossTerm, SpectrumMatcher};
 use crate::summary::{SummaryMatcher, Thresholds};
-use crate::transform::Transform;
-use crate::{Condition, Dcgan, DcganConfig, Meta, Nets};
+use crate::transform::{ConditionalRange, Polynomial, Transform};
+use crate::{Condition, Dcgan, DcganConfig, Meta, Nets, PerPoint};
 
 /// What `state.json` of a checkpoint holds.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -65,8 +65,12 @@ const REFERENCE_BATCH: usize = 256;
 struct TrainingData<'a> {
     ds: &'a Dataset,
     field: usize,
-    transform: Transform,
+    /// Each sample's transform (one for all, unless `per_point`).
+    transforms: Vec<Transform>,
     conditions: Vec<Condition>,
+    /// The training samples grouped by their conditions (one group for
+    /// unconditional data), in order of first appearance.
+    points: Vec<DesignPoint>,
     /// Whole transformed field when it fits comfortably in memory.
     cache: Option<Vec<f32>>,
     per: usize,
@@ -109,7 +113,7 @@ impl TrainingData<'_> {
                 None => {
                     let v = self.ds.read_field_range(self.field, i, 1)?.to_f64();
                     v.iter()
-                        .map(|&y| self.transform.forward(y) as f32)
+                        .map(|&y| self.transforms[i].forward(y) as f32)
                         .collect::<Vec<_>>()
                         .into()
                 }
@@ -126,6 +130,34 @@ impl TrainingData<'_> {
         }
         Ok((x, c))
     }
+}
+
+/// One parameter point of the training design.
+#[derive(Clone, Debug)]
+struct DesignPoint {
+    /// Its scaled conditions.
+    scaled: Vec<f64>,
+    /// Its training samples.
+    samples: Vec<usize>,
+}
+
+/// The training samples `0..n_train` grouped by their conditions.
+fn design_points(ds: &Dataset, conditions: &[Condition], n_train: usize) -> Vec<DesignPoint> {
+    let mut points: Vec<DesignPoint> = Vec::new();
+    let mut index: HashMap<Vec<u64>, usize> = HashMap::new();
+    for i in 0..n_train {
+        let p = ds.params_of(i);
+        let key: Vec<u64> = conditions.iter().map(|c| p[c.column].to_bits()).collect();
+        let k = *index.entry(key).or_insert_with(|| {
+            points.push(DesignPoint {
+                scaled: conditions.iter().map(|c| c.scale(p[c.column])).collect(),
+                samples: Vec::new(),
+            });
+            points.len() - 1
+        });
+        points[k].samples.push(i);
+    }
+    points
 }
 
 /// The conditions: configured names, or the parameters that vary in the data.
@@ -154,14 +186,36 @@ fn conditions(config: &DcganConfig, ds: &Dataset) -> Result<Vec<Condition>> {
                     ))
                 })?;
             let (lo, hi) = ranges[n];
+            let bounds = config.condition_bounds.get(n).copied();
+            if let Some((b_lo, b_hi)) = bounds {
+                if !(b_lo <= lo && hi <= b_hi) {
+                    return Err(Error::Option(format!(
+                        "dcgan: condition_bounds {n} = [{b_lo}, {b_hi}] does not contain the training values' span [{lo}, {hi}]"
+                    )));
+                }
+            }
             Ok(Condition {
                 name: n.clone(),
                 column,
                 lo,
                 hi,
+                bounds,
             })
         })
-        .collect()
+        .collect::<Result<Vec<Condition>>>()
+        .and_then(|conditions| {
+            match config
+                .condition_bounds
+                .keys()
+                .find(|k| !conditions.iter().any(|c| &c.name == *k))
+            {
+                Some(k) => Err(Error::Option(format!(
+                    "dcgan: condition_bounds names '{k}', which is not a condition ({:?})",
+                    names
+                ))),
+                None => Ok(conditions),
+            }
+        })
 }
 
 fn prepare_data<'a>(config: &DcganConfig, ds: &'a Dataset) -> Result<(TrainingData<'a>, Meta)> {
@@ -216,24 +270,65 @@ fn prepare_data<'a>(config: &DcganConfig, ds: &'a Dataset) -> Result<(TrainingDa
     sub.push(hi);
     sub.sort_by(|a, b| a.total_cmp(b));
     let transform = Transform::fit(&config.transform, &sub)?;
+    let conds = conditions(config, ds)?;
+    let points = design_points(ds, &conds, n_train);
+    let per_point = (config.per_point && !conds.is_empty())
+        .then(|| fit_range(ds, &transform, &points, &raw))
+        .transpose()?;
+    let transforms: Vec<Transform> = (0..ds.len())
+        .map(|i| match &per_point {
+            Some(range) => {
+                let p = ds.params_of(i);
+                let scaled: Vec<f64> = conds.iter().map(|c| c.scale(p[c.column])).collect();
+                range.at(&transform, &scaled)
+            }
+            None => transform.clone(),
+        })
+        .collect();
     let cache = in_memory.then(|| {
-        raw.iter()
-            .map(|&x| transform.forward(x as f64) as f32)
+        raw.chunks(per)
+            .zip(&transforms)
+            .flat_map(|(map, t)| map.iter().map(|&x| t.forward(x as f64) as f32))
             .collect()
     });
-    let conds = conditions(config, ds)?;
     let data = TrainingData {
         ds,
         field: 0,
-        transform: transform.clone(),
+        transforms,
         conditions: conds.clone(),
+        points,
         cache,
         per,
     };
-    let pinned_mean = match config.pin_mean {
-        PinMean::Off => None,
-        PinMean::On => Some(map_means(&data, n_train)?.within_tolerance()?),
-        PinMean::Auto => map_means(&data, n_train)?.within_tolerance().ok(),
+    let (pinned_mean, per_point) = match per_point {
+        None => {
+            let pinned = match config.pin_mean {
+                PinMean::Off => None,
+                PinMean::On => {
+                    Some(map_means(&data, &(0..n_train).collect::<Vec<_>>())?.within_tolerance()?)
+                }
+                PinMean::Auto => map_means(&data, &(0..n_train).collect::<Vec<_>>())?
+                    .within_tolerance()
+                    .ok(),
+            };
+            (pinned, None)
+        }
+        Some(range) => {
+            let scaled: Vec<Vec<f64>> = data.points.iter().map(|p| p.scaled.clone()).collect();
+            let pinned = match config.pin_mean {
+                PinMean::Off => None,
+                PinMean::On => Some(pinned_mean_fit(&data, &scaled)?),
+                PinMean::Auto => pinned_mean_fit(&data, &scaled).ok(),
+            };
+            (
+                None,
+                Some(PerPoint {
+                    range,
+                    pinned_mean: pinned,
+                    points: scaled,
+                }),
+            )
+        }
     };
     let meta = Meta {
         field: spec,
@@ -241,8 +336,74 @@ fn prepare_data<'a>(config: &DcganConfig, ds: &'a Dataset) -> Result<(TrainingDa
         conditions: conds,
         training_samples: n_train,
         pinned_mean,
+        per_point,
     };
     Ok((data, meta))
+}
+
+/// `per_point`: the transform's range over the design (see [`ConditionalRange`]),
+/// from every point's training maps (`raw`: all samples' values, when they fit in
+/// memory; read from the dataset otherwise).
+fn fit_range(
+    ds: &Dataset,
+    transform: &Transform,
+    points: &[DesignPoint],
+    raw: &[f32],
+) -> Result<ConditionalRange> {
+    if transform.with_affine(0.0, 1.0).is_none() {
+        return Err(Error::Option(
+            "dcgan: per_point fits the transform's affine range per point; use transform = {kind = \"log\"} or {kind = \"affine\"}, or per_point = false".into(),
+        ));
+    }
+    let per = ds.fields()[0].shape.iter().product::<usize>();
+    let values = |i: usize| -> Result<Vec<f64>> {
+        let v: Vec<f64> = if raw.len() >= (i + 1) * per {
+            raw[i * per..(i + 1) * per]
+                .iter()
+                .map(|&x| x as f64)
+                .collect()
+        } else {
+            ds.read_field_range(0, i, 1)?.to_f64()
+        };
+        Ok(v.into_iter().map(|x| transform.pre_affine(x)).collect())
+    };
+    let mut moments = Vec::with_capacity(points.len());
+    for p in points {
+        let (mut s, mut s2, mut n) = (0.0f64, 0.0f64, 0usize);
+        for &i in &p.samples {
+            for u in values(i)? {
+                s += u;
+                s2 += u * u;
+                n += 1;
+            }
+        }
+        let mean = s / n as f64;
+        moments.push((mean, (s2 / n as f64 - mean * mean).max(0.0).sqrt()));
+    }
+    let scaled: Vec<Vec<f64>> = points.iter().map(|p| p.scaled.clone()).collect();
+    ConditionalRange::fit(&scaled, &moments, |at| {
+        let mut w = 0.0f64;
+        for (k, p) in points.iter().enumerate() {
+            let (m, sd) = at(k);
+            for &i in &p.samples {
+                w = values(i)?.iter().fold(w, |w, u| w.max((u - m).abs() / sd));
+            }
+        }
+        Ok(w)
+    })
+}
+
+/// `per_point`'s pinned mean: every point's maps must have means that do not
+/// scatter ([`MapMeans::within_tolerance`]); a polynomial over the points carries
+/// their mean to any condition.
+fn pinned_mean_fit(data: &TrainingData, scaled: &[Vec<f64>]) -> Result<Polynomial> {
+    let means = data
+        .points
+        .iter()
+        .map(|p| map_means(data, &p.samples)?.within_tolerance())
+        .collect::<Result<Vec<f64>>>()?;
+    let degree = Polynomial::degree_for(scaled[0].len(), scaled.len());
+    Polynomial::fit(scaled, &means, degree)
 }
 
 /// How far the training maps' own means (in the network's range) may scatter,
@@ -279,12 +440,12 @@ impl MapMeans {
     }
 }
 
-fn map_means(data: &TrainingData, n_train: usize) -> Result<MapMeans> {
+fn map_means(data: &TrainingData, samples: &[usize]) -> Result<MapMeans> {
+    let n_train = samples.len();
     let mut means = Vec::with_capacity(n_train);
     let (mut sum, mut sum_sq) = (0.0f64, 0.0f64);
-    for start in (0..n_train).step_by(256) {
-        let idx: Vec<usize> = (start..n_train.min(start + 256)).collect();
-        let (x, _) = data.batch(&idx, None)?;
+    for idx in samples.chunks(256) {
+        let (x, _) = data.batch(idx, None)?;
         for map in x.chunks(data.per) {
             let (s, s2) = map.iter().fold((0.0f64, 0.0f64), |(s, s2), &v| {
                 (s + v as f64, s2 + v as f64 * v as f64)
@@ -407,7 +568,7 @@ pub enum StepOutcome {
 pub fn gan_step(
     nets: &Nets,
     (opt_d, opt_g): (&mut Adam, &mut Adam),
-    (real, z, cond): (&Tensor, &Tensor, Option<&Tensor>),
+    (real, z, cond, reference): (&Tensor, &Tensor, Option<&Tensor>, usize),
     (target_real, target_fake): (f32, f32),
     max_loss: f64,
     extra_g_terms: &[Box<dyn GeneratorLossTerm>],
@@ -415,8 +576,10 @@ pub fn gan_step(
     let bad = |l: f64| !l.is_finite() || l.abs() > max_loss;
     let mut run = || -> candle_core::Result<StepOutcome> {
         let fake = nets.g.forward(z, true)?;
-        let d_real = nets.d.forward(real, cond, true, false)?;
-        let d_fake = nets.d.forward(&fake.detach(), cond, true, false)?;
+        let d_real = nets.d.forward(real, (cond, reference), true, false)?;
+        let d_fake = nets
+            .d
+            .forward(&fake.detach(), (cond, reference), true, false)?;
         let loss_d =
             (bce_with_logits(&d_real, target_real)? + bce_with_logits(&d_fake, target_fake)?)?;
         let ld = loss_d.to_scalar::<f32>()? as f64;
@@ -431,7 +594,8 @@ pub fn gan_step(
         };
         let (p_real, p_fake) = (mean_p(&d_real)?, mean_p(&d_fake)?);
         opt_d.backward_step(&loss_d)?;
-        let mut loss_g = bce_with_logits(&nets.d.forward(&fake, cond, true, true)?, 1.0)?;
+        let mut loss_g =
+            bce_with_logits(&nets.d.forward(&fake, (cond, reference), true, true)?, 1.0)?;
         for term in extra_g_terms {
             loss_g = (loss_g + term.loss(&fake, real)?)?;
         }
@@ -453,26 +617,63 @@ pub fn gan_step(
     run().map_err(ce("training step"))
 }
 
-/// The summary-matching terms of G's loss the config turns on, with targets from
-/// (at most `matching_maps` of) the training maps; conditional models match each batch to the
-/// real batch drawn beside it instead.
+/// The matching terms of G's loss the config turns on, one set per design point
+/// with `per_point` (targets from that point's maps, at most `matching_maps` of
+/// them), else one set: targets from (at most `matching_maps` of) the training
+/// maps, or, for conditional models without `per_point`, each batch matched to
+/// the real batch drawn beside it.
 fn matching_terms(
+    config: &DcganConfig,
+    data: &TrainingData,
+    n_train: usize,
+    per_point: bool,
+    device: &candle_core::Device,
+) -> Result<Vec<Vec<Box<dyn GeneratorLossTerm>>>> {
+    let ds = data.ds;
+    if !per_point {
+        let conditional = !data.conditions.is_empty();
+        let samples: Vec<usize> = (0..config.matching_count(n_train)).collect();
+        return Ok(vec![point_terms(
+            config,
+            &data.transforms[0],
+            ds,
+            &samples,
+            conditional,
+            device,
+        )?]);
+    }
+    data.points
+        .iter()
+        .map(|p| {
+            let count = config.matching_count(p.samples.len());
+            let t = &data.transforms[p.samples[0]];
+            point_terms(config, t, ds, &p.samples[..count], false, device)
+        })
+        .collect()
+}
+
+/// The matching terms with targets from `samples` (physical values; `transform`
+/// maps G's output to them), or matched to the real batch (`per_batch`).
+fn point_terms(
     config: &DcganConfig,
     transform: &Transform,
     ds: &Dataset,
-    n_train: usize,
-    conditional: bool,
+    samples: &[usize],
+    per_batch: bool,
     device: &candle_core::Device,
 ) -> Result<Vec<Box<dyn GeneratorLossTerm>>> {
     if config.spectrum_loss == 0.0 && config.summary_loss == 0.0 {
         return Ok(Vec::new());
     }
-    let maps: Vec<f32> = ds
-        .read_field_range(0, 0, config.matching_count(n_train))?
-        .to_f64()
-        .iter()
-        .map(|&v| v as f32)
-        .collect();
+    let mut maps: Vec<f32> = Vec::with_capacity(samples.len() * config.size * config.size);
+    for run in contiguous_runs(samples) {
+        maps.extend(
+            ds.read_field_range(0, run.start, run.len())?
+                .to_f64()
+                .iter()
+                .map(|&v| v as f32),
+        );
+    }
     let refs: Vec<&[f32]> = maps.chunks(config.size * config.size).collect();
     let mut terms: Vec<Box<dyn GeneratorLossTerm>> = Vec::new();
     if config.spectrum_loss > 0.0 {
@@ -484,7 +685,7 @@ fn matching_terms(
             config.spectrum_loss,
             device,
         )?;
-        terms.push(Box::new(if conditional { m.per_batch() } else { m }));
+        terms.push(Box::new(if per_batch { m.per_batch() } else { m }));
     }
     if config.summary_loss > 0.0 {
         let m = SummaryMatcher::new(
@@ -500,9 +701,21 @@ fn matching_terms(
             config.summary_loss,
             device,
         )?;
-        terms.push(Box::new(if conditional { m.per_batch() } else { m }));
+        terms.push(Box::new(if per_batch { m.per_batch() } else { m }));
     }
     Ok(terms)
+}
+
+/// Ascending sample indices as runs of consecutive ones.
+fn contiguous_runs(samples: &[usize]) -> Vec<std::ops::Range<usize>> {
+    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+    for &i in samples {
+        match runs.last_mut() {
+            Some(r) if r.end == i => r.end += 1,
+            _ => runs.push(i..i + 1),
+        }
+    }
+    runs
 }
 
 fn nets_g_vars(gan: &Dcgan) -> candle_nn::VarMap {
@@ -647,20 +860,30 @@ pub fn train(
     let n_cond = meta.conditions.len();
     let (mut nets, opt_g, opt_d) = initialise(&config, n_cond, &gan.device, options.seed)?;
     nets.g.pin_mean(meta.pinned_mean);
+    let per_point = meta.per_point.is_some();
     if config.d_spectrum {
-        // From the data alone, so a resumed run standardises exactly as it began.
-        let count = config.matching_count(n_train);
+        // From the data alone, so a resumed run standardises exactly as it began:
+        // one reference set of all training maps, or one per design point.
+        let sets: Vec<Vec<usize>> = if per_point {
+            data.points
+                .iter()
+                .map(|p| p.samples[..config.matching_count(p.samples.len())].to_vec())
+                .collect()
+        } else {
+            vec![(0..config.matching_count(n_train)).collect()]
+        };
         let n = config.size;
-        let batches = (0..count).step_by(REFERENCE_BATCH).map(|start| {
-            let idx: Vec<usize> = (start..count.min(start + REFERENCE_BATCH)).collect();
-            let (x, _) = data
-                .batch(&idx, None)
-                .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-            Tensor::from_vec(x, (idx.len(), 1, n, n), &gan.device)
-        });
-        nets.d
-            .standardise_spectrum(batches)
-            .map_err(ce("standardising D's spectrum features"))?;
+        for set in &sets {
+            let batches = set.chunks(REFERENCE_BATCH).map(|idx| {
+                let (x, _) = data
+                    .batch(idx, None)
+                    .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+                Tensor::from_vec(x, (idx.len(), 1, n, n), &gan.device)
+            });
+            nets.d
+                .standardise_spectrum(batches)
+                .map_err(ce("standardising D's spectrum features"))?;
+        }
     }
     gan.trained = Some((nets, meta.clone()));
     let ema = (config.ema > 0.0)
@@ -718,14 +941,7 @@ pub fn train(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let extra_g_terms = matching_terms(
-        &config,
-        &meta.transform,
-        ds,
-        n_train,
-        n_cond > 0,
-        &tr.gan.device,
-    )?;
+    let extra_g_terms = matching_terms(&config, &data, n_train, per_point, &tr.gan.device)?;
     let train_seed = derive_seed(options.seed, "dcgan-steps");
     let g_named = named_vars(&nets_g_vars(tr.gan));
     let (h, w) = (config.size, config.size);
@@ -747,7 +963,20 @@ pub fn train(
             train_seed ^ rollbacks.wrapping_mul(0x9e37_79b9_7f4a_7c15),
             s,
         ));
-        let idx: Vec<usize> = (0..b).map(|_| rng.random_range(0..n_train)).collect();
+        // `per_point`: a batch of one design point, drawn uniformly among them.
+        let point = if per_point {
+            rng.random_range(0..data.points.len())
+        } else {
+            0
+        };
+        let idx: Vec<usize> = if per_point {
+            let samples = &data.points[point].samples;
+            (0..b)
+                .map(|_| samples[rng.random_range(0..samples.len())])
+                .collect()
+        } else {
+            (0..b).map(|_| rng.random_range(0..n_train)).collect()
+        };
         let symmetries: Option<Vec<(usize, usize, u8)>> = config.augment.then(|| {
             (0..b)
                 .map(|_| {
@@ -781,14 +1010,18 @@ pub fn train(
         tr.opt_d.lr = config.lr_d * lr_factor;
         let flip = rng.random::<f64>() < config.label_flip;
         let (t_real, t_fake) = if flip { (0.0, 1.0) } else { (1.0, 0.0) };
-        let (nets, _) = tr.gan.trained.as_ref().expect("built");
+        let (nets, meta) = tr.gan.trained.as_ref().expect("built");
+        if per_point {
+            nets.g
+                .pin_mean(meta.pinned_mean_at(&data.points[point].scaled));
+        }
         let outcome = gan_step(
             nets,
             (&mut tr.opt_d, &mut tr.opt_g),
-            (&real, &z, cond.as_ref()),
+            (&real, &z, cond.as_ref(), point),
             (t_real, t_fake),
             config.max_loss,
-            &extra_g_terms,
+            &extra_g_terms[point],
         )?;
         let (ld, lg, pr, pf) = match outcome {
             StepOutcome::Updated {
@@ -935,7 +1168,7 @@ pub fn load(path: &Path, config: DcganConfig) -> Result<Dcgan> {
         config
     };
     let mut gan = Dcgan::new(config);
-    let mut nets = Nets::new(&gan.config, state.meta.conditions.len(), &gan.device)?;
+    let nets = Nets::new(&gan.config, state.meta.conditions.len(), &gan.device)?;
     nets.g.pin_mean(state.meta.pinned_mean);
     load_networks(&dir, &nets.networks())?;
     // Generation uses the moving average of G's weights.

@@ -91,6 +91,10 @@ fn gradients_reach_every_layer() {
         gradients_reach_every_layer_of(config(serde_json::json!({ "upsample": upsample })));
     }
     gradients_reach_every_layer_of(config(serde_json::json!({ "d_spectrum": true })));
+    // Conditioned BatchNorms in G and the projection in D learn too.
+    gradients_reach_every_layer_of(config(
+        serde_json::json!({ "d_spectrum": true, "per_point": true }),
+    ));
 }
 
 fn gradients_reach_every_layer_of(c: DcganConfig) {
@@ -109,7 +113,10 @@ fn gradients_reach_every_layer_of(c: DcganConfig) {
             .unwrap();
     }
     let loss = bce_with_logits(
-        &nets.d.forward(&fake, Some(&cond), true, false).unwrap(),
+        &nets
+            .d
+            .forward(&fake, (Some(&cond), 0), true, false)
+            .unwrap(),
         1.0,
     )
     .unwrap();
@@ -130,7 +137,7 @@ fn gradients_reach_every_layer_of(c: DcganConfig) {
     // G's update through a frozen D: every G layer still learns, D's convolution
     // weights get no gradient computed at all.
     let loss = bce_with_logits(
-        &nets.d.forward(&fake, Some(&cond), true, true).unwrap(),
+        &nets.d.forward(&fake, (Some(&cond), 0), true, true).unwrap(),
         1.0,
     )
     .unwrap();
@@ -174,7 +181,7 @@ fn d_spectrum_features_are_standardised_and_follow_the_power() {
     let maps = noise_maps(64, 16, 3);
     let err = nets
         .d
-        .forward(&maps, None, true, false)
+        .forward(&maps, (None, 0), true, false)
         .unwrap_err()
         .to_string();
     assert!(err.contains("standardise"), "{err}");
@@ -182,10 +189,15 @@ fn d_spectrum_features_are_standardised_and_follow_the_power() {
     nets.d
         .standardise_spectrum([maps.narrow(0, 0, 40), maps.narrow(0, 40, 24)])
         .unwrap();
-    let features: Vec<Vec<f32>> = nets.d.spectrum_features(&maps).unwrap().to_vec2().unwrap();
+    let features: Vec<Vec<f32>> = nets
+        .d
+        .spectrum_features(&maps, 0)
+        .unwrap()
+        .to_vec2()
+        .unwrap();
     let doubled: Vec<Vec<f32>> = nets
         .d
-        .spectrum_features(&(&maps * 2.0).unwrap())
+        .spectrum_features(&(&maps * 2.0).unwrap(), 0)
         .unwrap()
         .to_vec2()
         .unwrap();
@@ -222,7 +234,7 @@ fn d_spectrum_features_are_standardised_and_follow_the_power() {
             .unwrap()
     );
     let plain = Nets::new(&config(serde_json::json!({})), 0, &candle_core::Device::Cpu).unwrap();
-    assert!(plain.d.spectrum_features(&maps).is_err());
+    assert!(plain.d.spectrum_features(&maps, 0).is_err());
     assert_eq!(
         D_LIN_INPUTS_WITHOUT,
         plain.d_vars.data().lock().unwrap()["d.lin.weight"]
@@ -484,7 +496,8 @@ fn pinned_mean_holds_for_every_map_and_needs_data_whose_means_do_not_scatter() {
 /// `models/convergence-64`, option for option, but for the preset's name and two
 /// options written in their general form: all the training maps (the model's
 /// 7,872 are fewer than the 8,000 its config named), and its mean pinned where the
-/// data allows (the model's is pinned).
+/// data allows (the model's is pinned); and `per_point`, which the preset gained
+/// for conditional data and which does nothing on the model's unconditional data.
 #[test]
 fn the_default_preset_is_the_shipped_models_recipe() {
     let model = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/convergence-64");
@@ -509,6 +522,8 @@ fn the_default_preset_is_the_shipped_models_recipe() {
     shipped.insert("matching_maps".into(), "all".into());
     shipped.insert("pin_mean".into(), "auto".into());
     shipped.insert("preset".into(), "fidelity".into());
+    assert_eq!(shipped["per_point"], false);
+    shipped.insert("per_point".into(), true.into());
     let defaults = DcganConfig::from_options(&serde_json::json!({
         "checkpoint_every": 250, "keep_last": 30, "eval_count": 256
     }))
@@ -613,4 +628,67 @@ fn generated_samples_do_not_depend_on_batch_or_threads() {
             "batch {batch}, {threads} threads"
         );
     }
+}
+
+/// `per_point` on data at six design points: the transform's range and the
+/// pinned mean are fitted over the points, training resumes bit-identically,
+/// generation at a condition between the points is the same whichever
+/// conditions were generated at before and after loading, and a condition
+/// outside the trained box is refused with the box named.
+#[test]
+fn per_point_training_fits_the_range_over_the_design_and_generates_between_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let amplitudes = [0.5, 1.0, 1.5, 2.0, 2.5, 3.0];
+    let ds = dataset_centred(&dir.path().join("data"), 48, &amplitudes, true);
+    let c = config(serde_json::json!({
+        "per_point": true, "transform": {"kind": "log"}, "spectrum_loss": 1.0,
+        "d_spectrum": true, "pin_mean": "auto"
+    }));
+    let (gan, run) = train_straight_and_resumed(&ds, &c, dir.path());
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("checkpoints/step-00000010/state.json")).unwrap(),
+    )
+    .unwrap();
+    let per_point = &state["meta"]["per_point"];
+    assert_eq!(per_point["points"].as_array().unwrap().len(), 6);
+    // Six points: a quadratic (three coefficients), two points per coefficient.
+    assert_eq!(per_point["range"]["log_std"]["degree"], 2);
+    // The centred maps' means do not scatter: pinned, by a fit over the points.
+    assert!(per_point["pinned_mean"].is_object(), "{per_point}");
+    let bytes = |g: &Dcgan, a: f64, seeds: &[u64]| -> Vec<Vec<f64>> {
+        g.generate(&[a], seeds)
+            .unwrap()
+            .iter()
+            .map(|s| s.fields[0].data.to_f64())
+            .collect()
+    };
+    let first = bytes(&gan, 1.25, &[1, 2, 3]);
+    let other = bytes(&gan, 2.75, &[1, 2, 3]);
+    assert_ne!(first, other, "the condition changes the maps");
+    assert_eq!(bytes(&gan, 1.25, &[3]), first[2..].to_vec());
+    let saved: DcganConfig = serde_json::from_value(gan.config()).unwrap();
+    let loaded = simemu_dcgan::train::load(&run, saved).unwrap();
+    assert_eq!(bytes(&loaded, 2.75, &[1, 2, 3]), other);
+    assert_eq!(bytes(&loaded, 1.25, &[1, 2, 3]), first);
+    // The maps' spread follows the condition, as the data's does.
+    let spread = |maps: &[Vec<f64>]| -> f64 {
+        maps.iter()
+            .map(|m| {
+                let mean = m.iter().sum::<f64>() / m.len() as f64;
+                (m.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / m.len() as f64).sqrt()
+            })
+            .sum::<f64>()
+            / maps.len() as f64
+    };
+    assert!(
+        spread(&other) > 1.5 * spread(&first),
+        "{} vs {}",
+        spread(&other),
+        spread(&first)
+    );
+    let err = gan.generate(&[3.5], &[1]).unwrap_err().to_string();
+    assert!(
+        err.contains("outside the box") && err.contains("a ∈ [0.5, 3]"),
+        "{err}"
+    );
 }
