@@ -828,6 +828,17 @@ count = 4
         "{err}"
     );
     assert!(!d.join("r/data").exists());
+    // A number of design points is the size of a Latin hypercube: without its
+    // ranges it is refused.
+    let config = std::fs::read_to_string(d.join("grid.toml"))
+        .unwrap()
+        .replace("grid = { omega_m = [0.2, 0.4, 3] }", "points = 3");
+    std::fs::write(d.join("points.toml"), config).unwrap();
+    let err = fails(d, &["run", "points.toml", "--out", "r"], 2);
+    assert!(
+        err.contains("simulator.points") && err.contains("simulator.uniform"),
+        "{err}"
+    );
 }
 
 /// `generate` says which checkpoint a run directory gave it, and refuses a

@@ -695,36 +695,21 @@ pub fn response_plot(
             .iter()
             .filter_map(|&(x, _, c, _)| Some((x, c?)))
             .collect();
-        chart
-            .draw_series(LineSeries::new(
-                reference.clone(),
-                REF_COLOR.stroke_width(2),
-            ))
-            .map_err(pe)?
-            .label("simulator")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], REF_COLOR.stroke_width(2)));
-        chart
-            .draw_series(
-                reference
-                    .iter()
-                    .map(|&p| Circle::new(p, 3, REF_COLOR.filled())),
-            )
-            .map_err(pe)?;
-        chart
-            .draw_series(LineSeries::new(
-                candidate.clone(),
-                CAND_COLOR.stroke_width(2),
-            ))
-            .map_err(pe)?
-            .label("emulator")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], CAND_COLOR.stroke_width(2)));
-        chart
-            .draw_series(
-                candidate
-                    .iter()
-                    .map(|&p| Circle::new(p, 3, CAND_COLOR.filled())),
-            )
-            .map_err(pe)?;
+        for (points, color, label) in [
+            (reference, REF_COLOR, "simulator"),
+            (candidate, CAND_COLOR, "emulator"),
+        ] {
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                .map_err(pe)?
+                .label(label)
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .map_err(pe)?;
+        }
         chart
             .configure_series_labels()
             .background_style(WHITE.mix(0.8))

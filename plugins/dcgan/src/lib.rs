@@ -213,13 +213,13 @@ impl Dcgan {
             *self.calibrated_at.lock().expect("not poisoned") = None;
             return Ok(());
         }
-        self.recalibrate_with(|_| None)
+        self.recalibrate_at(None)
     }
 
     /// Recalibration from the fixed latent draws, every row at the scaled
-    /// conditions `at` gives (for row k of a batch), or at conditions drawn
-    /// uniformly over the trained range where it gives `None`.
-    fn recalibrate_with(&self, at: impl Fn(usize) -> Option<Vec<f64>>) -> Result<()> {
+    /// conditions `at`, or at conditions drawn uniformly over the trained range
+    /// (`None`).
+    fn recalibrate_at(&self, at: Option<&[f64]>) -> Result<()> {
         use rand::Rng;
         let (nets, meta) = self.ready()?;
         let mut rng = simemu_core::seed::rng(simemu_core::seed::derive_seed(
@@ -231,13 +231,13 @@ impl Dcgan {
             .map(|_| {
                 let seeds: Vec<u64> = (0..b).map(|_| rng.random()).collect();
                 let conds: Vec<Vec<f64>> = (0..b)
-                    .map(|k| {
+                    .map(|_| {
                         let drawn: Vec<f64> = meta
                             .conditions
                             .iter()
                             .map(|_| rng.random_range(-1.0..=1.0))
                             .collect();
-                        at(k).unwrap_or(drawn)
+                        at.map_or(drawn, <[f64]>::to_vec)
                     })
                     .collect();
                 self.latents_rows(&seeds, &conds)
@@ -268,7 +268,7 @@ impl Dcgan {
             let c = &conds[first];
             let rows: Vec<usize> = (first..seeds.len()).filter(|&i| &conds[i] == c).collect();
             if calibrated.as_ref() != Some(c) {
-                self.recalibrate_with(|_| Some(c.clone()))?;
+                self.recalibrate_at(Some(c))?;
                 *calibrated = Some(c.clone());
             }
             nets.g.pin_mean(meta.pinned_mean_at(c));
