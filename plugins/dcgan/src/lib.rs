@@ -60,6 +60,15 @@ impl Condition {
         self.bounds.unwrap_or((self.lo, self.hi))
     }
 
+    /// Each condition of a sample's parameters `params` (in the dataset's
+    /// columns), scaled.
+    pub fn scale_all(conditions: &[Condition], params: &[f64]) -> Vec<f64> {
+        conditions
+            .iter()
+            .map(|c| c.scale(params[c.column]))
+            .collect()
+    }
+
     pub fn scale(&self, v: f64) -> f64 {
         if self.hi > self.lo {
             2.0 * (v - self.lo) / (self.hi - self.lo) - 1.0

@@ -33,7 +33,7 @@ use simemu_nn::{assign, bce_with_logits, ce, reinit_normal, Adam, Ema};
 use crate::config::PinMean;
 use crate::spectrum::{GeneratorLossTerm, SpectrumMatcher};
 use crate::summary::{SummaryMatcher, Thresholds};
-use crate::transform::{ConditionalRange, Polynomial, Transform};
+use crate::transform::{ConditionalRange, PointMoments, Polynomial, Transform};
 use crate::{Condition, Dcgan, DcganConfig, Meta, Nets, PerPoint};
 
 /// What `state.json` of a checkpoint holds.
@@ -150,7 +150,7 @@ fn design_points(ds: &Dataset, conditions: &[Condition], n_train: usize) -> Vec<
         let key: Vec<u64> = conditions.iter().map(|c| p[c.column].to_bits()).collect();
         let k = *index.entry(key).or_insert_with(|| {
             points.push(DesignPoint {
-                scaled: conditions.iter().map(|c| c.scale(p[c.column])).collect(),
+                scaled: Condition::scale_all(conditions, p),
                 samples: Vec::new(),
             });
             points.len() - 1
@@ -277,11 +277,7 @@ fn prepare_data<'a>(config: &DcganConfig, ds: &'a Dataset) -> Result<(TrainingDa
         .transpose()?;
     let transforms: Vec<Transform> = (0..ds.len())
         .map(|i| match &per_point {
-            Some(range) => {
-                let p = ds.params_of(i);
-                let scaled: Vec<f64> = conds.iter().map(|c| c.scale(p[c.column])).collect();
-                range.at(&transform, &scaled)
-            }
+            Some(range) => range.at(&transform, &Condition::scale_all(&conds, ds.params_of(i))),
             None => transform.clone(),
         })
         .collect();
@@ -370,27 +366,26 @@ fn fit_range(
     let mut moments = Vec::with_capacity(points.len());
     for p in points {
         let (mut s, mut s2, mut n) = (0.0f64, 0.0f64, 0usize);
+        let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
         for &i in &p.samples {
             for u in values(i)? {
                 s += u;
                 s2 += u * u;
                 n += 1;
+                min = min.min(u);
+                max = max.max(u);
             }
         }
         let mean = s / n as f64;
-        moments.push((mean, (s2 / n as f64 - mean * mean).max(0.0).sqrt()));
+        moments.push(PointMoments {
+            mean,
+            std: (s2 / n as f64 - mean * mean).max(0.0).sqrt(),
+            min,
+            max,
+        });
     }
     let scaled: Vec<Vec<f64>> = points.iter().map(|p| p.scaled.clone()).collect();
-    ConditionalRange::fit(&scaled, &moments, |at| {
-        let mut w = 0.0f64;
-        for (k, p) in points.iter().enumerate() {
-            let (m, sd) = at(k);
-            for &i in &p.samples {
-                w = values(i)?.iter().fold(w, |w, u| w.max((u - m).abs() / sd));
-            }
-        }
-        Ok(w)
-    })
+    ConditionalRange::fit(&scaled, &moments)
 }
 
 /// `per_point`'s pinned mean: every point's maps must have means that do not
@@ -794,11 +789,10 @@ impl Scorer {
         let meta = &gan.trained.as_ref().expect("built").1;
         let cond_rows = (0..count)
             .map(|i| {
-                let p = ds.params_of(holdout.start + i % holdout.len());
-                meta.conditions
-                    .iter()
-                    .map(|c| c.scale(p[c.column]))
-                    .collect()
+                Condition::scale_all(
+                    &meta.conditions,
+                    ds.params_of(holdout.start + i % holdout.len()),
+                )
             })
             .collect();
         Ok(Some(Scorer {

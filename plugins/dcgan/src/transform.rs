@@ -291,31 +291,39 @@ impl Transform {
     }
 }
 
+/// One design point's pre-affine values: their mean, standard deviation and
+/// extremes.
+#[derive(Clone, Copy, Debug)]
+pub struct PointMoments {
+    pub mean: f64,
+    pub std: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
 impl ConditionalRange {
-    /// Fits the range to per-point moments of the pre-affine values: `points`
-    /// (scaled conditions), each point's mean and standard deviation, and the
-    /// largest |u − m(c)| / s(c) over its values (what k must keep within 0.9).
-    pub fn fit(
-        points: &[Vec<f64>],
-        moments: &[(f64, f64)],
-        extremes: impl FnOnce(&dyn Fn(usize) -> (f64, f64)) -> Result<f64>,
-    ) -> Result<ConditionalRange> {
+    /// Fits the range to per-point moments of the pre-affine values at `points`
+    /// (scaled conditions); k keeps every point's extremes, |u − m(c)| / s(c),
+    /// within 0.9.
+    pub fn fit(points: &[Vec<f64>], moments: &[PointMoments]) -> Result<ConditionalRange> {
         let degree = Polynomial::degree_for(points.first().map_or(0, Vec::len), points.len());
         if let Some(p) = moments
             .iter()
-            .position(|&(m, s)| !(m.is_finite() && s > 0.0))
+            .position(|m| !(m.mean.is_finite() && m.std > 0.0))
         {
             return Err(Error::Data(format!(
                 "dcgan: design point {p} has no spread in the transformed values (σ = {})",
-                moments[p].1
+                moments[p].std
             )));
         }
-        let means: Vec<f64> = moments.iter().map(|m| m.0).collect();
-        let log_stds: Vec<f64> = moments.iter().map(|m| m.1.ln()).collect();
+        let means: Vec<f64> = moments.iter().map(|m| m.mean).collect();
+        let log_stds: Vec<f64> = moments.iter().map(|m| m.std.ln()).collect();
         let mean = Polynomial::fit(points, &means, degree)?;
         let log_std = Polynomial::fit(points, &log_stds, degree)?;
-        let at = |p: usize| (mean.eval(&points[p]), log_std.eval(&points[p]).exp());
-        let widest = extremes(&at)?;
+        let widest = points.iter().zip(moments).fold(0.0f64, |w, (p, pm)| {
+            let (m, sd) = (mean.eval(p), log_std.eval(p).exp());
+            w.max((pm.max - m) / sd).max((m - pm.min) / sd)
+        });
         Ok(ConditionalRange {
             mean,
             log_std,
