@@ -39,22 +39,19 @@ struct PointExtras {
     field: String,
 }
 
-/// Each sample's variance over its values (of `field`, or the only field): the
-/// mean over the set, its standard deviation and the set's size.
+/// Each sample's variance over its values (of `field`, or the only field, as
+/// [`Dataset::field_index`] picks it): the mean over the set, its standard
+/// deviation and the set's size.
 fn variance_moments(path: &Path, field: Option<&str>) -> Result<(Moments, String)> {
     let ds = Dataset::open(path)?;
-    let k = match field {
-        Some(f) => ds
-            .fields()
-            .iter()
-            .position(|s| s.name == f)
-            .ok_or_else(|| simemu_core::Error::bad_file(path, format!("has no field '{f}'")))?,
-        None => 0,
-    };
+    let k = ds.field_index(field)?;
+    let per: usize = ds.fields()[k].shape.iter().product();
     let mut values = Vec::with_capacity(ds.len());
     for start in (0..ds.len()).step_by(256) {
-        for s in ds.read_samples(start, 256.min(ds.len() - start))? {
-            let v = s.fields[k].data.to_f64();
+        let chunk = ds
+            .read_field_range(k, start, 256.min(ds.len() - start))?
+            .to_f64();
+        for v in chunk.chunks(per) {
             let n = v.len() as f64;
             let mean = v.iter().sum::<f64>() / n;
             values.push(v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n);
