@@ -9,6 +9,10 @@ the two can be run side by side on one machine:
     python benches/reference/torch_bench.py gen --width 64 --size 256    # simemu bench generate --arch cosmogan
     python benches/reference/torch_bench.py layers --width 16 --size 64  # simemu bench layers --width 16
 
+`--device cuda` runs on the GPU, as `simemu --device cuda bench ...` does; every
+timed run then ends with `torch.cuda.synchronize()`, so it times the work, not
+its launch (cuDNN's autotuner is left off, PyTorch's default).
+
 `layers` times each convolution block of the train-step networks alone (forward,
 and forward + backward of <output, fixed gradient> into the weights and, except
 for D1 whose input is data, the input), with the names simemu prints;
@@ -117,14 +121,19 @@ def layer_blocks(width, size):
     return blocks
 
 
-def timed(fn, repeats):
-    for _ in range(WARM_UP):
+def timed(fn, repeats, device):
+    def run():
         fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for _ in range(WARM_UP):
+        run()
     reset_peak_rss()
     runs = []
     for _ in range(repeats):
         t = time.perf_counter()
-        fn()
+        run()
         runs.append(time.perf_counter() - t)
     return runs
 
@@ -136,25 +145,27 @@ def main():
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ap.add_argument("--json")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1234)
+    dev = torch.device(a.device)
     if a.workload == "layers":
-        return layers(a)
-    g = Generator(a.width, a.size)
+        return layers(a, dev)
+    g = Generator(a.width, a.size).to(dev)
     g.apply(init)
     if a.workload == "train":
-        d = Discriminator(a.width, a.size)
+        d = Discriminator(a.width, a.size).to(dev)
         d.apply(init)
         opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999), eps=1e-8)
         opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999), eps=1e-8)
         bce = nn.BCEWithLogitsLoss()
-        real = torch.randn(BATCH, 1, a.size, a.size).tanh()
-        ones, zeros = torch.ones(BATCH), torch.zeros(BATCH)
+        real = torch.randn(BATCH, 1, a.size, a.size, device=dev).tanh()
+        ones, zeros = torch.ones(BATCH, device=dev), torch.zeros(BATCH, device=dev)
 
         def step():
-            fake = g(torch.randn(BATCH, LATENT))
+            fake = g(torch.randn(BATCH, LATENT, device=dev))
             opt_d.zero_grad(set_to_none=True)
             (bce(d(real), ones) + bce(d(fake.detach()), zeros)).backward()
             opt_d.step()
@@ -168,13 +179,13 @@ def main():
 
         @torch.no_grad()
         def gen():
-            g(torch.randn(BATCH, LATENT)).sum().item()
+            g(torch.randn(BATCH, LATENT, device=dev)).sum().item()
 
         name, fn = f"generate {a.size}² w{a.width}", gen
-    runs = timed(fn, a.repeats)
+    runs = timed(fn, a.repeats, dev)
     row = {"workload": name, "threads": a.threads, "items": BATCH,
            "median_s": statistics.median(runs), "runs_s": runs, "peak_rss_mb": peak_rss_mb(),
-           "torch": torch.__version__}
+           "torch": torch.__version__, "device": str(dev)}
     print(f"{name:<28} threads {a.threads}  median {row['median_s']:.4f} s  "
           f"peak RSS {row['peak_rss_mb'] or float('nan'):.0f} MB")
     if a.json:
@@ -182,12 +193,13 @@ def main():
             json.dump({"results": [row]}, f, indent=1)
 
 
-def layers(a):
+def layers(a, dev):
     rows = []
     for name, shape, m, in_shape, input_grad in layer_blocks(a.width, a.size):
+        m = m.to(dev)
         m.apply(init)
         m.train()
-        x = torch.randn(*in_shape).requires_grad_(input_grad)
+        x = torch.randn(*in_shape, device=dev).requires_grad_(input_grad)
         grad = torch.randn_like(m(x))
 
         def forward():
@@ -199,10 +211,10 @@ def layers(a):
             (m(x) * grad).sum().backward()
 
         for what, fn in (("forward", forward), ("forward+backward", forward_backward)):
-            runs = timed(fn, a.repeats)
+            runs = timed(fn, a.repeats, dev)
             row = {"workload": f"layer {name} {shape} {what}", "threads": a.threads, "items": BATCH,
                    "median_s": statistics.median(runs), "runs_s": runs, "peak_rss_mb": peak_rss_mb(),
-                   "torch": torch.__version__}
+                   "torch": torch.__version__, "device": str(dev)}
             print(f"{row['workload']:<44} threads {a.threads}  median {row['median_s']:.4f} s")
             rows.append(row)
     if a.json:

@@ -518,7 +518,9 @@ class Generator:
         return _stack_result(fields)
 
 
-def load(checkpoint: PathLike) -> Generator:
+def load(checkpoint: PathLike, device: str = "cpu") -> Generator:
     """Loads a trained generator: a run directory, a checkpoint inside one, or
-    ``"builtin:NAME"`` for a model shipped with simemu."""
-    return Generator(_call(_simemu.load, os.fspath(checkpoint)))
+    ``"builtin:NAME"`` for a model shipped with simemu, onto ``device``
+    (``"cpu"``, ``"cuda"`` or ``"cuda:N"``; CUDA needs a build with the ``cuda``
+    feature, docs/gpu.md)."""
+    return Generator(_call(_simemu.load, os.fspath(checkpoint), str(device)))

@@ -643,12 +643,14 @@ struct Generator {
 }
 
 /// Loads the generator of a run directory, a checkpoint inside one, or a
-/// shipped `builtin:NAME`.
+/// shipped `builtin:NAME`, onto `device` (`cpu`, `cuda`, `cuda:N`).
 #[pyfunction]
-fn load(py: Python<'_>, checkpoint: &str) -> PyResult<Generator> {
+#[pyo3(signature = (checkpoint, device="cpu"))]
+fn load(py: Python<'_>, checkpoint: &str, device: &str) -> PyResult<Generator> {
+    let device: simemu_core::ComputeDevice = device.parse().map_err(core_error)?;
     let reg = read_registry();
     let loaded = py
-        .detach(|| simemu_pipeline::load_generator(&reg, std::path::Path::new(checkpoint)))
+        .detach(|| simemu_pipeline::load_generator(&reg, std::path::Path::new(checkpoint), device))
         .map_err(pipeline_error)?;
     Ok(Generator {
         name: loaded.run.generator.clone(),

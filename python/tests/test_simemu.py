@@ -177,6 +177,16 @@ def test_generated_maps_equal_the_command_lines(tmp_path):
     assert got.shape == (70, 64, 64) and np.array_equal(got.view(np.uint32), expected.view(np.uint32))
 
 
+def test_generators_load_on_a_named_device():
+    on_cpu = simemu.load("builtin:convergence-64", device="cpu").generate(3, seed=2)
+    assert np.array_equal(on_cpu.view(np.uint32), simemu.load("builtin:convergence-64").generate(3, seed=2).view(np.uint32))
+    with pytest.raises(simemu.InvalidInputError, match="'gpu' is not one of cpu, cuda, cuda:N"):
+        simemu.load("builtin:convergence-64", device="gpu")
+    # The Python package is built without CUDA.
+    with pytest.raises(simemu.InvalidInputError, match="built without CUDA"):
+        simemu.load("builtin:convergence-64", device="cuda:0")
+
+
 def test_the_conditional_model_generates_inside_its_box(tmp_path):
     cli("--seed", "5", "generate", "--checkpoint", "builtin:convergence-64-conditional", "--count", "6",
         "--param", "omega_m=0.27", "--param", "sigma_8=0.84", "--out", "g", cwd=tmp_path)

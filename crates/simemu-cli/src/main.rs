@@ -35,6 +35,12 @@ pub struct Cli {
     /// Worker threads (default: all cores).
     #[arg(long, global = true)]
     pub threads: Option<usize>,
+    /// Where generators train and generate: cpu (default), cuda or cuda:N. Used by
+    /// train, generate, run (over the config's `[generator] device`) and bench
+    /// train-step, layers and generate; needs a binary built with
+    /// scripts/build-cuda.sh.
+    #[arg(long, global = true, value_name = "cpu|cuda[:N]")]
+    pub device: Option<simemu_core::ComputeDevice>,
     #[command(subcommand)]
     pub command: Command,
 }

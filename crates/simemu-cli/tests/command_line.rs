@@ -142,6 +142,84 @@ fn shipped_models_generate_from_any_directory() {
     assert!(err.contains("convergence-64"), "{err}");
 }
 
+/// `--device`: `cpu` is the default and changes no byte; a device that is not one
+/// is refused by name; a binary without CUDA refuses `cuda` (from the flag or a
+/// run config) with exit status 2 before anything is written; commands that
+/// compute on the CPU refuse it.
+#[test]
+fn the_device_is_cpu_unless_a_cuda_build_is_asked_for_cuda() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let generate = |device: Option<&str>, out: &str| -> Vec<String> {
+        let mut args: Vec<String> = device
+            .map(|v| vec!["--device".to_string(), v.to_string()])
+            .unwrap_or_default();
+        args.extend(
+            [
+                "--seed",
+                "4",
+                "generate",
+                "--checkpoint",
+                "builtin:convergence-64",
+                "--count",
+                "3",
+                "--out",
+                out,
+            ]
+            .map(String::from),
+        );
+        args
+    };
+    let strs = |v: &[String]| v.iter().map(String::as_str).collect::<Vec<_>>().join(" ");
+    let run_ok = |args: Vec<String>| ok(d, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let run_fails =
+        |args: Vec<String>| fails(d, &args.iter().map(String::as_str).collect::<Vec<_>>(), 2);
+    run_ok(generate(None, "default"));
+    run_ok(generate(Some("cpu"), "cpu"));
+    let bytes = |name: &str| std::fs::read(d.join(name).join("kappa-00000.npy")).unwrap();
+    assert_eq!(bytes("default"), bytes("cpu"));
+
+    let err = run_fails(generate(Some("gpu"), "x"));
+    assert!(
+        err.contains("'gpu' is not one of cpu, cuda, cuda:N"),
+        "{err}"
+    );
+    if cfg!(not(feature = "cuda")) {
+        let args = generate(Some("cuda"), "x");
+        let err = run_fails(args.clone());
+        assert!(
+            err.contains("cuda:0") && err.contains("built without CUDA"),
+            "{}: {err}",
+            strs(&args)
+        );
+        assert!(!d.join("x").exists());
+        let err = fails(d, &["--device", "cuda:1", "bench", "train-step"], 2);
+        assert!(err.contains("cuda:1"), "{err}");
+        // A run config that asks for it is refused before the run starts.
+        std::fs::write(
+            d.join("gpu.toml"),
+            "name = \"gpu\"\n[simulator]\nname = \"convergence\"\noptions = { size = 16 }\n\
+             [data]\ntrain = 8\nvalidation = 8\n[generator]\nname = \"dcgan\"\n\
+             device = \"cuda\"\nsteps = 1\n[validation]\ncount = 8\n",
+        )
+        .unwrap();
+        let err = fails(d, &["run", "gpu.toml", "--out", "gpu-run"], 2);
+        assert!(err.contains("built without CUDA"), "{err}");
+        assert!(!d.join("gpu-run").exists());
+    }
+    let err = fails(
+        d,
+        &["--device", "cuda", "simulate", "convergence", "--out", "s"],
+        2,
+    );
+    assert!(
+        err.contains("--device applies to train, generate, run and bench"),
+        "{err}"
+    );
+    let err = fails(d, &["--device", "cuda", "bench", "simulate"], 2);
+    assert!(err.contains("this workload computes on the CPU"), "{err}");
+}
+
 /// The conditional model generates at any point of its box, from any
 /// directory; a point outside the box is refused with the box named, an
 /// unknown parameter and a missing condition are refused.

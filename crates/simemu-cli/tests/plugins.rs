@@ -135,7 +135,7 @@ fn mismatched_libraries_are_refused_before_any_rust_call() {
                 d,
                 "wrongrustc",
                 "0x53494d454d550001",
-                1,
+                simemu_core::plugin::ABI_VERSION,
                 "rustc 1.70.0 (90c541806 2023-05-31)",
             ),
             "differs",

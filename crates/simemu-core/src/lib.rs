@@ -7,6 +7,7 @@
 
 pub mod bins;
 pub mod dataset;
+mod device;
 mod error;
 pub mod formats;
 pub mod fsutil;
@@ -20,6 +21,7 @@ pub mod simulate;
 mod traits;
 
 pub use dataset::{Dataset, DatasetSpec, DatasetWriter, Manifest};
+pub use device::{ComputeDevice, GeneratorContext};
 pub use error::{Error, Result};
 
 /// The most samples one training or generation batch may hold: its activations

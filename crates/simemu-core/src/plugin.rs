@@ -30,7 +30,7 @@ pub const ENTRY_SYMBOL: &[u8] = b"simemu_plugin_entry\0";
 /// "SIMEMU\0\x01": identifies a simemu plugin declaration.
 pub const MAGIC: u64 = 0x5349_4d45_4d55_0001;
 /// Bumped on any change of the declaration or of the registration protocol.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// NUL-terminated strings baked into every copy of simemu-core, so a plugin carries
 /// the values of the compiler and core it was built with.

@@ -6,19 +6,23 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::device::GeneratorContext;
 use crate::formats::Format;
 use crate::params::{did_you_mean, OptionSpec};
 use crate::traits::{Generator, Simulator, StatContext, Statistic};
 use crate::{Error, Result};
 
 pub type SimulatorBuilder = dyn Fn(&serde_json::Value) -> Result<Box<dyn Simulator>> + Send + Sync;
-/// Builds an untrained generator from its configuration; the registry lets a
-/// generator use other plugins (a baseline that reruns the data's simulator).
+/// Builds an untrained generator from its configuration; the context's registry
+/// lets a generator use other plugins (a baseline that reruns the data's
+/// simulator), its device says where to compute.
 pub type GeneratorBuilder =
-    dyn Fn(&serde_json::Value, &Registry) -> Result<Box<dyn Generator>> + Send + Sync;
-/// Restores a trained generator from a checkpoint path and its stored configuration.
-pub type GeneratorLoader =
-    dyn Fn(&Path, &serde_json::Value, &Registry) -> Result<Box<dyn Generator>> + Send + Sync;
+    dyn Fn(&serde_json::Value, &GeneratorContext) -> Result<Box<dyn Generator>> + Send + Sync;
+/// Restores a trained generator from a checkpoint path and its stored
+/// configuration, onto the context's device (whichever device wrote it).
+pub type GeneratorLoader = dyn Fn(&Path, &serde_json::Value, &GeneratorContext) -> Result<Box<dyn Generator>>
+    + Send
+    + Sync;
 pub type StatisticBuilder =
     dyn Fn(&serde_json::Value, &StatContext) -> Result<Box<dyn Statistic>> + Send + Sync;
 
@@ -184,11 +188,11 @@ impl Registry {
         name: &str,
         description: &str,
         options: Vec<OptionSpec>,
-        build: impl Fn(&serde_json::Value, &Registry) -> Result<Box<dyn Generator>>
+        build: impl Fn(&serde_json::Value, &GeneratorContext) -> Result<Box<dyn Generator>>
             + Send
             + Sync
             + 'static,
-        load: impl Fn(&Path, &serde_json::Value, &Registry) -> Result<Box<dyn Generator>>
+        load: impl Fn(&Path, &serde_json::Value, &GeneratorContext) -> Result<Box<dyn Generator>>
             + Send
             + Sync
             + 'static,

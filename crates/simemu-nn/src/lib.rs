@@ -11,7 +11,13 @@
 //!   cannot seed its CPU RNG);
 //! - [`save_tensors`] / [`load_tensors`]: atomic safetensors files that refuse
 //!   corrupt or mismatched content with a clear error;
-//! - [`checkpoint`]: the run directory's checkpoint layout and variable bookkeeping.
+//! - [`checkpoint`]: the run directory's checkpoint layout and variable bookkeeping;
+//! - [`device()`]: the candle device of a run's [`ComputeDevice`](simemu_core::ComputeDevice).
+//!
+//! The fused kernels ([`conv`], [`activation`], [`norm`], the Adam and moving-average
+//! updates) run on f32 CPU tensors; on any other device every one of them computes
+//! the same result with candle's tensor operations, which candle runs on the GPU
+//! (the tests hold the two paths to each other on the CPU).
 
 pub mod activation;
 pub mod checkpoint;
@@ -28,7 +34,30 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, Var};
 use rand_distr::{Distribution, Normal};
-use simemu_core::{Error, Result};
+use simemu_core::{ComputeDevice, Error, Result};
+
+/// The candle device of `device`. A binary built without the `cuda` feature
+/// refuses CUDA with an option error (exit status 2 at the command line).
+pub fn device(device: ComputeDevice) -> Result<Device> {
+    match device {
+        ComputeDevice::Cpu => Ok(Device::Cpu),
+        ComputeDevice::Cuda(ordinal) => cuda_device(ordinal),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_device(ordinal: usize) -> Result<Device> {
+    Device::new_cuda(ordinal)
+        .map_err(|e| Error::Other(format!("device cuda:{ordinal} could not be opened: {e}")))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_device(ordinal: usize) -> Result<Device> {
+    Err(Error::Option(format!(
+        "device cuda:{ordinal}: this simemu was built without CUDA; build it with \
+         scripts/build-cuda.sh (docs/gpu.md)"
+    )))
+}
 
 /// Converts a candle error into a simemu error with context.
 pub fn ce(context: &str) -> impl Fn(candle_core::Error) -> Error + '_ {
@@ -261,6 +290,7 @@ impl Adam {
                 }
                 parts.push(
                     t.to_dtype(var.dtype())
+                        .and_then(|t| t.to_device(var.device()))
                         .and_then(|t| t.flatten_all())
                         .map_err(ce("optimizer state"))?,
                 );
@@ -374,8 +404,12 @@ impl Ema {
                     shadow.dims()
                 )));
             }
-            // A fresh tensor: the fused update writes into it in place.
-            *shadow = t.copy().map_err(ce("moving average"))?;
+            // A fresh tensor on the average's device: the fused update writes into
+            // it in place.
+            *shadow = t
+                .to_device(shadow.device())
+                .and_then(|t| t.copy())
+                .map_err(ce("moving average"))?;
         }
         let h: Vec<u32> = state
             .get("ema.updates")
@@ -456,8 +490,12 @@ pub fn assign(vars: &[(String, Var)], saved: &HashMap<String, Tensor>, what: &st
         if !finite {
             return Err(Error::Data(format!("{what}: '{name}' holds NaN or Inf")));
         }
-        var.set(&t.to_dtype(var.dtype()).map_err(ce(what))?)
+        // Checkpoints are read on the CPU; the variable may live on another device.
+        let t = t
+            .to_dtype(var.dtype())
+            .and_then(|t| t.to_device(var.device()))
             .map_err(ce(what))?;
+        var.set(&t).map_err(ce(what))?;
     }
     Ok(())
 }
@@ -519,6 +557,59 @@ mod tests {
         assert_eq!(other.updates, 20);
         let back: Vec<f32> = other.state().unwrap()["w"].to_vec1().unwrap();
         assert_eq!(back, got);
+    }
+
+    /// The fused f32 CPU update against the tensor formula that other devices take
+    /// (and f64 variables on the CPU): the same averages to f32 rounding.
+    #[test]
+    fn moving_average_tensor_path_matches_the_fused_update() {
+        let start = [0.5f64, -1.5, 2.0, 1e-3];
+        let w32 = Var::new(&start.map(|x| x as f32), &Device::Cpu).unwrap();
+        let w64 = Var::new(&start, &Device::Cpu).unwrap();
+        let (v32, v64) = (
+            vec![("w".to_string(), w32.clone())],
+            vec![("w".to_string(), w64.clone())],
+        );
+        let (mut e32, mut e64) = (Ema::new(&v32, 0.95).unwrap(), Ema::new(&v64, 0.95).unwrap());
+        for step in 0..30 {
+            let next: Vec<f64> = start
+                .iter()
+                .map(|x| x * (1.0 + 0.1 * step as f64).sin())
+                .collect();
+            w32.set(
+                &Tensor::new(
+                    next.iter().map(|&x| x as f32).collect::<Vec<_>>(),
+                    &Device::Cpu,
+                )
+                .unwrap(),
+            )
+            .unwrap();
+            w64.set(&Tensor::new(next, &Device::Cpu).unwrap()).unwrap();
+            e32.update(&v32).unwrap();
+            e64.update(&v64).unwrap();
+        }
+        let a: Vec<f32> = e32.state().unwrap()["w"].to_vec1().unwrap();
+        let b: Vec<f64> = e64.state().unwrap()["w"].to_vec1().unwrap();
+        for (a, b) in a.iter().zip(b) {
+            assert!((*a as f64 - b).abs() < 1e-6, "{a} vs {b}");
+        }
+    }
+
+    /// A binary without the `cuda` feature names the problem and the way out, as an
+    /// option error (the command line's exit status 2).
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_is_refused_without_the_cuda_build() {
+        assert!(device(ComputeDevice::Cpu).unwrap().is_cpu());
+        let e = device(ComputeDevice::Cuda(1)).unwrap_err();
+        assert!(matches!(e, Error::Option(_)), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("cuda:1")
+                && text.contains("without CUDA")
+                && text.contains("build-cuda.sh"),
+            "{text}"
+        );
     }
 
     /// The fused f32 CPU update against the plain tensor formula (taken by f64

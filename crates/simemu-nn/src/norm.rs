@@ -475,6 +475,65 @@ mod tests {
         }
     }
 
+    /// The tensor-operation path, which every device other than the CPU takes,
+    /// trains as the fused kernel does: outputs, the running statistics it
+    /// blends in, and the gradients of input, scale and shift (2e-5 of the
+    /// largest gradient, as against candle above).
+    #[test]
+    fn the_tensor_path_trains_as_the_fused_kernel() {
+        let dev = Device::Cpu;
+        let act = Activation::LeakyRelu(0.2);
+        let (vm_fused, vm_tensors) = (VarMap::new(), VarMap::new());
+        let layer = |vm: &VarMap| {
+            let bn = BatchNorm2d::new(4, 1e-5, 0.1, VarBuilder::from_varmap(vm, DType::F32, &dev))
+                .unwrap();
+            let data = vm.data().lock().unwrap();
+            data["weight"]
+                .set(&Tensor::new(&[0.5f32, -1.5, 2.0, 1.0], &dev).unwrap())
+                .unwrap();
+            data["bias"]
+                .set(&Tensor::new(&[0.1f32, 0.0, -0.3, 0.2], &dev).unwrap())
+                .unwrap();
+            bn
+        };
+        let (fused, tensors) = (layer(&vm_fused), layer(&vm_tensors));
+        let x = Var::from_tensor(&random(&[6, 4, 5, 3], 3, 0.4)).unwrap();
+        let r = random(&[6, 4, 5, 3], 4, 0.0);
+        let y_fused = fused.forward(x.as_tensor(), true, act).unwrap();
+        let y_tensors = tensors
+            .forward_tensors(x.as_tensor(), Some(0.1), act)
+            .unwrap();
+        assert!(max_diff(&y_fused, &y_tensors) < 2e-5, "forward");
+        assert!(max_diff(fused.running_mean(), tensors.running_mean()) < 1e-6);
+        assert!(max_diff(fused.running_var(), tensors.running_var()) < 1e-6);
+        let grads = |y: &Tensor| (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let (g_fused, g_tensors) = (grads(&y_fused), grads(&y_tensors));
+        let var = |vm: &VarMap, n: &str| vm.data().lock().unwrap()[n].clone();
+        for (what, a, b) in [
+            ("input", g_fused.get(&x), g_tensors.get(&x)),
+            (
+                "weight",
+                g_fused.get(&var(&vm_fused, "weight")),
+                g_tensors.get(&var(&vm_tensors, "weight")),
+            ),
+            (
+                "bias",
+                g_fused.get(&var(&vm_fused, "bias")),
+                g_tensors.get(&var(&vm_tensors, "bias")),
+            ),
+        ] {
+            let (a, b) = (a.unwrap(), b.unwrap());
+            let largest = a
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(max_diff(a, b) < 2e-5 * largest.max(1.0), "{what} gradient");
+        }
+    }
+
     /// The interleaved sums are the one-chain-at-a-time sums, bit for bit: with
     /// exact zeros of both signs, values over a wide range of magnitudes, and
     /// counts that leave every remainder of the groups.

@@ -102,6 +102,9 @@ pub struct GeneratorSection {
     pub budget: Option<String>,
     /// Train several candidates and keep the best on held-out sets of its own.
     pub select: Option<SelectSection>,
+    /// Where the generator trains and generates: "cpu" (the default), "cuda" or
+    /// "cuda:N" (`--device` on the command line takes precedence).
+    pub device: Option<simemu_core::ComputeDevice>,
 }
 
 /// `[generator.select]`, used when the run trains the generator: candidates
@@ -303,6 +306,8 @@ pub struct RunOptions {
     pub budget_seconds: Option<f64>,
     /// Redo every stage.
     pub force: bool,
+    /// Where the generator computes, over the config's `[generator] device`.
+    pub device: Option<simemu_core::ComputeDevice>,
 }
 
 /// What a run produced.
@@ -683,6 +688,10 @@ pub fn run(
         (None, Some(s)) => Some(parse_duration(s).map_err(request)?),
         (None, None) => None,
     };
+    let device = options
+        .device
+        .or(config.generator.device)
+        .unwrap_or_default();
     let mut model_inputs = serde_json::json!({
         "generator": config.generator.name, "options": config.generator.options,
         "checkpoint": checkpoint,
@@ -690,6 +699,11 @@ pub fn run(
         "steps": config.generator.steps, "budget_s": budget,
         "data": train_inputs, "seed": seed("generator"),
     });
+    if !device.is_cpu() {
+        // Another device rounds differently: what it trains and generates are
+        // other stages' results (a CPU run's records stay as they were).
+        model_inputs["device"] = device.to_string().into();
+    }
     let model = match (checkpoint.as_deref(), builtin) {
         (Some(_), Some(builtin)) => {
             p.stage(
@@ -730,6 +744,7 @@ pub fn run(
                         resume,
                         force,
                         budget_seconds: budget,
+                        device,
                     };
                     p.stage(stage, inputs.clone(), out, |force, resume| {
                         let resume = resume && out.join(RUN_FILE).exists();
@@ -783,6 +798,7 @@ pub fn run(
                         counts: (config.data.validation, config.validation.count),
                         statistics: (&requests, config.validation.field.as_deref()),
                         sets: selection.sets,
+                        device,
                     };
                     let chosen = select::choose(&mut p, &job, &trained)?;
                     let (path, inputs) = trained.swap_remove(chosen);
@@ -817,6 +833,7 @@ pub fn run(
                     resume: false,
                     force,
                     budget_seconds: None,
+                    device,
                 };
                 train(reg, Some(seed(b)), &baseline, obs).map(|_| ())
             },
@@ -863,6 +880,7 @@ pub fn run(
                             batch: 64,
                             label: Some(name.clone()),
                             force,
+                            device,
                         },
                         obs,
                     )

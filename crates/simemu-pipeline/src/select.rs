@@ -37,6 +37,8 @@ pub(crate) struct Job<'a> {
     /// The statistics and the field they read.
     pub statistics: (&'a [StatRequest], Option<&'a str>),
     pub sets: usize,
+    /// Where the candidates generate.
+    pub device: simemu_core::ComputeDevice,
 }
 
 /// `selection/selection.json`.
@@ -145,6 +147,7 @@ fn score_candidates(
                         batch: 64,
                         label: Some(format!("candidate-{c}")),
                         force: true,
+                        device: job.device,
                     },
                     obs,
                 )?;

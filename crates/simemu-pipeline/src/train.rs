@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use simemu_core::dataset::{source_record, DatasetSpec, DatasetWriter};
 use simemu_core::params::resolve_params;
 use simemu_core::seed::sample_seed;
-use simemu_core::{Dataset, Generator, Registry, TrainOptions, TrainSummary};
+use simemu_core::{
+    ComputeDevice, Dataset, Generator, GeneratorContext, Registry, TrainOptions, TrainSummary,
+};
 
 use crate::error::{io, request, Context, Result};
 use crate::Observer;
@@ -53,6 +55,8 @@ pub struct TrainRequest {
     pub force: bool,
     /// Wall-clock limit in seconds (generators that support it stop there).
     pub budget_seconds: Option<f64>,
+    /// Where the generator computes.
+    pub device: ComputeDevice,
 }
 
 /// Trains (or resumes) a generator into its run directory. `seed` (`None`: not
@@ -72,7 +76,11 @@ pub fn train(
     simemu_core::fsutil::refuse_overlap(&r.out, &[&r.data])?;
     let data = Dataset::open(&r.data)?;
     // The configuration is checked before anything is written.
-    let mut generator = (entry.build)(&r.config, reg)?;
+    let context = GeneratorContext {
+        registry: reg,
+        device: r.device,
+    };
+    let mut generator = (entry.build)(&r.config, &context)?;
     let mut staged = None;
     let mut lock = None;
     let seed = if r.resume {
@@ -229,12 +237,20 @@ pub struct LoadedGenerator {
 }
 
 /// Loads the generator of a run directory, a checkpoint inside one, or a
-/// shipped `builtin:NAME`.
-pub fn load_generator(reg: &Registry, checkpoint: &Path) -> Result<LoadedGenerator> {
+/// shipped `builtin:NAME`, onto `device`.
+pub fn load_generator(
+    reg: &Registry,
+    checkpoint: &Path,
+    device: ComputeDevice,
+) -> Result<LoadedGenerator> {
     let opened = Checkpoint::open(checkpoint)?;
     let run = find_run(&opened.path)?;
     let entry = reg.generator(&run.generator)?;
-    let generator = (entry.load)(&opened.path, &run.config, reg)
+    let context = GeneratorContext {
+        registry: reg,
+        device,
+    };
+    let generator = (entry.load)(&opened.path, &run.config, &context)
         .with_context(|| format!("loading {}", checkpoint.display()))?;
     Ok(LoadedGenerator {
         generator,
@@ -271,7 +287,7 @@ pub fn sample_seeds(seed: u64, start: usize, n: usize) -> Vec<u64> {
 /// Whether the generator of a checkpoint (a path or `builtin:NAME`) takes
 /// parameters.
 pub fn is_conditional(reg: &Registry, checkpoint: &Path) -> Result<bool> {
-    Ok(!load_generator(reg, checkpoint)?
+    Ok(!load_generator(reg, checkpoint, ComputeDevice::Cpu)?
         .generator
         .params()
         .is_empty())
@@ -293,6 +309,8 @@ pub struct GenerateRequest {
     pub label: Option<String>,
     /// Replace an existing output.
     pub force: bool,
+    /// Where the generator computes.
+    pub device: ComputeDevice,
 }
 
 /// Generates `count` samples into a dataset; sample `i` draws from
@@ -312,7 +330,7 @@ pub fn generate(reg: &Registry, seed: u64, r: &GenerateRequest, obs: &dyn Observ
         simemu_core::fsutil::refuse_overlap(&r.out, &[&r.checkpoint])?;
     }
     simemu_core::fsutil::check_output(&r.out, r.force, simemu_core::fsutil::OutputKind::Directory)?;
-    let loaded = load_generator(reg, &r.checkpoint)?;
+    let loaded = load_generator(reg, &r.checkpoint, r.device)?;
     let params = loaded.condition(&r.params)?;
     let (generator, run) = (&loaded.generator, &loaded.run);
     let space = generator.params();
@@ -328,6 +346,10 @@ pub fn generate(reg: &Registry, seed: u64, r: &GenerateRequest, obs: &dyn Observ
         "checkpoint".into(),
         r.checkpoint.display().to_string().into(),
     );
+    if !r.device.is_cpu() {
+        // Another device may round differently: the samples say where they came from.
+        source.insert("device".into(), r.device.to_string().into());
+    }
     let loaded_from = generator.provenance();
     if !loaded_from.is_null() {
         source.insert("loaded_from".into(), loaded_from);

@@ -28,7 +28,7 @@ pub fn register(r: &mut Registry) -> Result<()> {
         "baseline: fresh draws of the training data's simulator with new seeds (the perfect emulator)",
         vec![],
         |o, _| Ok(Box::new(SimulatorBaseline::from_config(o)?) as Box<dyn simemu_core::Generator>),
-        |dir, o, r| Ok(Box::new(SimulatorBaseline::load(dir, o, r)?) as Box<dyn simemu_core::Generator>),
+        |dir, o, ctx| Ok(Box::new(SimulatorBaseline::load(dir, o, ctx.registry)?) as Box<dyn simemu_core::Generator>),
     )?;
     r.add_generator(
         "gaussian-field",

@@ -306,12 +306,16 @@ pub fn register(r: &mut Registry) -> Result<()> {
         showergan::NAME,
         "conditional GAN G(E, z) for whole showers (all layers and overflow), energy-normalised, fully connected (candle)",
         showergan::options(),
-        |o, _| {
-            Ok(Box::new(showergan::ShowerGan::new(
+        |o, ctx| {
+            Ok(Box::new(showergan::ShowerGan::on(
                 showergan::ShowerGanConfig::from_options(o)?,
+                simemu_nn::device(ctx.device)?,
             )) as Box<dyn simemu_core::Generator>)
         },
-        |path, _, _| Ok(Box::new(showergan::load(path)?) as Box<dyn simemu_core::Generator>),
+        |path, _, ctx| {
+            let device = simemu_nn::device(ctx.device)?;
+            Ok(Box::new(showergan::load(path, &device)?) as Box<dyn simemu_core::Generator>)
+        },
     )?;
     #[cfg(feature = "hdf5")]
     r.add_format(

@@ -246,17 +246,17 @@ struct Nets {
 }
 
 impl Nets {
-    fn new(c: &ShowerGanConfig, cells: usize, parts: usize) -> Result<Self> {
+    fn new(c: &ShowerGanConfig, cells: usize, parts: usize, device: &Device) -> Result<Self> {
         let (g_vars, d_vars) = (VarMap::new(), VarMap::new());
         let w = c.width;
         let g = Mlp::new(
             &[c.latent + 1, w, 2 * w, 4 * w, cells + 1],
-            VarBuilder::from_varmap(&g_vars, DType::F32, &Device::Cpu).pp("g"),
+            VarBuilder::from_varmap(&g_vars, DType::F32, device).pp("g"),
         )
         .map_err(ce("building G"))?;
         let d = Mlp::new(
             &[cells + parts + 2, 2 * w, w, 1],
-            VarBuilder::from_varmap(&d_vars, DType::F32, &Device::Cpu).pp("d"),
+            VarBuilder::from_varmap(&d_vars, DType::F32, device).pp("d"),
         )
         .map_err(ce("building D"))?;
         Ok(Nets {
@@ -330,6 +330,7 @@ struct CheckpointState {
 
 pub struct ShowerGan {
     config: ShowerGanConfig,
+    device: Device,
     trained: Option<(Nets, ShowerMeta)>,
 }
 
@@ -424,14 +425,14 @@ fn training_set(ds: &Dataset, range: Option<(f64, f64)>) -> Result<(TrainingSet,
 }
 
 /// Latent rows for `seeds`, each followed by its scaled condition.
-fn latents(latent: usize, seeds: &[u64], cond: &[f32]) -> Result<Tensor> {
+fn latents(latent: usize, seeds: &[u64], cond: &[f32], device: &Device) -> Result<Tensor> {
     let mut v = Vec::with_capacity(seeds.len() * (latent + 1));
     for (&s, &c) in seeds.iter().zip(cond) {
         let mut rng = simemu_core::seed::rng(derive_seed(s, "shower-gan-z"));
         v.extend((0..latent).map(|_| -> f32 { StandardNormal.sample(&mut rng) }));
         v.push(c);
     }
-    Tensor::from_vec(v, (seeds.len(), latent + 1), &Device::Cpu).map_err(ce("latents"))
+    Tensor::from_vec(v, (seeds.len(), latent + 1), device).map_err(ce("latents"))
 }
 
 /// How far the batch mean and standard deviation of each energy share (and of the
@@ -451,9 +452,16 @@ fn share_matching(fake: &Tensor, real: &Tensor, meta: &ShowerMeta) -> candle_cor
 }
 
 impl ShowerGan {
+    /// An untrained model on the CPU.
     pub fn new(config: ShowerGanConfig) -> Self {
+        ShowerGan::on(config, Device::Cpu)
+    }
+
+    /// An untrained model that trains and generates on `device`.
+    pub fn on(config: ShowerGanConfig, device: Device) -> Self {
         ShowerGan {
             config,
+            device,
             trained: None,
         }
     }
@@ -484,7 +492,7 @@ impl ShowerGan {
     fn train_loop(&mut self, data: &Dataset, options: &TrainOptions) -> Result<TrainSummary> {
         let c = self.config.clone();
         let (set, meta) = training_set(data, c.energy_range)?;
-        let nets = Nets::new(&c, meta.cells(), meta.fields.len())?;
+        let nets = Nets::new(&c, meta.cells(), meta.fields.len(), &self.device)?;
         let g_vars = named_vars(&nets.g_vars);
         let d_vars = named_vars(&nets.d_vars);
         let g_last = format!("g.fc{}.", nets.g.layers.len() - 1);
@@ -561,9 +569,9 @@ impl ShowerGan {
             let cond: Vec<f32> = rows.iter().map(|&r| set.cond[r]).collect();
             let seeds: Vec<u64> = (0..c.batch).map(|_| rng.random()).collect();
             let outcome = (|| -> candle_core::Result<[f64; 5]> {
-                let real = Tensor::from_vec(real, (c.batch, set.cells), &Device::Cpu)?;
-                let cond_t = Tensor::from_vec(cond.clone(), (c.batch, 1), &Device::Cpu)?;
-                let z = latents(c.latent, &seeds, &cond)
+                let real = Tensor::from_vec(real, (c.batch, set.cells), &self.device)?;
+                let cond_t = Tensor::from_vec(cond.clone(), (c.batch, 1), &self.device)?;
+                let z = latents(c.latent, &seeds, &cond, &self.device)
                     .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
                 let fake = nets.generate(&z)?;
                 let d_real = nets.discriminate(&real, &cond_t, meta)?;
@@ -646,8 +654,8 @@ impl ShowerGan {
 }
 
 /// Loads the latest checkpoint of a run directory, or one checkpoint directory,
-/// with G's moving-average weights when it has them.
-pub fn load(path: &Path) -> Result<ShowerGan> {
+/// with G's moving-average weights when it has them, onto `device`.
+pub fn load(path: &Path, device: &Device) -> Result<ShowerGan> {
     let dir = if path.join(STATE_FILE).exists() {
         path.to_path_buf()
     } else {
@@ -660,11 +668,17 @@ pub fn load(path: &Path) -> Result<ShowerGan> {
         step_dir(path, step)
     };
     let state: CheckpointState = read_state(&dir)?;
-    let nets = Nets::new(&state.config, state.meta.cells(), state.meta.fields.len())?;
+    let nets = Nets::new(
+        &state.config,
+        state.meta.cells(),
+        state.meta.fields.len(),
+        device,
+    )?;
     load_networks(&dir, &nets.networks())?;
     load_moving_average(&dir, &nets.g_vars)?;
     Ok(ShowerGan {
         config: state.config,
+        device: device.clone(),
         trained: Some((nets, state.meta)),
     })
 }
@@ -740,7 +754,12 @@ impl Generator for ShowerGan {
         for block in seeds.chunks(GENERATE_ROWS) {
             let mut padded = block.to_vec();
             padded.resize(GENERATE_ROWS, *block.last().expect("chunks are non-empty"));
-            let z = latents(self.config.latent, &padded, &[c; GENERATE_ROWS])?;
+            let z = latents(
+                self.config.latent,
+                &padded,
+                &[c; GENERATE_ROWS],
+                &self.device,
+            )?;
             let rows: Vec<f32> = nets
                 .generate(&z)
                 .and_then(|t| t.narrow(0, 0, block.len()))

@@ -2,6 +2,7 @@
 //! bit-identically, generates reproducibly, refuses bad conditions, and after a
 //! short training its mean energy response already tracks the condition.
 
+use candle_core::Device;
 use std::path::Path;
 
 use simemu_calorimeter::showergan::{load, ShowerGan, ShowerGanConfig};
@@ -74,8 +75,8 @@ fn trains_on_whole_showers_and_resumes_bit_identically() {
     assert_eq!(summary.steps, 40);
 
     let seeds: Vec<u64> = (0..5).collect();
-    let a = load(&straight).unwrap();
-    let b = load(&resumed).unwrap();
+    let a = load(&straight, &Device::Cpu).unwrap();
+    let b = load(&resumed, &Device::Cpu).unwrap();
     assert_eq!(
         a.generate(&[30.0], &seeds).unwrap(),
         b.generate(&[30.0], &seeds).unwrap(),
@@ -107,7 +108,7 @@ fn bad_conditions_and_data_are_refused_clearly() {
     ShowerGan::new(small_config())
         .train(&ds, &options(&run, 2, false), &Registry::new())
         .unwrap();
-    let g = load(&run).unwrap();
+    let g = load(&run, &Device::Cpu).unwrap();
     let e = g.generate(&[], &[1]).unwrap_err().to_string();
     assert!(e.contains("give --param energy=VALUE"), "{e}");
     let e = g.generate(&[-5.0], &[1]).unwrap_err().to_string();
@@ -131,7 +132,7 @@ fn bad_conditions_and_data_are_refused_clearly() {
         .to_string();
     assert!(e.contains("widht"), "{e}");
 
-    let e = match load(dir.path()) {
+    let e = match load(dir.path(), &Device::Cpu) {
         Ok(_) => panic!("a directory without checkpoints loaded"),
         Err(e) => e.to_string(),
     };
@@ -179,7 +180,7 @@ fn a_briefly_trained_model_tracks_the_energy_response() {
     ShowerGan::new(small_config())
         .train(&ds, &options(&run, 300, false), &Registry::new())
         .unwrap();
-    let g = load(&run).unwrap();
+    let g = load(&run, &Device::Cpu).unwrap();
     let sim = CalorimeterSimulator::from_options(&serde_json::json!({})).unwrap();
     let seeds: Vec<u64> = (1000..1100).collect();
     for e in [2.0, 10.0, 50.0, 90.0] {

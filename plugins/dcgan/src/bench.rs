@@ -52,11 +52,12 @@ pub struct TrainStep {
 }
 
 impl TrainStep {
-    pub fn new(size: usize, width: usize) -> Result<Self> {
+    /// The workload on `device`; its inputs are drawn on the host, so every device
+    /// starts from the same values.
+    pub fn new(size: usize, width: usize, device: &Device) -> Result<Self> {
         let config = bench_config(size, width)?;
-        let device = Device::Cpu;
-        let (nets, opt_g, opt_d) = initialise(&config, 0, &device, 1234)?;
-        let real = normal_tensor(&[config.batch, 1, size, size], 1, &device)?
+        let (nets, opt_g, opt_d) = initialise(&config, 0, device, 1234)?;
+        let real = normal_tensor(&[config.batch, 1, size, size], 1, device)?
             .tanh()
             .map_err(ce("benchmark input"))?;
         Ok(TrainStep {
@@ -81,13 +82,14 @@ impl TrainStep {
         &self.config
     }
 
-    /// Runs one step with a fresh z; returns (loss_d, loss_g).
+    /// Runs one step with a fresh z; returns (loss_d, loss_g), read back from the
+    /// device (so the step has finished there).
     pub fn run(&mut self) -> Result<(f64, f64)> {
         self.calls += 1;
         let z = normal_tensor(
             &[self.config.batch, self.config.latent],
             1000 + self.calls,
-            &Device::Cpu,
+            self.real.device(),
         )?;
         match gan_step(
             &self.nets,
@@ -109,16 +111,18 @@ impl TrainStep {
 pub struct Generate {
     nets: Nets,
     config: DcganConfig,
+    device: Device,
     calls: u64,
 }
 
 impl Generate {
-    pub fn new(size: usize, width: usize) -> Result<Self> {
+    pub fn new(size: usize, width: usize, device: &Device) -> Result<Self> {
         let config = bench_config(size, width)?;
-        let (nets, _, _) = initialise(&config, 0, &Device::Cpu, 7)?;
+        let (nets, _, _) = initialise(&config, 0, device, 7)?;
         Ok(Generate {
             nets,
             config,
+            device: device.clone(),
             calls: 0,
         })
     }
@@ -127,13 +131,14 @@ impl Generate {
         &self.config
     }
 
-    /// Generates one batch; returns the sum of its pixels (so nothing is optimised away).
+    /// Generates one batch; returns the sum of its pixels (so nothing is optimised
+    /// away, and the batch has been computed when it returns).
     pub fn run(&mut self) -> Result<f64> {
         self.calls += 1;
         let z = normal_tensor(
             &[self.config.batch, self.config.latent],
             self.calls,
-            &Device::Cpu,
+            &self.device,
         )?;
         let out = self.nets.g.forward(&z, false).map_err(ce("generating"))?;
         Ok(out
@@ -169,12 +174,11 @@ impl LayerBlock {
         normalised: bool,
         activation: Activation,
         input_needs_grad: bool,
-        seed: u64,
+        (seed, device): (u64, &Device),
     ) -> Result<Self> {
-        let device = Device::Cpu;
         let side_out = if transposed { side_in * 2 } else { side_in / 2 };
         let batch = 64;
-        let input = normal_tensor(&[batch, c_in, side_in, side_in], seed, &device)?;
+        let input = normal_tensor(&[batch, c_in, side_in, side_in], seed, device)?;
         let input = if input_needs_grad {
             Var::from_tensor(&input)
                 .map_err(ce("layer input"))?
@@ -188,20 +192,19 @@ impl LayerBlock {
         } else {
             [c_out, c_in, BENCH_KERNEL, BENCH_KERNEL]
         };
-        let weight = (normal_tensor(&kernel_shape, seed + 1, &device)? * 0.02)
+        let weight = (normal_tensor(&kernel_shape, seed + 1, device)? * 0.02)
             .and_then(|w| Var::from_tensor(&w))
             .map_err(ce("layer weight"))?;
         let (norm, bias) = if normalised {
             let vars = VarMap::new();
-            let vb = VarBuilder::from_varmap(&vars, candle_core::DType::F32, &device);
+            let vb = VarBuilder::from_varmap(&vars, candle_core::DType::F32, device);
             let bn = BatchNorm2d::new(c_out, 1e-5, 0.1, vb).map_err(ce("layer norm"))?;
             (Some(bn), None)
         } else {
-            let b =
-                Var::zeros(c_out, candle_core::DType::F32, &device).map_err(ce("layer bias"))?;
+            let b = Var::zeros(c_out, candle_core::DType::F32, device).map_err(ce("layer bias"))?;
             (None, Some(b))
         };
-        let output_grad = normal_tensor(&[batch, c_out, side_out, side_out], seed + 2, &device)?;
+        let output_grad = normal_tensor(&[batch, c_out, side_out, side_out], seed + 2, device)?;
         Ok(LayerBlock {
             name,
             shape: format!("{c_in}→{c_out} {side_in}²→{side_out}²"),
@@ -251,6 +254,15 @@ impl LayerBlock {
         })?;
         Ok((weight, grads.get(&self.input).is_some()))
     }
+
+    /// Waits until the block's device has finished the work queued on it (a GPU
+    /// runs asynchronously; on the CPU there is nothing to wait for).
+    pub fn synchronize(&self) -> Result<()> {
+        self.input
+            .device()
+            .synchronize()
+            .map_err(ce("synchronising"))
+    }
 }
 
 /// 5×5 stride-2 convolutions, as in every benchmark model.
@@ -261,7 +273,7 @@ const BENCH_KERNEL: usize = 5;
 /// to one channel with a bias and tanh), then D's four convolutions (a bias on the
 /// first, BatchNorm on the others; LeakyReLU 0.2). D1's input is data and gets no
 /// gradient, as in the D update.
-pub fn layer_blocks(size: usize, width: usize) -> Result<Vec<LayerBlock>> {
+pub fn layer_blocks(size: usize, width: usize, device: &Device) -> Result<Vec<LayerBlock>> {
     bench_config(size, width)?;
     let mut blocks = Vec::with_capacity(2 * LAYERS);
     for l in 0..LAYERS {
@@ -279,7 +291,7 @@ pub fn layer_blocks(size: usize, width: usize) -> Result<Vec<LayerBlock>> {
             !last,
             activation,
             true,
-            100 + 10 * l as u64,
+            (100 + 10 * l as u64, device),
         )?);
     }
     for l in 0..LAYERS {
@@ -291,7 +303,7 @@ pub fn layer_blocks(size: usize, width: usize) -> Result<Vec<LayerBlock>> {
             l > 0,
             Activation::LeakyRelu(0.2),
             l > 0,
-            200 + 10 * l as u64,
+            (200 + 10 * l as u64, device),
         )?);
     }
     Ok(blocks)
@@ -307,7 +319,7 @@ mod tests {
     /// all but D1, whose input is data.
     #[test]
     fn layer_blocks_mirror_the_benchmark_networks() {
-        let blocks = layer_blocks(32, 4).unwrap();
+        let blocks = layer_blocks(32, 4, &Device::Cpu).unwrap();
         let shapes: Vec<String> = blocks
             .iter()
             .map(|b| format!("{} {}", b.name, b.shape))
@@ -346,7 +358,7 @@ mod tests {
             assert_eq!(input_grad, b.name != "D1", "{}", b.name);
         }
         assert!(
-            layer_blocks(40, 4).is_err(),
+            layer_blocks(40, 4, &Device::Cpu).is_err(),
             "sizes must be multiples of 16"
         );
     }

@@ -176,10 +176,16 @@ pub struct Dcgan {
 }
 
 impl Dcgan {
+    /// An untrained model on the CPU.
     pub fn new(config: DcganConfig) -> Self {
+        Dcgan::on(config, Device::Cpu)
+    }
+
+    /// An untrained model that trains and generates on `device`.
+    pub fn on(config: DcganConfig, device: Device) -> Self {
         Dcgan {
             config,
-            device: Device::Cpu,
+            device,
             trained: None,
             loaded_step: None,
             calibrated_at: std::sync::Mutex::new(None),
@@ -519,9 +525,16 @@ pub fn register(r: &mut Registry) -> Result<()> {
         NAME,
         "CosmoGAN DCGAN: G(σ, z) with transposed convolutions, trained adversarially (candle)",
         options(),
-        |o, _| Ok(Box::new(Dcgan::new(DcganConfig::from_options(o)?)) as Box<dyn Generator>),
-        |path, o, _| {
-            Ok(Box::new(train::load(path, DcganConfig::from_stored(o)?)?) as Box<dyn Generator>)
+        |o, ctx| {
+            let device = simemu_nn::device(ctx.device)?;
+            Ok(Box::new(Dcgan::on(DcganConfig::from_options(o)?, device)) as Box<dyn Generator>)
+        },
+        |path, o, ctx| {
+            let device = simemu_nn::device(ctx.device)?;
+            Ok(
+                Box::new(train::load(path, DcganConfig::from_stored(o)?, &device)?)
+                    as Box<dyn Generator>,
+            )
         },
     )
 }

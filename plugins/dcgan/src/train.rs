@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::Tensor;
+use candle_core::{Device, Tensor};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use simemu_core::fsutil::{write_json_atomic, TempDir};
@@ -524,7 +524,7 @@ impl Trainer<'_> {
 pub fn initialise(
     config: &DcganConfig,
     n_cond: usize,
-    device: &candle_core::Device,
+    device: &Device,
     seed: u64,
 ) -> Result<(Nets, Adam, Adam)> {
     let nets = Nets::new(config, n_cond, device)?;
@@ -622,7 +622,7 @@ fn matching_terms(
     data: &TrainingData,
     n_train: usize,
     per_point: bool,
-    device: &candle_core::Device,
+    device: &Device,
 ) -> Result<Vec<Vec<Box<dyn GeneratorLossTerm>>>> {
     let ds = data.ds;
     if !per_point {
@@ -655,7 +655,7 @@ fn point_terms(
     ds: &Dataset,
     samples: &[usize],
     per_batch: bool,
-    device: &candle_core::Device,
+    device: &Device,
 ) -> Result<Vec<Box<dyn GeneratorLossTerm>>> {
     if config.spectrum_loss == 0.0 && config.summary_loss == 0.0 {
         return Ok(Vec::new());
@@ -1125,8 +1125,8 @@ pub fn save_final(dir: &Path) -> Result<()> {
 }
 
 /// Loads a generator from a run directory (its best checkpoint, else its latest) or
-/// from one checkpoint directory.
-pub fn load(path: &Path, config: DcganConfig) -> Result<Dcgan> {
+/// from one checkpoint directory onto `device`, whichever device wrote it.
+pub fn load(path: &Path, config: DcganConfig, device: &Device) -> Result<Dcgan> {
     let dir = if path.join("state.json").exists() {
         path.to_path_buf()
     } else {
@@ -1161,7 +1161,7 @@ pub fn load(path: &Path, config: DcganConfig) -> Result<Dcgan> {
     } else {
         config
     };
-    let mut gan = Dcgan::new(config);
+    let mut gan = Dcgan::on(config, device.clone());
     let nets = Nets::new(&gan.config, state.meta.conditions.len(), &gan.device)?;
     nets.g.pin_mean(state.meta.pinned_mean);
     load_networks(&dir, &nets.networks())?;

@@ -377,7 +377,7 @@ fn the_fidelity_options_train_together() {
     for (k, v) in extra.as_object().unwrap() {
         assert_eq!(&gan.config()[k], v, "{k}");
     }
-    let loaded = simemu_dcgan::train::load(&run, saved).unwrap();
+    let loaded = simemu_dcgan::train::load(&run, saved, &candle_core::Device::Cpu).unwrap();
     for s in loaded.generate(&[], &[1, 2, 3]).unwrap() {
         assert!(s.fields[0].data.to_f64().iter().all(|v| v.is_finite()));
     }
@@ -394,7 +394,8 @@ fn checkpoints_round_trip_resume_is_bit_identical_and_corruption_is_refused() {
     assert_eq!(a.params().len(), 1);
     let seeds: Vec<u64> = (100..108).collect();
     let before = a.generate(&[0.75], &seeds).unwrap();
-    let loaded = simemu_dcgan::train::load(&straight, c.clone()).unwrap();
+    let loaded =
+        simemu_dcgan::train::load(&straight, c.clone(), &candle_core::Device::Cpu).unwrap();
     assert_eq!(loaded.generate(&[0.75], &seeds).unwrap(), before);
     assert!(a
         .generate(&[], &seeds)
@@ -406,16 +407,24 @@ fn checkpoints_round_trip_resume_is_bit_identical_and_corruption_is_refused() {
     let latest = straight.join("checkpoints/step-00000010/generator.safetensors");
     let bytes = std::fs::read(&latest).unwrap();
     std::fs::write(&latest, &bytes[..bytes.len() / 2]).unwrap();
-    let err = simemu_dcgan::train::load(&straight.join("checkpoints/step-00000010"), c.clone())
-        .err()
-        .unwrap()
-        .to_string();
+    let err = simemu_dcgan::train::load(
+        &straight.join("checkpoints/step-00000010"),
+        c.clone(),
+        &candle_core::Device::Cpu,
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(
         err.contains("generator.safetensors") && err.contains("corrupt"),
         "{err}"
     );
-    let prev =
-        simemu_dcgan::train::load(&straight.join("checkpoints/step-00000005"), c.clone()).unwrap();
+    let prev = simemu_dcgan::train::load(
+        &straight.join("checkpoints/step-00000005"),
+        c.clone(),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
     assert_eq!(prev.generate(&[0.75], &seeds).unwrap().len(), 8);
 }
 
@@ -458,8 +467,12 @@ fn pinned_mean_holds_for_every_map_and_needs_data_whose_means_do_not_scatter() {
         "{:?}",
         map_means(&pinned)
     );
-    let loaded =
-        simemu_dcgan::train::load(&dir.path().join("pinned"), pinned.config.clone()).unwrap();
+    let loaded = simemu_dcgan::train::load(
+        &dir.path().join("pinned"),
+        pinned.config.clone(),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
     assert_eq!(map_means(&loaded), map_means(&pinned));
     let free = largest(&map_means(&trained(false, "free")));
     assert!(
@@ -667,7 +680,7 @@ fn per_point_training_fits_the_range_over_the_design_and_generates_between_point
     assert_ne!(first, other, "the condition changes the maps");
     assert_eq!(bytes(&gan, 1.25, &[3]), first[2..].to_vec());
     let saved: DcganConfig = serde_json::from_value(gan.config()).unwrap();
-    let loaded = simemu_dcgan::train::load(&run, saved).unwrap();
+    let loaded = simemu_dcgan::train::load(&run, saved, &candle_core::Device::Cpu).unwrap();
     assert_eq!(bytes(&loaded, 2.75, &[1, 2, 3]), other);
     assert_eq!(bytes(&loaded, 1.25, &[1, 2, 3]), first);
     // The maps' spread follows the condition, as the data's does.

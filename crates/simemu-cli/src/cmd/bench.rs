@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use simemu_core::{Registry, Sample, Statistic};
+use simemu_core::{ComputeDevice, Registry, Sample, Statistic};
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -167,7 +167,20 @@ fn time_it(
     })
 }
 
-pub fn run(reg: &Registry, a: &BenchArgs) -> Result<()> {
+pub fn run(reg: &Registry, device: ComputeDevice, a: &BenchArgs) -> Result<()> {
+    let on_device = matches!(
+        a.workload,
+        Workload::TrainStep { .. } | Workload::Layers { .. } | Workload::Generate { .. }
+    );
+    if !device.is_cpu() && !on_device {
+        return Err(super::usage(
+            "--device applies to bench train-step, layers and generate; this workload computes on the CPU",
+        ));
+    }
+    let candle_device = simemu_nn::device(device)?;
+    if !device.is_cpu() {
+        eprintln!("device: {device}");
+    }
     // The global pool's size: all cores, or `--threads`.
     let all = rayon::current_num_threads();
     let thread_counts: Vec<usize> = if all > 1 { vec![1, all] } else { vec![1] };
@@ -237,7 +250,7 @@ pub fn run(reg: &Registry, a: &BenchArgs) -> Result<()> {
         }
         Workload::C2st { size, maps } => rows.extend(c2st_rows(reg, *size, *maps, a.repeats)?),
         Workload::TrainStep { size, width } => {
-            let mut step = simemu_dcgan::bench::TrainStep::new(*size, *width)?;
+            let mut step = simemu_dcgan::bench::TrainStep::new(*size, *width, &candle_device)?;
             let (pg, pd) = step.parameters();
             eprintln!(
                 "train-step: {size}², width {width}, batch {}, G {pg} + D {pd} parameters",
@@ -252,21 +265,27 @@ pub fn run(reg: &Registry, a: &BenchArgs) -> Result<()> {
             )?);
         }
         Workload::Layers { size, width } => {
-            for block in simemu_dcgan::bench::layer_blocks(*size, *width)? {
+            for block in simemu_dcgan::bench::layer_blocks(*size, *width, &candle_device)? {
                 let name = format!("layer {} {}", block.name, block.shape);
                 rows.push(time_it(
                     &format!("{name} forward"),
                     all,
                     64,
                     a.repeats,
-                    &mut || block.forward().map(|_| ()).map_err(Into::into),
+                    &mut || {
+                        block.forward()?;
+                        Ok(block.synchronize()?)
+                    },
                 )?);
                 rows.push(time_it(
                     &format!("{name} forward+backward"),
                     all,
                     64,
                     a.repeats,
-                    &mut || block.forward_backward().map(|_| ()).map_err(Into::into),
+                    &mut || {
+                        block.forward_backward()?;
+                        Ok(block.synchronize()?)
+                    },
                 )?);
             }
         }
@@ -275,7 +294,7 @@ pub fn run(reg: &Registry, a: &BenchArgs) -> Result<()> {
                 Some("cosmogan") => (256, 64),
                 _ => (*size, *width),
             };
-            let mut gen = simemu_dcgan::bench::Generate::new(size, width)?;
+            let mut gen = simemu_dcgan::bench::Generate::new(size, width, &candle_device)?;
             rows.push(time_it(
                 &format!("generate {size}² w{width}"),
                 all,
@@ -312,7 +331,7 @@ pub fn run(reg: &Registry, a: &BenchArgs) -> Result<()> {
     if let Some(p) = &a.json {
         simemu_core::fsutil::write_json_atomic(
             p,
-            &serde_json::json!({"simemu_version": simemu_core::VERSION, "available_threads": all, "results": rows}),
+            &serde_json::json!({"simemu_version": simemu_core::VERSION, "available_threads": all, "device": device.to_string(), "results": rows}),
         )?;
     }
     Ok(())

@@ -42,8 +42,34 @@ pub fn registry(cli: &Cli) -> Result<Registry> {
     Ok(r)
 }
 
+/// Opens `device` before any work starts, so that a binary without CUDA, or a
+/// machine without the GPU, is refused before anything is simulated or written.
+pub fn open_device(device: simemu_core::ComputeDevice) -> Result<()> {
+    if !device.is_cpu() {
+        simemu_nn::device(device)?;
+    }
+    Ok(())
+}
+
 pub fn run(cli: Cli) -> Result<()> {
     let reg = registry(&cli)?;
+    let device = cli.device;
+    if device.is_some_and(|d| !d.is_cpu()) {
+        match &cli.command {
+            Command::Train(_) | Command::Generate(_) | Command::Run(_) | Command::Bench(_) => {}
+            _ => {
+                return Err(usage(
+                    "--device applies to train, generate, run and bench; this command computes on the CPU",
+                ))
+            }
+        }
+    }
+    // `run` also opens the device its config names, `bench` the device of the
+    // workloads that use one.
+    if matches!(cli.command, Command::Train(_) | Command::Generate(_)) {
+        open_device(device.unwrap_or_default())?;
+    }
+    let device = device.unwrap_or_default();
     match &cli.command {
         Command::List(a) => list::run(&reg, a),
         Command::Simulate(a) => simulate::run(&reg, cli.seed.unwrap_or(0), a),
@@ -53,12 +79,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Import(a) => transfer::import(&reg, a),
         Command::Export(a) => transfer::export(&reg, a),
         Command::Stat(a) => stat::run(&reg, a),
-        Command::Train(a) => train::train(&reg, cli.seed, a),
-        Command::Generate(a) => train::generate(&reg, cli.seed.unwrap_or(0), a),
+        Command::Train(a) => train::train(&reg, cli.seed, device, a),
+        Command::Generate(a) => train::generate(&reg, cli.seed.unwrap_or(0), device, a),
         Command::Validate(a) => validate::validate(&reg, a),
         Command::Compare(a) => validate::compare(&reg, a),
-        Command::Bench(a) => bench::run(&reg, a),
-        Command::Run(a) => run::run(&reg, a),
+        Command::Bench(a) => bench::run(&reg, device, a),
+        Command::Run(a) => run::run(&reg, cli.device, a),
         Command::Completions(a) => {
             let mut script = Vec::new();
             clap_complete::generate(

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
-use simemu_core::Registry;
+use simemu_core::{ComputeDevice, Registry};
 use simemu_pipeline::{RunConfig, RunOptions};
 use simemu_validate::report::leaderboard_terminal;
 
@@ -29,7 +29,7 @@ pub struct RunArgs {
     pub force: bool,
 }
 
-pub fn run(reg: &Registry, a: &RunArgs) -> Result<()> {
+pub fn run(reg: &Registry, device: Option<ComputeDevice>, a: &RunArgs) -> Result<()> {
     let (config, base) = match &a.config {
         Some(path) => {
             let what = path.display().to_string();
@@ -39,12 +39,15 @@ pub fn run(reg: &Registry, a: &RunArgs) -> Result<()> {
         }
         None => (RunConfig::embedded_default(), None),
     };
+    // The config's device is opened before the run starts, as `--device` was.
+    super::open_device(device.or(config.generator.device).unwrap_or_default())?;
     let options = RunOptions {
         out: a.out.clone(),
         base,
         train: a.train,
         budget_seconds: a.budget,
         force: a.force,
+        device,
     };
     let outcome = simemu_pipeline::run(reg, &config, &options, &Terminal::new())?;
     for point in &outcome.points {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use simemu_core::params::parse_param_assignments;
-use simemu_core::Registry;
+use simemu_core::{ComputeDevice, Registry};
 use simemu_pipeline::{GenerateRequest, TrainRequest};
 
 use crate::ui::Terminal;
@@ -43,7 +43,12 @@ pub struct TrainArgs {
     pub budget: Option<f64>,
 }
 
-pub fn train(reg: &Registry, seed: Option<u64>, a: &TrainArgs) -> Result<()> {
+pub fn train(
+    reg: &Registry,
+    seed: Option<u64>,
+    device: ComputeDevice,
+    a: &TrainArgs,
+) -> Result<()> {
     let base = match &a.config {
         Some(p) => super::read_config(p)?,
         None => serde_json::Value::Null,
@@ -58,6 +63,7 @@ pub fn train(reg: &Registry, seed: Option<u64>, a: &TrainArgs) -> Result<()> {
         resume: a.resume,
         force: a.force,
         budget_seconds: a.budget,
+        device,
     };
     simemu_pipeline::train(reg, seed, &request, &Terminal::new())?;
     Ok(())
@@ -88,7 +94,7 @@ pub struct GenerateArgs {
     pub force: bool,
 }
 
-pub fn generate(reg: &Registry, seed: u64, a: &GenerateArgs) -> Result<()> {
+pub fn generate(reg: &Registry, seed: u64, device: ComputeDevice, a: &GenerateArgs) -> Result<()> {
     let request = GenerateRequest {
         checkpoint: a.checkpoint.clone(),
         count: a.count,
@@ -97,6 +103,7 @@ pub fn generate(reg: &Registry, seed: u64, a: &GenerateArgs) -> Result<()> {
         batch: a.batch,
         label: a.label.clone(),
         force: a.force,
+        device,
     };
     simemu_pipeline::generate(reg, seed, &request, &Terminal::new())?;
     Ok(())
