@@ -87,16 +87,6 @@ pub struct GeneratorContext<'a> {
     pub device: ComputeDevice,
 }
 
-impl<'a> GeneratorContext<'a> {
-    /// On the CPU.
-    pub fn cpu(registry: &'a Registry) -> Self {
-        GeneratorContext {
-            registry,
-            device: ComputeDevice::Cpu,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -370,6 +370,11 @@ mod tests {
         Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
     }
 
+    /// The largest |value| of `t`.
+    fn largest(t: &Tensor) -> f32 {
+        t.abs().unwrap().max_all().unwrap().to_scalar().unwrap()
+    }
+
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
         (a - b)
             .unwrap()
@@ -449,14 +454,7 @@ mod tests {
                     "bias",
                 ),
             ] {
-                let tol = 2e-5
-                    * a.abs()
-                        .unwrap()
-                        .max_all()
-                        .unwrap()
-                        .to_scalar::<f32>()
-                        .unwrap()
-                        .max(1.0);
+                let tol = 2e-5 * largest(a).max(1.0);
                 assert!(max_diff(a, b) < tol, "{act:?}: {what} gradient");
             }
             let x2 = random(&[5, 3, 4, 7], 20 + i as u64, -0.4);
@@ -523,14 +521,10 @@ mod tests {
             ),
         ] {
             let (a, b) = (a.unwrap(), b.unwrap());
-            let largest = a
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            assert!(max_diff(a, b) < 2e-5 * largest.max(1.0), "{what} gradient");
+            assert!(
+                max_diff(a, b) < 2e-5 * largest(a).max(1.0),
+                "{what} gradient"
+            );
         }
     }
 
