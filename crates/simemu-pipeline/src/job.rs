@@ -310,6 +310,14 @@ pub struct RunOptions {
     pub device: Option<simemu_core::ComputeDevice>,
 }
 
+impl RunOptions {
+    /// The device `config`'s generator computes on: this run's choice, else the
+    /// config's, else the CPU.
+    pub fn device(&self, config: &RunConfig) -> simemu_core::ComputeDevice {
+        self.device.or(config.generator.device).unwrap_or_default()
+    }
+}
+
 /// What a run produced.
 pub struct RunOutcome {
     pub dir: PathBuf,
@@ -688,10 +696,7 @@ pub fn run(
         (None, Some(s)) => Some(parse_duration(s).map_err(request)?),
         (None, None) => None,
     };
-    let device = options
-        .device
-        .or(config.generator.device)
-        .unwrap_or_default();
+    let device = options.device(config);
     let mut model_inputs = serde_json::json!({
         "generator": config.generator.name, "options": config.generator.options,
         "checkpoint": checkpoint,

@@ -39,8 +39,6 @@ pub fn run(reg: &Registry, device: Option<ComputeDevice>, a: &RunArgs) -> Result
         }
         None => (RunConfig::embedded_default(), None),
     };
-    // The config's device is opened before the run starts, as `--device` was.
-    super::open_device(device.or(config.generator.device).unwrap_or_default())?;
     let options = RunOptions {
         out: a.out.clone(),
         base,
@@ -49,6 +47,9 @@ pub fn run(reg: &Registry, device: Option<ComputeDevice>, a: &RunArgs) -> Result
         force: a.force,
         device,
     };
+    // The run's device is opened before the run starts, as `--device` alone is
+    // for `train` and `generate`.
+    super::open_device(options.device(&config))?;
     let outcome = simemu_pipeline::run(reg, &config, &options, &Terminal::new())?;
     for point in &outcome.points {
         if outcome.points.len() > 1 {
