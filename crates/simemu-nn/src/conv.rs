@@ -36,7 +36,7 @@ mod direct;
 
 /// Samples per partial weight-gradient sum (fixed so results do not depend on the
 /// thread count).
-const WEIGHT_GRAD_CHUNK: usize = 8;
+pub(crate) const WEIGHT_GRAD_CHUNK: usize = 8;
 
 /// Square kernel, stride and symmetric zero padding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -299,6 +299,7 @@ macro_rules! vectorised {
         }
     };
 }
+pub(crate) use vectorised;
 
 /// Scratch of the kernels: the im2col matrix of a block of samples, one phased
 /// plane, and the block's grids side by side.
@@ -335,7 +336,7 @@ fn with_scratch<R>(d: &Dims, g: Geometry, block: usize, f: impl FnOnce(&mut Scra
 }
 
 /// Runs `f` with this thread's three buffers, cut to `sizes`.
-fn with_buffers<R>(sizes: [usize; 3], f: impl FnOnce([&mut [f32]; 3]) -> R) -> R {
+pub(crate) fn with_buffers<R>(sizes: [usize; 3], f: impl FnOnce([&mut [f32]; 3]) -> R) -> R {
     let run = |buffers: &mut [Vec<f32>; 3]| {
         for (buffer, &size) in buffers.iter_mut().zip(&sizes) {
             if buffer.len() < size {
@@ -411,14 +412,14 @@ fn col2im_portable(
 
 /// A row-major matrix operand with arbitrary strides.
 #[derive(Clone, Copy)]
-struct Operand<'a> {
+pub(crate) struct Operand<'a> {
     data: &'a [f32],
     row_stride: usize,
     col_stride: usize,
 }
 
 impl<'a> Operand<'a> {
-    fn rows(data: &'a [f32], cols: usize) -> Self {
+    pub(crate) fn rows(data: &'a [f32], cols: usize) -> Self {
         Operand {
             data,
             row_stride: cols,
@@ -426,7 +427,7 @@ impl<'a> Operand<'a> {
         }
     }
     /// The transpose of a row-major matrix with `cols` columns.
-    fn transposed(data: &'a [f32], cols: usize) -> Self {
+    pub(crate) fn transposed(data: &'a [f32], cols: usize) -> Self {
         Operand {
             data,
             row_stride: 1,
@@ -438,7 +439,7 @@ impl<'a> Operand<'a> {
 /// dst (m×n, rows `dst_pitch` apart) = [dst +] lhs (m×k) · rhs (k×n), on the
 /// calling thread: the kernels parallelise over samples, and a product split across
 /// threads could round differently with the thread count.
-fn matmul(
+pub(crate) fn matmul(
     (m, n, k): (usize, usize, usize),
     (dst, dst_pitch): (&mut [f32], usize),
     lhs: Operand,
@@ -685,7 +686,11 @@ fn dims4(l: &Layout, what: &str) -> candle_core::Result<(usize, usize, usize, us
         .map_err(|_| candle_core::Error::Msg(format!("{what} must be 4-D, got {:?}", l.dims())))
 }
 
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
+pub(crate) fn contiguous<'a>(
+    s: &'a CpuStorage,
+    l: &Layout,
+    what: &str,
+) -> candle_core::Result<&'a [f32]> {
     let data = match s {
         CpuStorage::F32(v) => v.as_slice(),
         _ => {
@@ -703,7 +708,7 @@ fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Res
     }
 }
 
-fn shape_error(msg: String) -> candle_core::Error {
+pub(crate) fn shape_error(msg: String) -> candle_core::Error {
     candle_core::Error::Msg(format!("fast convolution: {msg}"))
 }
 
@@ -868,7 +873,7 @@ impl CustomOp2 for ConvOp {
     }
 }
 
-fn fast_path(x: &Tensor, w: &Tensor) -> bool {
+pub(crate) fn fast_path(x: &Tensor, w: &Tensor) -> bool {
     x.device().is_cpu() && x.dtype() == DType::F32 && w.dtype() == DType::F32
 }
 
@@ -952,11 +957,17 @@ pub fn conv_transpose2d(
 /// convolution of a periodic image (a torus), with no border for the network to
 /// learn.
 pub fn circular_pad(x: &Tensor, p: usize) -> candle_core::Result<Tensor> {
+    pad_periodic(x, p, &[2, 3])
+}
+
+/// Pads each of `dims` of `x` by `p` on each side with the values from the
+/// opposite edge.
+pub(crate) fn pad_periodic(x: &Tensor, p: usize, dims: &[usize]) -> candle_core::Result<Tensor> {
     if p == 0 {
         return Ok(x.clone());
     }
     let mut x = x.clone();
-    for d in [2, 3] {
+    for &d in dims {
         let n = x.dim(d)?;
         if p > n {
             candle_core::bail!("circular padding {p} exceeds the side {n}");

@@ -14,19 +14,23 @@
 //! - [`checkpoint`]: the run directory's checkpoint layout and variable bookkeeping;
 //! - [`device()`]: the candle device of a run's [`ComputeDevice`](simemu_core::ComputeDevice).
 //!
-//! The fused kernels ([`conv`], [`activation`], [`norm`], the Adam and moving-average
-//! updates) run on f32 CPU tensors; on any other device every one of them computes
+//! The fused kernels ([`conv`], [`conv3d`], [`activation`], [`norm`], the Adam and
+//! moving-average updates) run on f32 CPU tensors; on any other device every one of them computes
 //! the same result with candle's tensor operations, which candle runs on the GPU
 //! (the tests hold the two paths to each other on the CPU).
 
 pub mod activation;
 pub mod checkpoint;
 pub mod conv;
+pub mod conv3d;
 pub mod norm;
 mod output;
 
 pub use activation::{bias_activation, Activation};
 pub use conv::{circular_conv_transpose2d, circular_pad, conv2d, conv_transpose2d};
+pub use conv3d::{
+    circular_conv3d, circular_conv_transpose3d, circular_pad3d, conv3d, conv_transpose3d,
+};
 pub use norm::BatchNorm2d;
 
 use std::collections::HashMap;

@@ -1,0 +1,1304 @@
+//! 3-D convolutions for generator networks of volumes: `conv3d` and
+//! `conv_transpose3d` with both backward passes, as candle custom ops (candle has
+//! no 3-D convolution).
+//!
+//! The layout is [`crate::conv`]'s: call the larger side of a convolution the
+//! *image* and the smaller the *grid*, and read the weight as a matrix
+//! `W: (grid channels, image channels·k³)` — the layout of both PyTorch's `Conv3d`
+//! weight `(c_out, c_in, k, k, k)` and its `ConvTranspose3d` weight
+//! `(c_in, c_out, k, k, k)`. Three kernels serve all six passes:
+//!
+//! | pass | kernel |
+//! |---|---|
+//! | conv3d forward, convT input gradient | [`Kernel::Forward`]: `grid = W · vol2col(image)` |
+//! | convT forward, conv3d input gradient | [`Kernel::Adjoint`]: `image = col2vol(Wᵀ · grid)` |
+//! | both weight gradients | [`Kernel::WeightGrad`]: `∂W = Σ_b grid · vol2col(image)ᵀ` |
+//!
+//! Each sample's product is one `gemm` on one thread, parallel over the batch, and
+//! weight gradients sum fixed chunks of the batch in a fixed order, so the bytes do
+//! not depend on the number of threads.
+//!
+//! Off the CPU, or in another dtype, the same functions compute the same result from
+//! 2-D convolutions, one per depth tap of the kernel ([`tensor_ops`]), which candle
+//! runs on any device.
+
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::conv::{
+    contiguous, fast_path, matmul, shape_error, vectorised, with_buffers, Geometry, Operand,
+    WEIGHT_GRAD_CHUNK,
+};
+
+/// One image and its grid, per sample; sides are (depth, height, width).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Dims {
+    batch: usize,
+    image_c: usize,
+    image: [usize; 3],
+    grid_c: usize,
+    grid: [usize; 3],
+}
+
+impl Dims {
+    fn image_px(&self) -> usize {
+        self.image.iter().product()
+    }
+    fn grid_px(&self) -> usize {
+        self.grid.iter().product()
+    }
+    fn image_len(&self) -> usize {
+        self.image_c * self.image_px()
+    }
+    fn grid_len(&self) -> usize {
+        self.grid_c * self.grid_px()
+    }
+    /// Rows of the vol2col matrix: image channels × k³.
+    fn patch(&self, g: Geometry) -> usize {
+        self.image_c * g.kernel.pow(3)
+    }
+}
+
+/// Along one axis, for one kernel tap: the grid positions `lo..hi` whose image
+/// position `x·s + tap − p` lies inside the image, and the image position of `lo`.
+#[derive(Clone, Copy, Debug)]
+struct TapRange {
+    lo: usize,
+    hi: usize,
+    first: usize,
+}
+
+impl TapRange {
+    fn new(grid: usize, image: usize, tap: usize, g: Geometry) -> Self {
+        let (s, offset) = (g.stride as isize, tap as isize - g.padding as isize);
+        let lo = if offset >= 0 {
+            0
+        } else {
+            (-offset + s - 1) / s
+        };
+        let last = image as isize - 1 - offset;
+        let hi = if last < 0 { 0 } else { last / s + 1 };
+        let lo = lo.min(grid as isize);
+        let hi = hi.clamp(lo, grid as isize);
+        TapRange {
+            lo: lo as usize,
+            hi: hi as usize,
+            first: (lo * s + offset).max(0) as usize,
+        }
+    }
+    fn contains(&self, x: usize) -> bool {
+        (self.lo..self.hi).contains(&x)
+    }
+    /// The image position of grid position `x` (inside the range).
+    fn image(&self, x: usize, stride: usize) -> usize {
+        self.first + (x - self.lo) * stride
+    }
+}
+
+/// The tap ranges of every kernel tap along each of the three axes.
+fn tap_ranges(d: &Dims, g: Geometry) -> [Vec<TapRange>; 3] {
+    std::array::from_fn(|axis| {
+        (0..g.kernel)
+            .map(|t| TapRange::new(d.grid[axis], d.image[axis], t, g))
+            .collect()
+    })
+}
+
+/// A stretch of one vol2col row: grid positions that read inside the image, or a
+/// stretch that reads only padding.
+#[derive(Clone, Copy, Debug)]
+enum Stretch {
+    /// Grid positions `x.lo..x.hi` of the row read the image from `image_at + x.first`
+    /// on, `stride` apart.
+    Inside { image_at: usize, x: TapRange },
+    /// `len` grid positions read outside the image.
+    Outside { len: usize },
+}
+
+/// Visits every stretch of every vol2col row of one channel as `visit(tap, grid
+/// offset, stretch)`; taps run in (z, y, x) order, and together the stretches of a
+/// tap cover its row once.
+#[inline(always)]
+fn for_each_stretch(
+    d: &Dims,
+    g: Geometry,
+    ranges: &[Vec<TapRange>; 3],
+    mut visit: impl FnMut(usize, usize, Stretch),
+) {
+    let (k, s) = (g.kernel, g.stride);
+    let [gd, gh, gw] = d.grid;
+    let [_, ih, iw] = d.image;
+    for (tz, z) in ranges[0].iter().enumerate() {
+        for (ty, y) in ranges[1].iter().enumerate() {
+            for (tx, x) in ranges[2].iter().enumerate() {
+                let tap = (tz * k + ty) * k + tx;
+                for gz in 0..gd {
+                    if !z.contains(gz) {
+                        visit(tap, gz * gh * gw, Stretch::Outside { len: gh * gw });
+                        continue;
+                    }
+                    let iz = z.image(gz, s);
+                    for gy in 0..gh {
+                        let row = (gz * gh + gy) * gw;
+                        if !y.contains(gy) {
+                            visit(tap, row, Stretch::Outside { len: gw });
+                            continue;
+                        }
+                        visit(tap, row, Stretch::Outside { len: x.lo });
+                        if x.lo < x.hi {
+                            let image_at = (iz * ih + y.image(gy, s)) * iw;
+                            visit(tap, row + x.lo, Stretch::Inside { image_at, x: *x });
+                        }
+                        visit(tap, row + x.hi, Stretch::Outside { len: gw - x.hi });
+                    }
+                }
+            }
+        }
+    }
+}
+
+vectorised! {
+    /// cols[c·k³ + tap][grid position] = image[c][grid position·s + tap − p]
+    /// (0 outside), each row `pitch` after the last.
+    fn vol2col(image: &[f32], d: &Dims, g: Geometry, cols: &mut [f32], pitch: usize) = vol2col_portable
+}
+
+#[inline(always)]
+fn vol2col_portable(image: &[f32], d: &Dims, g: Geometry, cols: &mut [f32], pitch: usize) {
+    let (taps, s) = (g.kernel.pow(3), g.stride);
+    let ranges = tap_ranges(d, g);
+    for (c, volume) in image.chunks_exact(d.image_px()).enumerate() {
+        let rows = &mut cols[c * taps * pitch..];
+        for_each_stretch(d, g, &ranges, |tap, at, stretch| {
+            let row = &mut rows[tap * pitch + at..];
+            match stretch {
+                Stretch::Outside { len } => row[..len].fill(0.0),
+                Stretch::Inside { image_at, x } => {
+                    let (line, src) = (&mut row[..x.hi - x.lo], &volume[image_at + x.first..]);
+                    if s == 1 {
+                        line.copy_from_slice(&src[..line.len()]);
+                    } else {
+                        for (j, v) in line.iter_mut().enumerate() {
+                            *v = src[j * s];
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+vectorised! {
+    /// The adjoint of [`vol2col`]: image = scatter-add(cols); every value is
+    /// written. Each image value sums its taps in (z, y, x) order.
+    fn col2vol(d: &Dims, g: Geometry, cols: &[f32], pitch: usize, image: &mut [f32]) = col2vol_portable
+}
+
+#[inline(always)]
+fn col2vol_portable(d: &Dims, g: Geometry, cols: &[f32], pitch: usize, image: &mut [f32]) {
+    let (taps, s) = (g.kernel.pow(3), g.stride);
+    let ranges = tap_ranges(d, g);
+    image.fill(0.0);
+    for (c, volume) in image.chunks_exact_mut(d.image_px()).enumerate() {
+        let rows = &cols[c * taps * pitch..];
+        for_each_stretch(d, g, &ranges, |tap, at, stretch| {
+            if let Stretch::Inside { image_at, x } = stretch {
+                let line = &rows[tap * pitch + at..][..x.hi - x.lo];
+                let dst = &mut volume[image_at + x.first..];
+                if s == 1 {
+                    for (o, v) in dst.iter_mut().zip(line) {
+                        *o += v;
+                    }
+                } else {
+                    for (j, v) in line.iter().enumerate() {
+                        dst[j * s] += v;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// grid[b] = W · vol2col(image[b]).
+fn forward(image: &[f32], weight: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
+    let (patch, n) = (d.patch(g), d.grid_px());
+    crate::output::par_filled(d.batch * d.grid_len(), d.grid_len(), |b, grid| {
+        with_buffers([patch * n, 0, 0], |[cols, _, _]| {
+            vol2col(&image[b * d.image_len()..][..d.image_len()], d, g, cols, n);
+            matmul(
+                (d.grid_c, n, patch),
+                (grid, n),
+                Operand::rows(weight, patch),
+                Operand::rows(cols, n),
+                false,
+            );
+        })
+    })
+}
+
+/// image[b] = col2vol(Wᵀ · grid[b]).
+fn adjoint(grid: &[f32], weight: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
+    let (patch, n) = (d.patch(g), d.grid_px());
+    crate::output::par_filled(d.batch * d.image_len(), d.image_len(), |b, image| {
+        with_buffers([patch * n, 0, 0], |[cols, _, _]| {
+            matmul(
+                (patch, n, d.grid_c),
+                (cols, n),
+                Operand::transposed(weight, patch),
+                Operand::rows(&grid[b * d.grid_len()..][..d.grid_len()], n),
+                false,
+            );
+            col2vol(d, g, cols, n, image);
+        })
+    })
+}
+
+/// ∂W = Σ_b grid[b] · vol2col(image[b])ᵀ, shape (grid_c, image_c·k³).
+fn weight_grad(image: &[f32], grid: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
+    let (patch, n) = (d.patch(g), d.grid_px());
+    let chunks = d.batch.div_ceil(WEIGHT_GRAD_CHUNK);
+    let partials: Vec<Vec<f32>> = (0..chunks)
+        .into_par_iter()
+        .map(|chunk| {
+            let mut acc = vec![0f32; d.grid_c * patch];
+            let start = chunk * WEIGHT_GRAD_CHUNK;
+            with_buffers([patch * n, 0, 0], |[cols, _, _]| {
+                for b in start..((chunk + 1) * WEIGHT_GRAD_CHUNK).min(d.batch) {
+                    vol2col(&image[b * d.image_len()..][..d.image_len()], d, g, cols, n);
+                    matmul(
+                        (d.grid_c, patch, n),
+                        (&mut acc, patch),
+                        Operand::rows(&grid[b * d.grid_len()..][..d.grid_len()], n),
+                        Operand::transposed(cols, n),
+                        b > start,
+                    );
+                }
+            });
+            acc
+        })
+        .collect();
+    // Each value sums the chunks in chunk order.
+    const SPAN: usize = 1 << 14;
+    crate::output::par_filled(d.grid_c * patch, SPAN, |i, total| {
+        for part in &partials {
+            for (t, p) in total.iter_mut().zip(&part[i * SPAN..]) {
+                *t += p;
+            }
+        }
+    })
+}
+
+/// Which of the three products a [`Conv3dOp`] computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// (image, W) → grid: conv3d forward.
+    Forward,
+    /// (grid, W) → image of the given (depth, height, width): conv_transpose3d forward.
+    Adjoint { image: [usize; 3] },
+    /// (image, grid) → W.
+    WeightGrad,
+}
+
+/// A candle custom op computing one [`Kernel`]; with `differentiable`, its backward
+/// pass is made of the other kernels and skips inputs that need no gradient.
+#[derive(Clone, Copy, Debug)]
+pub struct Conv3dOp {
+    pub kernel: Kernel,
+    pub geometry: Geometry,
+    pub differentiable: bool,
+}
+
+fn dims5(l: &Layout, what: &str) -> candle_core::Result<[usize; 5]> {
+    let (a, b, c, d, e) = l
+        .shape()
+        .dims5()
+        .map_err(|_| shape_error(format!("{what} must be 5-D, got {:?}", l.dims())))?;
+    Ok([a, b, c, d, e])
+}
+
+/// Joins (d, h, w) sides as "d×h×w".
+fn sides(s: &[usize]) -> String {
+    s.iter().map(usize::to_string).collect::<Vec<_>>().join("×")
+}
+
+impl Conv3dOp {
+    fn grid_of(&self, image: [usize; 3]) -> candle_core::Result<[usize; 3]> {
+        let g = self.geometry;
+        let mut grid = [0; 3];
+        for (out, &side) in grid.iter_mut().zip(&image) {
+            *out = g.grid_side(side).filter(|&v| v > 0).ok_or_else(|| {
+                shape_error(format!(
+                    "image {} is smaller than kernel {} with padding {}",
+                    sides(&image),
+                    g.kernel,
+                    g.padding
+                ))
+            })?;
+        }
+        Ok(grid)
+    }
+
+    fn check_weight(
+        &self,
+        w: [usize; 5],
+        grid_c: usize,
+        image_c: usize,
+    ) -> candle_core::Result<()> {
+        let k = self.geometry.kernel;
+        if w != [grid_c, image_c, k, k, k] {
+            return Err(shape_error(format!(
+                "weight {w:?} does not match [{grid_c}, {image_c}, {k}, {k}, {k}]"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The per-sample dimensions of a call, checked against each other.
+    fn dims(&self, l1: &Layout, l2: &Layout) -> candle_core::Result<Dims> {
+        match self.kernel {
+            Kernel::Forward => {
+                let [batch, image_c, id, ih, iw] = dims5(l1, "input")?;
+                let w = dims5(l2, "weight")?;
+                self.check_weight(w, w[0], image_c)?;
+                Ok(Dims {
+                    batch,
+                    image_c,
+                    image: [id, ih, iw],
+                    grid_c: w[0],
+                    grid: self.grid_of([id, ih, iw])?,
+                })
+            }
+            Kernel::Adjoint { image } => {
+                let [batch, grid_c, gd, gh, gw] = dims5(l1, "input")?;
+                let w = dims5(l2, "weight")?;
+                self.check_weight(w, grid_c, w[1])?;
+                if self.grid_of(image)? != [gd, gh, gw] {
+                    return Err(shape_error(format!(
+                        "an image of {} does not convolve to {}",
+                        sides(&image),
+                        sides(&[gd, gh, gw])
+                    )));
+                }
+                Ok(Dims {
+                    batch,
+                    image_c: w[1],
+                    image,
+                    grid_c,
+                    grid: [gd, gh, gw],
+                })
+            }
+            Kernel::WeightGrad => {
+                let [batch, image_c, id, ih, iw] = dims5(l1, "image")?;
+                let [gb, grid_c, gd, gh, gw] = dims5(l2, "grid")?;
+                if gb != batch || self.grid_of([id, ih, iw])? != [gd, gh, gw] {
+                    return Err(shape_error(format!(
+                        "image ({batch}, {image_c}, {}) and grid ({gb}, {grid_c}, {}) do not match",
+                        sides(&[id, ih, iw]),
+                        sides(&[gd, gh, gw])
+                    )));
+                }
+                Ok(Dims {
+                    batch,
+                    image_c,
+                    image: [id, ih, iw],
+                    grid_c,
+                    grid: [gd, gh, gw],
+                })
+            }
+        }
+    }
+}
+
+impl CustomOp2 for Conv3dOp {
+    fn name(&self) -> &'static str {
+        match self.kernel {
+            Kernel::Forward => "simemu-conv3d",
+            Kernel::Adjoint { .. } => "simemu-conv-transpose3d",
+            Kernel::WeightGrad => "simemu-conv3d-weight-grad",
+        }
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let d = self.dims(l1, l2)?;
+        let a = contiguous(s1, l1, "first operand")?;
+        let b = contiguous(s2, l2, "second operand")?;
+        let g = self.geometry;
+        let k = g.kernel;
+        let [gd, gh, gw] = d.grid;
+        let [id, ih, iw] = d.image;
+        let (out, shape): (Vec<f32>, Shape) = match self.kernel {
+            Kernel::Forward => (forward(a, b, &d, g), (d.batch, d.grid_c, gd, gh, gw).into()),
+            Kernel::Adjoint { .. } => (
+                adjoint(a, b, &d, g),
+                (d.batch, d.image_c, id, ih, iw).into(),
+            ),
+            Kernel::WeightGrad => (
+                weight_grad(a, b, &d, g),
+                (d.grid_c, d.image_c, k, k, k).into(),
+            ),
+        };
+        Ok((CpuStorage::F32(out), shape))
+    }
+
+    fn bwd(
+        &self,
+        arg1: &Tensor,
+        weight: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        if !self.differentiable {
+            return Err(candle_core::Error::BackwardNotSupported { op: self.name() });
+        }
+        let grad = grad.contiguous()?;
+        let op = |kernel| Conv3dOp {
+            kernel,
+            geometry: self.geometry,
+            differentiable: false,
+        };
+        // Data and detached tensors track no op: their gradient is never needed.
+        let (grad_arg, grad_weight) = match self.kernel {
+            Kernel::Forward => {
+                let (_, _, id, ih, iw) = arg1.dims5()?;
+                let ga = arg1
+                    .track_op()
+                    .then(|| {
+                        grad.apply_op2_no_bwd(
+                            weight,
+                            &op(Kernel::Adjoint {
+                                image: [id, ih, iw],
+                            }),
+                        )
+                    })
+                    .transpose()?;
+                let gw = weight
+                    .track_op()
+                    .then(|| arg1.apply_op2_no_bwd(&grad, &op(Kernel::WeightGrad)))
+                    .transpose()?;
+                (ga, gw)
+            }
+            Kernel::Adjoint { .. } => {
+                let ga = arg1
+                    .track_op()
+                    .then(|| grad.apply_op2_no_bwd(weight, &op(Kernel::Forward)))
+                    .transpose()?;
+                let gw = weight
+                    .track_op()
+                    .then(|| grad.apply_op2_no_bwd(arg1, &op(Kernel::WeightGrad)))
+                    .transpose()?;
+                (ga, gw)
+            }
+            Kernel::WeightGrad => {
+                return Err(candle_core::Error::BackwardNotSupported { op: self.name() })
+            }
+        };
+        Ok((grad_arg, grad_weight))
+    }
+}
+
+/// The side of a cubic kernel (C_a, C_b, k, k, k).
+fn cubic_kernel(kernel: &Tensor) -> candle_core::Result<usize> {
+    match kernel.dims() {
+        &[_, _, kd, kh, kw] if kd == kh && kh == kw && kd > 0 => Ok(kd),
+        dims => Err(shape_error(format!(
+            "a 3-D kernel must be (C, C, k, k, k) with k ≥ 1, got {dims:?}"
+        ))),
+    }
+}
+
+/// 3-D convolution of `x` (B, C_in, D, H, W) with `kernel` (C_out, C_in, k, k, k),
+/// as PyTorch's `conv3d` with dilation 1, one group and zero padding. f32 on the CPU
+/// takes the fast path; anything else runs on [`tensor_ops`].
+pub fn conv3d(
+    x: &Tensor,
+    kernel: &Tensor,
+    stride: usize,
+    padding: usize,
+) -> candle_core::Result<Tensor> {
+    let k = cubic_kernel(kernel)?;
+    if stride == 0 {
+        return Err(shape_error("the stride must be at least 1".into()));
+    }
+    let op = Conv3dOp {
+        kernel: Kernel::Forward,
+        geometry: Geometry {
+            kernel: k,
+            stride,
+            padding,
+        },
+        differentiable: true,
+    };
+    let (_, _, d, h, w) = x.dims5()?;
+    op.grid_of([d, h, w])?;
+    if !fast_path(x, kernel) {
+        return tensor_ops::conv3d(x, kernel, stride, padding);
+    }
+    x.contiguous()?.apply_op2(&kernel.contiguous()?, op)
+}
+
+/// Transposed 3-D convolution of `x` (B, C_in, D, H, W) with `kernel`
+/// (C_in, C_out, k, k, k), as PyTorch's `conv_transpose3d` with dilation 1 and one
+/// group: each output side is (side − 1)·stride − 2·padding + k + output_padding.
+pub fn conv_transpose3d(
+    x: &Tensor,
+    kernel: &Tensor,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+) -> candle_core::Result<Tensor> {
+    let k = cubic_kernel(kernel)?;
+    if stride == 0 {
+        return Err(shape_error("the stride must be at least 1".into()));
+    }
+    if output_padding >= stride {
+        return Err(shape_error(format!(
+            "output_padding {output_padding} must be smaller than the stride {stride}"
+        )));
+    }
+    let (_, _, d, h, w) = x.dims5()?;
+    let side = |g: usize| {
+        ((g.max(1) - 1) * stride + k + output_padding)
+            .checked_sub(2 * padding)
+            .filter(|&v| g > 0 && v > 0)
+            .ok_or_else(|| {
+                shape_error(format!(
+                    "padding {padding} leaves no output for input side {g}"
+                ))
+            })
+    };
+    let image = [side(d)?, side(h)?, side(w)?];
+    if !fast_path(x, kernel) {
+        return tensor_ops::conv_transpose3d(x, kernel, stride, padding, output_padding);
+    }
+    let op = Conv3dOp {
+        kernel: Kernel::Adjoint { image },
+        geometry: Geometry {
+            kernel: k,
+            stride,
+            padding,
+        },
+        differentiable: true,
+    };
+    x.contiguous()?.apply_op2(&kernel.contiguous()?, op)
+}
+
+/// Pads the last three dimensions of `x` by `p` on each side with the values from
+/// the opposite face: a convolution of the padded volume without padding is the
+/// convolution of a periodic volume (a 3-torus).
+pub fn circular_pad3d(x: &Tensor, p: usize) -> candle_core::Result<Tensor> {
+    crate::conv::pad_periodic(x, p, &[2, 3, 4])
+}
+
+/// `conv3d` of a periodic volume: PyTorch's `Conv3d` with `padding_mode =
+/// "circular"`.
+pub fn circular_conv3d(
+    x: &Tensor,
+    kernel: &Tensor,
+    stride: usize,
+    padding: usize,
+) -> candle_core::Result<Tensor> {
+    conv3d(&circular_pad3d(x, padding)?, kernel, stride, 0)
+}
+
+/// `conv_transpose3d` of a periodic volume to a `stride`× larger periodic volume:
+/// one period of the zero-padded transpose of the input repeated without end. It is
+/// the input padded circularly by as many grid positions as any output reads beyond
+/// the grid, transposed without padding, and cropped where the zero-padded
+/// version's output would sit. Where 0 < k − 2·padding ≤ stride (4/1/2, 3/1/1,
+/// 5/2/2) it is the adjoint of [`circular_conv3d`] with the same weight.
+pub fn circular_conv_transpose3d(
+    x: &Tensor,
+    kernel: &Tensor,
+    stride: usize,
+    padding: usize,
+) -> candle_core::Result<Tensor> {
+    let k = cubic_kernel(kernel)?;
+    if stride == 0 || padding >= k {
+        return Err(shape_error(format!(
+            "a periodic transposed convolution needs stride ≥ 1 and padding < k, got \
+             stride {stride}, padding {padding}, k {k}"
+        )));
+    }
+    // Output position o (of the transpose with padding p) reads inputs i with
+    // i·s + t − p = o for taps t < k: from ⌈(o + p − k + 1)/s⌉ to ⌊(o + p)/s⌋, that
+    // is up to ⌊(k − 1 − p)/s⌋ positions before the grid and ⌈p/s⌉ past it; at
+    // least one, so that the unpadded transpose reaches past the crop.
+    let margin = ((k - 1 - padding) / stride)
+        .max(padding.div_ceil(stride))
+        .max(1);
+    let (_, _, d, h, w) = x.dims5()?;
+    let full = conv_transpose3d(&circular_pad3d(x, margin)?, kernel, stride, 0, 0)?;
+    let offset = margin * stride + padding;
+    full.narrow(2, offset, stride * d)?
+        .narrow(3, offset, stride * h)?
+        .narrow(4, offset, stride * w)
+}
+
+/// The 3-D convolutions from 2-D ones: a kernel of depth k is k 2-D kernels, one per
+/// depth tap, applied to the depth slices that tap reads. Differentiable through
+/// candle's own backward passes, on any device and dtype.
+pub mod tensor_ops {
+    use candle_core::Tensor;
+
+    fn depth_index(
+        count: usize,
+        stride: usize,
+        tap: usize,
+        x: &Tensor,
+    ) -> candle_core::Result<Tensor> {
+        let index: Vec<u32> = (0..count).map(|z| (z * stride + tap) as u32).collect();
+        Tensor::new(index.as_slice(), x.device())
+    }
+
+    /// [`super::conv3d`] (shapes already checked).
+    pub fn conv3d(
+        x: &Tensor,
+        kernel: &Tensor,
+        stride: usize,
+        padding: usize,
+    ) -> candle_core::Result<Tensor> {
+        let (b, c, depth, h, w) = x.dims5()?;
+        let (c_out, _, k, _, _) = kernel.dims5()?;
+        let out_depth = (depth + 2 * padding - k) / stride + 1;
+        let x = x.pad_with_zeros(2, padding, padding)?;
+        let mut sum: Option<Tensor> = None;
+        for tap in 0..k {
+            let slices = x
+                .index_select(&depth_index(out_depth, stride, tap, &x)?, 2)?
+                .permute((0, 2, 1, 3, 4))?
+                .reshape((b * out_depth, c, h, w))?;
+            let plane = kernel.narrow(2, tap, 1)?.squeeze(2)?.contiguous()?;
+            let y = crate::conv::conv2d(&slices, &plane, stride, padding)?;
+            sum = Some(match sum {
+                None => y,
+                Some(s) => (s + y)?,
+            });
+        }
+        let y = sum.expect("a kernel has at least one tap");
+        let (_, _, oh, ow) = y.dims4()?;
+        y.reshape((b, out_depth, c_out, oh, ow))?
+            .permute((0, 2, 1, 3, 4))?
+            .contiguous()
+    }
+
+    /// [`super::conv_transpose3d`] (shapes already checked).
+    pub fn conv_transpose3d(
+        x: &Tensor,
+        kernel: &Tensor,
+        stride: usize,
+        padding: usize,
+        output_padding: usize,
+    ) -> candle_core::Result<Tensor> {
+        let (b, c_in, depth, h, w) = x.dims5()?;
+        let (_, c_out, k, _, _) = kernel.dims5()?;
+        let full_depth = (depth - 1) * stride + k + output_padding;
+        let slices = x
+            .permute((0, 2, 1, 3, 4))?
+            .reshape((b * depth, c_in, h, w))?;
+        let mut full: Option<Tensor> = None;
+        let mut plane_sides = (0, 0);
+        for tap in 0..k {
+            let plane = kernel.narrow(2, tap, 1)?.squeeze(2)?.contiguous()?;
+            let y =
+                crate::conv::conv_transpose2d(&slices, &plane, stride, padding, output_padding)?;
+            let (_, _, oh, ow) = y.dims4()?;
+            plane_sides = (oh, ow);
+            let y = y.reshape((b, depth, c_out * oh * ow))?;
+            let acc = match full {
+                Some(acc) => acc,
+                None => Tensor::zeros((b, full_depth, c_out * oh * ow), x.dtype(), x.device())?,
+            };
+            full = Some(acc.index_add(&depth_index(depth, stride, tap, x)?, &y, 1)?);
+        }
+        let (oh, ow) = plane_sides;
+        let out_depth = full_depth - 2 * padding;
+        full.expect("a kernel has at least one tap")
+            .narrow(1, padding, out_depth)?
+            .reshape((b, out_depth, c_out, oh, ow))?
+            .permute((0, 2, 1, 3, 4))?
+            .contiguous()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device, Var};
+    use rand::{Rng, SeedableRng};
+
+    type TestRng = rand_chacha::ChaCha8Rng;
+
+    /// The shapes of one convolution: its image (the larger side) and grid, per
+    /// sample, and whether image positions wrap around (a periodic volume) instead
+    /// of reading zeros outside.
+    #[derive(Clone, Copy, Debug)]
+    struct Case {
+        batch: usize,
+        image_c: usize,
+        image: [usize; 3],
+        grid_c: usize,
+        grid: [usize; 3],
+        g: Geometry,
+        periodic: bool,
+    }
+
+    impl Case {
+        fn image_shape(&self) -> Vec<usize> {
+            [vec![self.batch, self.image_c], self.image.to_vec()].concat()
+        }
+        fn grid_shape(&self) -> Vec<usize> {
+            [vec![self.batch, self.grid_c], self.grid.to_vec()].concat()
+        }
+        fn weight_shape(&self) -> Vec<usize> {
+            let k = self.g.kernel;
+            vec![self.grid_c, self.image_c, k, k, k]
+        }
+
+        /// Calls `term(grid index, image index, weight index)` for every product
+        /// of the convolution: each sample, grid channel and position, image
+        /// channel and tap whose image position lies inside the image (or wraps).
+        fn for_each_term(&self, mut term: impl FnMut(usize, usize, usize)) {
+            let Geometry {
+                kernel: k,
+                stride: s,
+                padding: p,
+            } = self.g;
+            let [gd, gh, gw] = self.grid;
+            let [id, ih, iw] = self.image;
+            let at = |grid: usize, tap: usize, side: usize| {
+                let i = (grid * s + tap) as isize - p as isize;
+                if self.periodic {
+                    Some(i.rem_euclid(side as isize) as usize)
+                } else {
+                    (0..side as isize).contains(&i).then_some(i as usize)
+                }
+            };
+            for b in 0..self.batch {
+                for gc in 0..self.grid_c {
+                    for (gz, gy, gx) in cube(gd, gh, gw) {
+                        let grid = (((b * self.grid_c + gc) * gd + gz) * gh + gy) * gw + gx;
+                        for ic in 0..self.image_c {
+                            for (tz, ty, tx) in cube(k, k, k) {
+                                let (Some(iz), Some(iy), Some(ix)) =
+                                    (at(gz, tz, id), at(gy, ty, ih), at(gx, tx, iw))
+                                else {
+                                    continue;
+                                };
+                                let image =
+                                    (((b * self.image_c + ic) * id + iz) * ih + iy) * iw + ix;
+                                let weight =
+                                    (((gc * self.image_c + ic) * k + tz) * k + ty) * k + tx;
+                                term(grid, image, weight);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn cube(a: usize, b: usize, c: usize) -> impl Iterator<Item = (usize, usize, usize)> {
+        (0..a).flat_map(move |i| (0..b).flat_map(move |j| (0..c).map(move |l| (i, j, l))))
+    }
+
+    /// Exact (f64) sums of products, with the magnitude Σ|a·b| and number of terms
+    /// of each: the f32 result of any summation order lies within (n + 2)·2⁻²⁴·Σ|a·b|
+    /// of the exact sum of n products of f32 values (the standard bound γₙ for a
+    /// dot product, plus the final rounding).
+    struct Sums {
+        value: Vec<f64>,
+        magnitude: Vec<f64>,
+        terms: Vec<usize>,
+    }
+
+    impl Sums {
+        fn new(len: usize) -> Self {
+            Sums {
+                value: vec![0.0; len],
+                magnitude: vec![0.0; len],
+                terms: vec![0; len],
+            }
+        }
+        fn add(&mut self, i: usize, a: f32, b: f32) {
+            let product = a as f64 * b as f64;
+            self.value[i] += product;
+            self.magnitude[i] += product.abs();
+            self.terms[i] += 1;
+        }
+        /// Asserts that `t` holds these sums to f32 rounding (`slack` times the bound).
+        fn assert_close(&self, t: &Tensor, slack: f64, what: &str) {
+            self.assert_near(&as_f64(t), &self.value, slack, what);
+        }
+        /// Asserts that `got` and `expected` differ by at most `slack` times the
+        /// rounding bound of these sums.
+        fn assert_near(&self, got: &[f64], expected: &[f64], slack: f64, what: &str) {
+            assert_eq!(got.len(), self.value.len(), "{what}: size");
+            assert_eq!(expected.len(), self.value.len(), "{what}: size");
+            for (i, (&v, &e)) in got.iter().zip(expected).enumerate() {
+                let bound = slack * (self.terms[i] + 2) as f64 * f32::EPSILON as f64 / 2.0
+                    * self.magnitude[i];
+                assert!(
+                    (v - e).abs() <= bound,
+                    "{what}: value {i} is {v}, expected {e} (bound {bound})"
+                );
+            }
+        }
+    }
+
+    fn as_f64(t: &Tensor) -> Vec<f64> {
+        t.flatten_all()
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    }
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    fn random(shape: &[usize], rng: &mut TestRng) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    /// What a convolution computes from its input and weight: the image from the
+    /// grid (transposed) or the grid from the image.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Direction {
+        Forward,
+        Transposed,
+    }
+
+    /// The values of `op(x, w)` and the gradients of L = Σ op(x, w)·r (r random)
+    /// with respect to x and w, against the exact sums of `case`.
+    fn check(
+        case: &Case,
+        direction: Direction,
+        op: impl Fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
+        rng: &mut TestRng,
+        what: &str,
+    ) {
+        let (input_shape, output_shape) = match direction {
+            Direction::Forward => (case.image_shape(), case.grid_shape()),
+            Direction::Transposed => (case.grid_shape(), case.image_shape()),
+        };
+        let x = Var::from_tensor(&random(&input_shape, rng)).unwrap();
+        let w = Var::from_tensor(&random(&case.weight_shape(), rng)).unwrap();
+        let y = op(x.as_tensor(), w.as_tensor()).unwrap();
+        assert_eq!(y.dims(), output_shape.as_slice(), "{what}: output shape");
+        let r = random(&output_shape, rng);
+        let grads = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let [out, dx, dw] = exact_sums(case, direction, x.as_tensor(), w.as_tensor(), &r);
+        out.assert_close(&y, 1.0, &format!("{what}: values"));
+        dx.assert_close(
+            grads.get(&x).unwrap(),
+            1.0,
+            &format!("{what}: input gradient"),
+        );
+        dw.assert_close(
+            grads.get(&w).unwrap(),
+            1.0,
+            &format!("{what}: weight gradient"),
+        );
+    }
+
+    /// The exact output of `case` for input `x` and weight `w`, and the gradients of
+    /// L = Σ output·r with respect to x and w.
+    fn exact_sums(
+        case: &Case,
+        direction: Direction,
+        x: &Tensor,
+        w: &Tensor,
+        r: &Tensor,
+    ) -> [Sums; 3] {
+        let (xv, wv, rv) = (values(x), values(w), values(r));
+        let (mut out, mut dx, mut dw) = (
+            Sums::new(r.elem_count()),
+            Sums::new(x.elem_count()),
+            Sums::new(w.elem_count()),
+        );
+        case.for_each_term(|grid, image, weight| {
+            let (input, output) = match direction {
+                Direction::Forward => (image, grid),
+                Direction::Transposed => (grid, image),
+            };
+            out.add(output, xv[input], wv[weight]);
+            dx.add(input, rv[output], wv[weight]);
+            dw.add(weight, rv[output], xv[input]);
+        });
+        [out, dx, dw]
+    }
+
+    fn random_geometry(rng: &mut TestRng) -> Geometry {
+        let kernel = rng.random_range(1..=5);
+        Geometry {
+            kernel,
+            stride: rng.random_range(1..=3),
+            padding: rng.random_range(0..kernel),
+        }
+    }
+
+    /// A zero-padded conv3d of random shape (odd sides, sides below the kernel
+    /// with padding, one side of 1 included).
+    fn forward_case(rng: &mut TestRng, batch: usize) -> Case {
+        loop {
+            let g = random_geometry(rng);
+            let image = [0; 3].map(|_| rng.random_range(1..=11));
+            if let [Some(gd), Some(gh), Some(gw)] = image.map(|n| g.grid_side(n)) {
+                return Case {
+                    batch,
+                    image_c: rng.random_range(1..=4),
+                    image,
+                    grid_c: rng.random_range(1..=4),
+                    grid: [gd, gh, gw],
+                    g,
+                    periodic: false,
+                };
+            }
+        }
+    }
+
+    /// A zero-padded conv_transpose3d of random shape and its output padding.
+    fn transposed_case(rng: &mut TestRng, batch: usize) -> (Case, usize) {
+        loop {
+            let g = random_geometry(rng);
+            let output_padding = rng.random_range(0..g.stride);
+            let grid = [0; 3].map(|_| rng.random_range(1..=6));
+            let image = grid.map(|n| {
+                ((n - 1) * g.stride + g.kernel + output_padding) as isize - 2 * g.padding as isize
+            });
+            if image.iter().all(|&n| n > 0) {
+                let case = Case {
+                    batch,
+                    image_c: rng.random_range(1..=4),
+                    image: image.map(|n| n as usize),
+                    grid_c: rng.random_range(1..=4),
+                    grid,
+                    g,
+                    periodic: false,
+                };
+                return (case, output_padding);
+            }
+        }
+    }
+
+    #[test]
+    fn conv3d_equals_the_exact_sums_to_f32_rounding() {
+        let mut rng = TestRng::seed_from_u64(3);
+        // 24 shapes; batches of 9 and 17 split the weight gradient into chunks.
+        for i in 0..24 {
+            let batch = [1, 2, 3, 9, 17][i % 5];
+            let case = forward_case(&mut rng, batch);
+            let Geometry {
+                stride, padding, ..
+            } = case.g;
+            check(
+                &case,
+                Direction::Forward,
+                |x, w| conv3d(x, w, stride, padding),
+                &mut rng,
+                &format!("conv3d {case:?}"),
+            );
+        }
+    }
+
+    #[test]
+    fn conv_transpose3d_equals_the_exact_sums_to_f32_rounding() {
+        let mut rng = TestRng::seed_from_u64(4);
+        for i in 0..24 {
+            let batch = [1, 2, 3, 9, 17][i % 5];
+            let (case, output_padding) = transposed_case(&mut rng, batch);
+            let Geometry {
+                stride, padding, ..
+            } = case.g;
+            check(
+                &case,
+                Direction::Transposed,
+                |x, w| conv_transpose3d(x, w, stride, padding, output_padding),
+                &mut rng,
+                &format!("conv_transpose3d {case:?}, output padding {output_padding}"),
+            );
+        }
+    }
+
+    #[test]
+    fn circular_convolutions_equal_the_periodic_sums() {
+        let mut rng = TestRng::seed_from_u64(5);
+        // (kernel, stride, padding): the generator's and discriminator's layers, odd
+        // kernels, and kernels narrower than the stride.
+        let geometries = [
+            (4, 2, 1),
+            (3, 1, 1),
+            (5, 2, 2),
+            (3, 2, 1),
+            (4, 2, 0),
+            (1, 2, 0),
+            (5, 1, 2),
+            (2, 3, 1),
+        ];
+        for (i, &(kernel, stride, padding)) in geometries.iter().enumerate() {
+            let g = Geometry {
+                kernel,
+                stride,
+                padding,
+            };
+            let batch = [1, 2, 9][i % 3];
+            let (image_c, grid_c) = (rng.random_range(1..=3), rng.random_range(1..=3));
+            // conv3d of a periodic image, sides from the kernel up.
+            let image = [0; 3].map(|_| rng.random_range(kernel.max(padding).max(2)..=9));
+            let grid = image.map(|n| g.grid_side(n).unwrap());
+            let case = Case {
+                batch,
+                image_c,
+                image,
+                grid_c,
+                grid,
+                g,
+                periodic: true,
+            };
+            check(
+                &case,
+                Direction::Forward,
+                |x, w| circular_conv3d(x, w, stride, padding),
+                &mut rng,
+                &format!("circular_conv3d {case:?}"),
+            );
+            // Its transpose onto a volume `stride`× larger.
+            let grid = [0; 3].map(|_| rng.random_range(2..=5));
+            let case = Case {
+                batch,
+                image_c,
+                image: grid.map(|n| n * stride),
+                grid_c,
+                grid,
+                g,
+                periodic: true,
+            };
+            check(
+                &case,
+                Direction::Transposed,
+                |x, w| circular_conv_transpose3d(x, w, stride, padding),
+                &mut rng,
+                &format!("circular_conv_transpose3d {case:?}"),
+            );
+        }
+    }
+
+    #[test]
+    fn the_tensor_op_path_equals_the_exact_sums() {
+        // The path other devices take, run on the CPU: through the fast 2-D kernels
+        // in f32, through candle's own in f64.
+        let mut rng = TestRng::seed_from_u64(6);
+        for i in 0..8 {
+            let case = forward_case(&mut rng, 1 + i % 3);
+            let Geometry {
+                stride, padding, ..
+            } = case.g;
+            check(
+                &case,
+                Direction::Forward,
+                |x, w| tensor_ops::conv3d(x, w, stride, padding),
+                &mut rng,
+                &format!("tensor ops conv3d {case:?}"),
+            );
+            let (case, output_padding) = transposed_case(&mut rng, 1 + i % 3);
+            let Geometry {
+                stride, padding, ..
+            } = case.g;
+            check(
+                &case,
+                Direction::Transposed,
+                |x, w| tensor_ops::conv_transpose3d(x, w, stride, padding, output_padding),
+                &mut rng,
+                &format!("tensor ops conv_transpose3d {case:?}"),
+            );
+        }
+        let case = forward_case(&mut rng, 2);
+        let Geometry {
+            stride, padding, ..
+        } = case.g;
+        let f64_path = |x: &Tensor, w: &Tensor| {
+            let f = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
+            conv3d(&f(x), &f(w), stride, padding)?.to_dtype(DType::F32)
+        };
+        check(
+            &case,
+            Direction::Forward,
+            f64_path,
+            &mut rng,
+            &format!("f64 conv3d {case:?}"),
+        );
+    }
+
+    #[test]
+    fn the_bytes_do_not_depend_on_the_thread_count() {
+        let mut rng = TestRng::seed_from_u64(7);
+        let x = Var::from_tensor(&random(&[19, 3, 8, 9, 7], &mut rng)).unwrap();
+        let w = Var::from_tensor(&random(&[5, 3, 4, 4, 4], &mut rng)).unwrap();
+        let wt = Var::from_tensor(&random(&[3, 2, 4, 4, 4], &mut rng)).unwrap();
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let y = conv3d(x.as_tensor(), w.as_tensor(), 2, 1).unwrap();
+                let z =
+                    conv_transpose3d(&y.narrow(1, 0, 3).unwrap(), wt.as_tensor(), 2, 1, 1).unwrap();
+                let grads = z.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+                [
+                    values(&z),
+                    values(grads.get(&x).unwrap()),
+                    values(grads.get(&w).unwrap()),
+                    values(grads.get(&wt).unwrap()),
+                ]
+            })
+        };
+        let one = run(1);
+        for threads in [2, 3, 5] {
+            assert!(one == run(threads), "{threads} threads");
+        }
+    }
+
+    #[test]
+    fn bad_shapes_are_refused_with_the_problem_named() {
+        let t = |shape: &[usize]| Tensor::zeros(shape, DType::F32, &Device::Cpu).unwrap();
+        let err = |r: candle_core::Result<Tensor>| r.unwrap_err().to_string();
+        assert!(
+            err(conv3d(&t(&[1, 2, 8, 8, 8]), &t(&[3, 2, 4, 4, 3]), 2, 1))
+                .contains("(C, C, k, k, k)")
+        );
+        assert!(
+            err(conv3d(&t(&[1, 2, 8, 8, 8]), &t(&[3, 1, 4, 4, 4]), 2, 1))
+                .contains("does not match")
+        );
+        assert!(
+            err(conv3d(&t(&[1, 2, 2, 8, 8]), &t(&[3, 2, 5, 5, 5]), 1, 0))
+                .contains("smaller than kernel 5")
+        );
+        assert!(err(conv3d(&t(&[1, 2, 8, 8, 8]), &t(&[3, 2, 3, 3, 3]), 0, 1)).contains("stride"));
+        assert!(err(conv3d(&t(&[2, 8, 8, 8]), &t(&[3, 2, 3, 3, 3]), 1, 1)).contains("5"));
+        assert!(err(conv_transpose3d(
+            &t(&[1, 2, 4, 4, 4]),
+            &t(&[2, 3, 4, 4, 4]),
+            2,
+            1,
+            2
+        ))
+        .contains("output_padding 2"));
+        assert!(err(conv_transpose3d(
+            &t(&[1, 2, 1, 4, 4]),
+            &t(&[2, 3, 1, 1, 1]),
+            1,
+            1,
+            0
+        ))
+        .contains("leaves no output"));
+        assert!(err(circular_conv3d(
+            &t(&[1, 2, 2, 8, 8]),
+            &t(&[3, 2, 7, 7, 7]),
+            1,
+            3
+        ))
+        .contains("exceeds the side 2"));
+        assert!(err(circular_conv_transpose3d(
+            &t(&[1, 2, 4, 4, 4]),
+            &t(&[2, 3, 3, 3, 3]),
+            2,
+            3
+        ))
+        .contains("padding < k"));
+    }
+
+    #[test]
+    fn the_convolutions_equal_pytorchs() {
+        // tests/fixtures/make_conv3d_torch.py: PyTorch's values and gradients. Both
+        // sides lie within the rounding bound of the exact sums, so within twice it
+        // of each other.
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/conv3d_torch.json"
+        );
+        let fixture: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let cases = fixture["cases"].as_array().unwrap();
+        assert_eq!(cases.len(), 9);
+        for case in cases {
+            let tensor = |key: &str| {
+                let shape: Vec<usize> = serde_json::from_value(case[key]["shape"].clone()).unwrap();
+                let data: Vec<f32> = serde_json::from_value(case[key]["data"].clone()).unwrap();
+                Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
+            };
+            let op = case["op"].as_str().unwrap();
+            let number = |key: &str| case[key].as_u64().unwrap() as usize;
+            let (stride, padding, output_padding) = (
+                number("stride"),
+                number("padding"),
+                number("output_padding"),
+            );
+            let (x, w, r) = (
+                Var::from_tensor(&tensor("x")).unwrap(),
+                Var::from_tensor(&tensor("w")).unwrap(),
+                tensor("r"),
+            );
+            let y = match op {
+                "conv3d" => conv3d(&x, &w, stride, padding),
+                "conv_transpose3d" => conv_transpose3d(&x, &w, stride, padding, output_padding),
+                "circular_conv3d" => circular_conv3d(&x, &w, stride, padding),
+                "circular_conv_transpose3d" => circular_conv_transpose3d(&x, &w, stride, padding),
+                other => panic!("unknown op {other}"),
+            }
+            .unwrap();
+            let grads = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let direction = if op.contains("transpose") {
+                Direction::Transposed
+            } else {
+                Direction::Forward
+            };
+            let (image, grid) = match direction {
+                Direction::Forward => (x.dims(), y.dims()),
+                Direction::Transposed => (y.dims(), x.dims()),
+            };
+            let k = w.dim(2).unwrap();
+            let sides = |d: &[usize]| [d[2], d[3], d[4]];
+            let geometry = Case {
+                batch: image[0],
+                image_c: image[1],
+                image: sides(image),
+                grid_c: grid[1],
+                grid: sides(grid),
+                g: Geometry {
+                    kernel: k,
+                    stride,
+                    padding,
+                },
+                periodic: op.starts_with("circular"),
+            };
+            let sums = exact_sums(&geometry, direction, &x, &w, &r);
+            for ((sums, ours), key) in sums
+                .iter()
+                .zip([&y, grads.get(&x).unwrap(), grads.get(&w).unwrap()])
+                .zip(["y", "grad_x", "grad_w"])
+            {
+                let theirs = as_f64(&tensor(key));
+                let what = format!("{op} {:?}: {key}", x.dims());
+                sums.assert_near(
+                    &theirs,
+                    &sums.value,
+                    1.0,
+                    &format!("{what} (PyTorch against the exact sums)"),
+                );
+                sums.assert_near(&as_f64(ours), &theirs, 2.0, &what);
+            }
+        }
+    }
+}
