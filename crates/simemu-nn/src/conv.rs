@@ -648,11 +648,17 @@ fn weight_grad(image: &[f32], grid: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
             acc
         })
         .collect();
-    // Each value sums the chunks in chunk order, whichever worker adds it up;
-    // on the calling thread alone this sum was 2% of a width-64 step's work.
+    sum_in_order(&partials, d.grid_c * patch)
+}
+
+/// The element-wise sum of `partials` (each of `len` values): each value sums the
+/// partials in their order, whichever worker adds it up, so the bytes do not depend
+/// on the thread count; on the calling thread alone this sum was 2% of a width-64
+/// step's work.
+pub(crate) fn sum_in_order(partials: &[Vec<f32>], len: usize) -> Vec<f32> {
     const SPAN: usize = 1 << 14;
-    crate::output::par_filled(d.grid_c * patch, SPAN, |i, total| {
-        for part in &partials {
+    crate::output::par_filled(len, SPAN, |i, total| {
+        for part in partials {
             for (t, p) in total.iter_mut().zip(&part[i * SPAN..]) {
                 *t += p;
             }

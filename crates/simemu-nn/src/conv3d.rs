@@ -26,8 +26,8 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::conv::{
-    contiguous, fast_path, matmul, shape_error, vectorised, with_buffers, Geometry, Operand,
-    WEIGHT_GRAD_CHUNK,
+    contiguous, fast_path, matmul, shape_error, sum_in_order, vectorised, with_buffers, Geometry,
+    Operand, WEIGHT_GRAD_CHUNK,
 };
 
 /// One image and its grid, per sample; sides are (depth, height, width).
@@ -277,15 +277,7 @@ fn weight_grad(image: &[f32], grid: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
             acc
         })
         .collect();
-    // Each value sums the chunks in chunk order.
-    const SPAN: usize = 1 << 14;
-    crate::output::par_filled(d.grid_c * patch, SPAN, |i, total| {
-        for part in &partials {
-            for (t, p) in total.iter_mut().zip(&part[i * SPAN..]) {
-                *t += p;
-            }
-        }
-    })
+    sum_in_order(&partials, d.grid_c * patch)
 }
 
 /// Which of the three products a [`Conv3dOp`] computes.
