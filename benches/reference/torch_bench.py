@@ -5,6 +5,7 @@ The same networks, the same step, the same batch (64), the same thread count, so
 the two can be run side by side on one machine:
 
     python benches/reference/torch_bench.py train --width 16 --size 64   # simemu bench train-step --width 16
+    python benches/reference/torch_bench.py train --dims 3 --width 16    # simemu bench train-step --dims 3
     python benches/reference/torch_bench.py train --width 64 --size 64   # simemu bench train-step --width 64
     python benches/reference/torch_bench.py gen --width 64 --size 256    # simemu bench generate --arch cosmogan
     python benches/reference/torch_bench.py layers --width 16 --size 64  # simemu bench layers --width 16
@@ -24,7 +25,9 @@ to one channel with a bias, then tanh). D mirrors it: 5x5 stride-2 convolutions
 with W*2^l channels (bias only on the first, BN on the others), LeakyReLU(0.2),
 linear -> one logit. Init N(0, 0.02). One timed step = G(z), a D update on the
 real batch and the detached fake (two BN batches), a G update through the updated
-D, Adam(2e-4, 0.5, 0.999). Median of --repeats runs after 2 warm-up runs;
+D, Adam(2e-4, 0.5, 0.999). `--dims 3` (`simemu bench train-step --dims 3`) is the
+same on volumes (default side 32): 4x4x4 convolutions of stride 2 and padding 1,
+BatchNorm3d, batch 16. Median of --repeats runs after 2 warm-up runs;
 `--json FILE` writes the median under `median_s`; peak RSS is read from VmHWM
 after resetting it (Linux) before the timed runs.
 """
@@ -34,7 +37,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-LATENT, BATCH, LAYERS, WARM_UP = 64, 64, 4, 2
+LATENT, BATCH, BATCH_3D, LAYERS, WARM_UP = 64, 64, 16, 4, 2
 
 
 class Generator(nn.Module):
@@ -75,8 +78,46 @@ class Discriminator(nn.Module):
         return self.lin(self.net(x).flatten(1)).squeeze(1)
 
 
+class Generator3d(nn.Module):
+    def __init__(self, width, size):
+        super().__init__()
+        self.top, self.seed = width << (LAYERS - 1), size >> LAYERS
+        self.lin = nn.Linear(LATENT, self.top * self.seed ** 3)
+        self.bn0 = nn.BatchNorm3d(self.top, eps=1e-5, momentum=0.1)
+        layers, ch = [], self.top
+        for l in range(LAYERS):
+            last = l == LAYERS - 1
+            out = 1 if last else ch // 2
+            layers.append(nn.ConvTranspose3d(ch, out, 4, 2, 1, bias=last))
+            layers += [nn.Tanh()] if last else [nn.BatchNorm3d(out, eps=1e-5, momentum=0.1), nn.ReLU()]
+            ch = out
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z):
+        x = self.lin(z).view(-1, self.top, self.seed, self.seed, self.seed)
+        return self.net(F.relu(self.bn0(x)))
+
+
+class Discriminator3d(nn.Module):
+    def __init__(self, width, size):
+        super().__init__()
+        layers, ch = [], 1
+        for l in range(LAYERS):
+            out = width << l
+            layers.append(nn.Conv3d(ch, out, 4, 2, 1, bias=(l == 0)))
+            if l > 0:
+                layers.append(nn.BatchNorm3d(out, eps=1e-5, momentum=0.1))
+            layers.append(nn.LeakyReLU(0.2))
+            ch = out
+        self.net = nn.Sequential(*layers)
+        self.lin = nn.Linear(ch * (size >> LAYERS) ** 3, 1)
+
+    def forward(self, x):
+        return self.lin(self.net(x).flatten(1)).squeeze(1)
+
+
 def init(m):
-    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Conv3d, nn.ConvTranspose3d, nn.Linear)):
         nn.init.normal_(m.weight, 0.0, 0.02)
         if m.bias is not None:
             nn.init.zeros_(m.bias)
@@ -142,7 +183,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("workload", choices=["train", "gen", "layers"])
     ap.add_argument("--width", type=int, default=16)
-    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--dims", type=int, choices=[2, 3], default=2, help="train: maps or volumes")
+    ap.add_argument("--size", type=int, help="the side (default: 64 for maps, 32 for volumes)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
@@ -151,21 +193,27 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(1234)
     dev = torch.device(a.device)
+    if a.size is None:
+        a.size = 32 if a.dims == 3 else 64
+    if a.dims == 3 and a.workload != "train":
+        ap.error("--dims 3 applies to train")
     if a.workload == "layers":
         return layers(a, dev)
-    g = Generator(a.width, a.size).to(dev)
+    volumes = a.dims == 3
+    batch = BATCH_3D if volumes else BATCH
+    g = (Generator3d if volumes else Generator)(a.width, a.size).to(dev)
     g.apply(init)
     if a.workload == "train":
-        d = Discriminator(a.width, a.size).to(dev)
+        d = (Discriminator3d if volumes else Discriminator)(a.width, a.size).to(dev)
         d.apply(init)
         opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999), eps=1e-8)
         opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999), eps=1e-8)
         bce = nn.BCEWithLogitsLoss()
-        real = torch.randn(BATCH, 1, a.size, a.size, device=dev).tanh()
-        ones, zeros = torch.ones(BATCH, device=dev), torch.zeros(BATCH, device=dev)
+        real = torch.randn(batch, 1, *[a.size] * a.dims, device=dev).tanh()
+        ones, zeros = torch.ones(batch, device=dev), torch.zeros(batch, device=dev)
 
         def step():
-            fake = g(torch.randn(BATCH, LATENT, device=dev))
+            fake = g(torch.randn(batch, LATENT, device=dev))
             opt_d.zero_grad(set_to_none=True)
             (bce(d(real), ones) + bce(d(fake.detach()), zeros)).backward()
             opt_d.step()
@@ -173,7 +221,7 @@ def main():
             bce(d(fake), ones).backward()
             opt_g.step()
 
-        name, fn = f"train-step {a.size}² w{a.width}", step
+        name, fn = f"train-step {a.size}{'³' if volumes else '²'} w{a.width}", step
     else:
         g.eval()
 
@@ -183,7 +231,7 @@ def main():
 
         name, fn = f"generate {a.size}² w{a.width}", gen
     runs = timed(fn, a.repeats, dev)
-    row = {"workload": name, "threads": a.threads, "items": BATCH,
+    row = {"workload": name, "threads": a.threads, "items": batch,
            "median_s": statistics.median(runs), "runs_s": runs, "peak_rss_mb": peak_rss_mb(),
            "torch": torch.__version__, "device": str(dev)}
     print(f"{name:<28} threads {a.threads}  median {row['median_s']:.4f} s  "

@@ -465,3 +465,43 @@ fn completions_and_the_version() {
     );
     fails(dir.path(), &["completions", "tcsh"], 2);
 }
+
+/// `bench train-step --dims 3` times the volume step and names it by its side;
+/// a dimension other than 2 or 3 and a side four halvings do not divide are
+/// refused with the problem named.
+#[test]
+fn the_train_step_benchmark_runs_on_volumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        d,
+        &[
+            "bench",
+            "train-step",
+            "--dims",
+            "3",
+            "--size",
+            "16",
+            "--width",
+            "2",
+            "--repeats",
+            "1",
+            "--json",
+            "b.json",
+        ],
+    );
+    let rows = read_json(&d.join("b.json"));
+    assert_eq!(
+        rows["results"][0]["workload"], "train-step 16³ w2",
+        "{rows}"
+    );
+    assert_eq!(rows["results"][0]["items"], 16, "{rows}");
+    let err = fails(d, &["bench", "train-step", "--dims", "4"], 2);
+    assert!(err.contains("--dims"), "{err}");
+    let err = fails(
+        d,
+        &["bench", "train-step", "--dims", "3", "--size", "24"],
+        2,
+    );
+    assert!(err.contains("multiple of 16"), "{err}");
+}

@@ -90,15 +90,15 @@ impl Dims {
 /// `x − min_shift` for `x` from `min_shift` to `min_shift + extent`, zero where `i`
 /// falls outside the image.
 #[derive(Clone, Copy, Debug)]
-struct PhasedAxis {
+pub(crate) struct PhasedAxis {
     /// floor(−p / s): the most negative whole-stride shift of a tap.
-    min_shift: isize,
+    pub(crate) min_shift: isize,
     /// Stored positions per phase.
-    extent: usize,
+    pub(crate) extent: usize,
 }
 
 impl PhasedAxis {
-    fn new(image: usize, grid: usize, g: Geometry) -> Self {
+    pub(crate) fn new(image: usize, grid: usize, g: Geometry) -> Self {
         let (s, p) = (g.stride as isize, g.padding as isize);
         let min_shift = (-p).div_euclid(s);
         let max_shift = (g.kernel as isize - 1 - p).div_euclid(s);
@@ -108,7 +108,7 @@ impl PhasedAxis {
     }
     /// (phase, first stored position) of the window tap `t` reads for grid
     /// positions 0, 1, …: image position `g·s + t − p = (g + shift)·s + phase`.
-    fn tap(&self, t: usize, g: Geometry) -> (usize, usize) {
+    pub(crate) fn tap(&self, t: usize, g: Geometry) -> (usize, usize) {
         let (s, offset) = (g.stride as isize, t as isize - g.padding as isize);
         (
             offset.rem_euclid(s) as usize,
@@ -188,7 +188,7 @@ impl PhasedPlane {
 
 /// dst[i] = src[i·N] for every such value of src (dst is long enough).
 #[inline(always)]
-fn every_nth<const N: usize>(src: &[f32], dst: &mut [f32]) {
+pub(crate) fn every_nth<const N: usize>(src: &[f32], dst: &mut [f32]) {
     let whole = src.chunks_exact(N);
     let tail = whole.remainder().first();
     let count = whole.len();
@@ -201,7 +201,7 @@ fn every_nth<const N: usize>(src: &[f32], dst: &mut [f32]) {
 }
 
 #[inline(always)]
-fn every_nth_of(src: &[f32], n: usize, dst: &mut [f32]) {
+pub(crate) fn every_nth_of(src: &[f32], n: usize, dst: &mut [f32]) {
     for (d, &v) in dst.iter_mut().zip(src.iter().step_by(n)) {
         *d = v;
     }
@@ -209,7 +209,7 @@ fn every_nth_of(src: &[f32], n: usize, dst: &mut [f32]) {
 
 /// dst[i·N] = src[i] for every such position of dst.
 #[inline(always)]
-fn to_every_nth<const N: usize>(src: &[f32], dst: &mut [f32]) {
+pub(crate) fn to_every_nth<const N: usize>(src: &[f32], dst: &mut [f32]) {
     let mut whole = dst.chunks_exact_mut(N);
     let count = whole.len();
     for (chunk, &v) in (&mut whole).zip(&src[..count]) {
@@ -221,7 +221,7 @@ fn to_every_nth<const N: usize>(src: &[f32], dst: &mut [f32]) {
 }
 
 #[inline(always)]
-fn to_every_nth_of(src: &[f32], n: usize, dst: &mut [f32]) {
+pub(crate) fn to_every_nth_of(src: &[f32], n: usize, dst: &mut [f32]) {
     for (d, &v) in dst.iter_mut().step_by(n).zip(src) {
         *d = v;
     }
@@ -229,7 +229,7 @@ fn to_every_nth_of(src: &[f32], n: usize, dst: &mut [f32]) {
 
 /// dst (rows × `width`, contiguous) = the rows of `width` values `pitch` apart in src.
 #[inline(always)]
-fn copy_window(src: &[f32], pitch: usize, width: usize, dst: &mut [f32]) {
+pub(crate) fn copy_window(src: &[f32], pitch: usize, width: usize, dst: &mut [f32]) {
     #[inline(always)]
     fn rows(src: &[f32], pitch: usize, width: usize, dst: &mut [f32]) {
         for (r, row) in dst.chunks_exact_mut(width).enumerate() {
@@ -249,7 +249,7 @@ fn copy_window(src: &[f32], pitch: usize, width: usize, dst: &mut [f32]) {
 
 /// dst's rows of `width` values `pitch` apart += src (rows × `width`, contiguous).
 #[inline(always)]
-fn add_window(src: &[f32], width: usize, dst: &mut [f32], pitch: usize) {
+pub(crate) fn add_window(src: &[f32], width: usize, dst: &mut [f32], pitch: usize) {
     #[inline(always)]
     fn rows(src: &[f32], width: usize, dst: &mut [f32], pitch: usize) {
         for (r, row) in src.chunks_exact(width).enumerate() {
@@ -486,7 +486,7 @@ pub(crate) fn matmul(
 /// several (it picks its depth blocking per shape, and the blocking is the order
 /// of the sum), so a block rounds every value exactly as one sample alone does
 /// and results stay byte-identical to the unblocked kernels.
-fn samples_per_product(n: usize, other: usize, depth: usize) -> usize {
+pub(crate) fn samples_per_product(n: usize, other: usize, depth: usize) -> usize {
     const LANES: usize = 64;
     // gemm sums a product of at most 256 values (or one with a single row or
     // column) in other kernels, and one with both sides ≤ 64 in depth blocks of

@@ -26,8 +26,9 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::conv::{
-    contiguous, fast_path, matmul, shape_error, sum_in_order, vectorised, with_buffers, Geometry,
-    Operand, WEIGHT_GRAD_CHUNK,
+    add_window, contiguous, copy_window, every_nth, every_nth_of, fast_path, matmul,
+    samples_per_product, shape_error, sum_in_order, to_every_nth, to_every_nth_of, vectorised,
+    with_buffers, Geometry, Operand, PhasedAxis, WEIGHT_GRAD_CHUNK,
 };
 
 /// One image and its grid, per sample; sides are (depth, height, width).
@@ -59,98 +60,93 @@ impl Dims {
     }
 }
 
-/// Along one axis, for one kernel tap: the grid positions `lo..hi` whose image
-/// position `x·s + tap − p` lies inside the image, and the image position of `lo`.
-#[derive(Clone, Copy, Debug)]
-struct TapRange {
-    lo: usize,
-    hi: usize,
-    first: usize,
+/// A volume split by phase along all three axes and framed with zeros (the 3-D
+/// form of [`crate::conv`]'s phased plane): `phased[pz][py][px][z][y][x] =
+/// volume[(z + min_z)·s + pz][(y + min_y)·s + py][(x + min_x)·s + px]`. Every tap
+/// of a strided convolution then reads (vol2col) or adds into (col2vol) a whole
+/// grid-sized window of one phase at a fixed offset: rows of contiguous values,
+/// with no bounds to test and no padding to fill.
+struct PhasedVolume {
+    stride: usize,
+    /// Depth, height, width.
+    axes: [PhasedAxis; 3],
 }
 
-impl TapRange {
-    fn new(grid: usize, image: usize, tap: usize, g: Geometry) -> Self {
-        let (s, offset) = (g.stride as isize, tap as isize - g.padding as isize);
-        let lo = if offset >= 0 {
-            0
-        } else {
-            (-offset + s - 1) / s
-        };
-        let last = image as isize - 1 - offset;
-        let hi = if last < 0 { 0 } else { last / s + 1 };
-        let lo = lo.min(grid as isize);
-        let hi = hi.clamp(lo, grid as isize);
-        TapRange {
-            lo: lo as usize,
-            hi: hi as usize,
-            first: (lo * s + offset).max(0) as usize,
+impl PhasedVolume {
+    fn new(d: &Dims, g: Geometry) -> Self {
+        PhasedVolume {
+            stride: g.stride,
+            axes: std::array::from_fn(|a| PhasedAxis::new(d.image[a], d.grid[a], g)),
         }
     }
-    fn contains(&self, x: usize) -> bool {
-        (self.lo..self.hi).contains(&x)
+    fn len(&self) -> usize {
+        self.stride.pow(3) * self.axes.iter().map(|a| a.extent).product::<usize>()
     }
-    /// The image position of grid position `x` (inside the range).
-    fn image(&self, x: usize, stride: usize) -> usize {
-        self.first + (x - self.lo) * stride
+    /// Values between consecutive stored depths of one phase.
+    fn plane_pitch(&self) -> usize {
+        self.axes[1].extent * self.axes[2].extent
     }
-}
-
-/// The tap ranges of every kernel tap along each of the three axes.
-fn tap_ranges(d: &Dims, g: Geometry) -> [Vec<TapRange>; 3] {
-    std::array::from_fn(|axis| {
-        (0..g.kernel)
-            .map(|t| TapRange::new(d.grid[axis], d.image[axis], t, g))
+    /// Where stored position (z, y, x) of phase (pz, py, px) is.
+    fn at(&self, phase: [usize; 3], stored: [usize; 3]) -> usize {
+        let s = self.stride;
+        let [ez, ey, ex] = self.axes.map(|a| a.extent);
+        (((((phase[0] * s + phase[1]) * s + phase[2]) * ez + stored[0]) * ey + stored[1]) * ex)
+            + stored[2]
+    }
+    /// Start of each tap's window, in (z, y, x) order: the same for every channel.
+    fn windows(&self, g: Geometry) -> Vec<usize> {
+        let k = g.kernel;
+        (0..k * k * k)
+            .map(|tap| {
+                let taps = [tap / (k * k), tap / k % k, tap % k];
+                let placed: [(usize, usize); 3] =
+                    std::array::from_fn(|a| self.axes[a].tap(taps[a], g));
+                self.at(placed.map(|p| p.0), placed.map(|p| p.1))
+            })
             .collect()
-    })
-}
-
-/// A stretch of one vol2col row: grid positions that read inside the image, or a
-/// stretch that reads only padding.
-#[derive(Clone, Copy, Debug)]
-enum Stretch {
-    /// Grid positions `x.lo..x.hi` of the row read the image from `image_at + x.first`
-    /// on, `stride` apart.
-    Inside { image_at: usize, x: TapRange },
-    /// `len` grid positions read outside the image.
-    Outside { len: usize },
-}
-
-/// Visits every stretch of every vol2col row of one channel as `visit(tap, grid
-/// offset, stretch)`; taps run in (z, y, x) order, and together the stretches of a
-/// tap cover its row once.
-#[inline(always)]
-fn for_each_stretch(
-    d: &Dims,
-    g: Geometry,
-    ranges: &[Vec<TapRange>; 3],
-    mut visit: impl FnMut(usize, usize, Stretch),
-) {
-    let (k, s) = (g.kernel, g.stride);
-    let [gd, gh, gw] = d.grid;
-    let [_, ih, iw] = d.image;
-    for (tz, z) in ranges[0].iter().enumerate() {
-        for (ty, y) in ranges[1].iter().enumerate() {
-            for (tx, x) in ranges[2].iter().enumerate() {
-                let tap = (tz * k + ty) * k + tx;
-                for gz in 0..gd {
-                    if !z.contains(gz) {
-                        visit(tap, gz * gh * gw, Stretch::Outside { len: gh * gw });
-                        continue;
-                    }
-                    let iz = z.image(gz, s);
-                    for gy in 0..gh {
-                        let row = (gz * gh + gy) * gw;
-                        if !y.contains(gy) {
-                            visit(tap, row, Stretch::Outside { len: gw });
-                            continue;
-                        }
-                        visit(tap, row, Stretch::Outside { len: x.lo });
-                        if x.lo < x.hi {
-                            let image_at = (iz * ih + y.image(gy, s)) * iw;
-                            visit(tap, row + x.lo, Stretch::Inside { image_at, x: *x });
-                        }
-                        visit(tap, row + x.hi, Stretch::Outside { len: gw - x.hi });
-                    }
+    }
+    /// Where image row (iz, iy)'s values of column phase `px` start.
+    fn image_row(&self, iz: usize, iy: usize, px: usize) -> usize {
+        let s = self.stride;
+        let stored = |i: usize, axis: &PhasedAxis| ((i / s) as isize - axis.min_shift) as usize;
+        self.at(
+            [iz % s, iy % s, px],
+            [
+                stored(iz, &self.axes[0]),
+                stored(iy, &self.axes[1]),
+                (-self.axes[2].min_shift) as usize,
+            ],
+        )
+    }
+    /// Writes the values of `volume` (sides `image`) into `phased`, whose frame
+    /// must be zero.
+    #[inline(always)]
+    fn split(&self, volume: &[f32], image: [usize; 3], phased: &mut [f32]) {
+        let [_, ih, iw] = image;
+        for (row, src) in volume.chunks_exact(iw).enumerate() {
+            let (iz, iy) = (row / ih, row % ih);
+            for px in 0..self.stride.min(iw) {
+                let start = self.image_row(iz, iy, px);
+                match self.stride {
+                    // The networks' stride, as a constant: a vector shuffle
+                    // instead of one move per value.
+                    2 => every_nth::<2>(&src[px..], &mut phased[start..]),
+                    s => every_nth_of(&src[px..], s, &mut phased[start..]),
+                }
+            }
+        }
+    }
+    /// Writes every value of `volume` from `phased`: the adjoint of [`Self::split`].
+    #[inline(always)]
+    fn merge(&self, phased: &[f32], image: [usize; 3], volume: &mut [f32]) {
+        let [_, ih, iw] = image;
+        for (row, dst) in volume.chunks_exact_mut(iw).enumerate() {
+            let (iz, iy) = (row / ih, row % ih);
+            for px in 0..self.stride.min(iw) {
+                let start = self.image_row(iz, iy, px);
+                match self.stride {
+                    2 => to_every_nth::<2>(&phased[start..], &mut dst[px..]),
+                    s => to_every_nth_of(&phased[start..], s, &mut dst[px..]),
                 }
             }
         }
@@ -159,98 +155,189 @@ fn for_each_stretch(
 
 vectorised! {
     /// cols[c·k³ + tap][grid position] = image[c][grid position·s + tap − p]
-    /// (0 outside), each row `pitch` after the last.
-    fn vol2col(image: &[f32], d: &Dims, g: Geometry, cols: &mut [f32], pitch: usize) = vol2col_portable
+    /// (0 outside), each row `pitch` after the last; `phased` is scratch of
+    /// [`PhasedVolume::len`] values.
+    fn vol2col(image: &[f32], d: &Dims, g: Geometry, phased: &mut [f32], cols: &mut [f32], pitch: usize) = vol2col_portable
 }
 
 #[inline(always)]
-fn vol2col_portable(image: &[f32], d: &Dims, g: Geometry, cols: &mut [f32], pitch: usize) {
-    let (taps, s) = (g.kernel.pow(3), g.stride);
-    let ranges = tap_ranges(d, g);
-    for (c, volume) in image.chunks_exact(d.image_px()).enumerate() {
-        let rows = &mut cols[c * taps * pitch..];
-        for_each_stretch(d, g, &ranges, |tap, at, stretch| {
-            let row = &mut rows[tap * pitch + at..];
-            match stretch {
-                Stretch::Outside { len } => row[..len].fill(0.0),
-                Stretch::Inside { image_at, x } => {
-                    let (line, src) = (&mut row[..x.hi - x.lo], &volume[image_at + x.first..]);
-                    if s == 1 {
-                        line.copy_from_slice(&src[..line.len()]);
-                    } else {
-                        for (j, v) in line.iter_mut().enumerate() {
-                            *v = src[j * s];
-                        }
-                    }
-                }
+fn vol2col_portable(
+    image: &[f32],
+    d: &Dims,
+    g: Geometry,
+    phased: &mut [f32],
+    cols: &mut [f32],
+    pitch: usize,
+) {
+    let (taps, n) = (g.kernel.pow(3), d.grid_px());
+    let [gd, gh, gw] = d.grid;
+    let volume = PhasedVolume::new(d, g);
+    let (windows, plane, row_pitch) = (
+        volume.windows(g),
+        volume.plane_pitch(),
+        volume.axes[2].extent,
+    );
+    // Every channel writes the same positions, so the frame stays zero.
+    phased[..volume.len()].fill(0.0);
+    for (c, channel) in image.chunks_exact(d.image_px()).enumerate() {
+        volume.split(channel, d.image, phased);
+        for (tap, &window) in windows.iter().enumerate() {
+            let row = &mut cols[(c * taps + tap) * pitch..][..n];
+            for (z, slab) in row.chunks_exact_mut(gh * gw).enumerate().take(gd) {
+                copy_window(&phased[window + z * plane..], row_pitch, gw, slab);
             }
-        });
+        }
     }
 }
 
 vectorised! {
     /// The adjoint of [`vol2col`]: image = scatter-add(cols); every value is
     /// written. Each image value sums its taps in (z, y, x) order.
-    fn col2vol(d: &Dims, g: Geometry, cols: &[f32], pitch: usize, image: &mut [f32]) = col2vol_portable
+    fn col2vol(d: &Dims, g: Geometry, cols: &[f32], pitch: usize, phased: &mut [f32], image: &mut [f32]) = col2vol_portable
 }
 
 #[inline(always)]
-fn col2vol_portable(d: &Dims, g: Geometry, cols: &[f32], pitch: usize, image: &mut [f32]) {
-    let (taps, s) = (g.kernel.pow(3), g.stride);
-    let ranges = tap_ranges(d, g);
-    image.fill(0.0);
-    for (c, volume) in image.chunks_exact_mut(d.image_px()).enumerate() {
-        let rows = &cols[c * taps * pitch..];
-        for_each_stretch(d, g, &ranges, |tap, at, stretch| {
-            if let Stretch::Inside { image_at, x } = stretch {
-                let line = &rows[tap * pitch + at..][..x.hi - x.lo];
-                let dst = &mut volume[image_at + x.first..];
-                if s == 1 {
-                    for (o, v) in dst.iter_mut().zip(line) {
-                        *o += v;
-                    }
-                } else {
-                    for (j, v) in line.iter().enumerate() {
-                        dst[j * s] += v;
-                    }
-                }
+fn col2vol_portable(
+    d: &Dims,
+    g: Geometry,
+    cols: &[f32],
+    pitch: usize,
+    phased: &mut [f32],
+    image: &mut [f32],
+) {
+    let (taps, n) = (g.kernel.pow(3), d.grid_px());
+    let [_, gh, gw] = d.grid;
+    let volume = PhasedVolume::new(d, g);
+    let (windows, plane, row_pitch) = (
+        volume.windows(g),
+        volume.plane_pitch(),
+        volume.axes[2].extent,
+    );
+    let phased = &mut phased[..volume.len()];
+    for (c, channel) in image.chunks_exact_mut(d.image_px()).enumerate() {
+        phased.fill(0.0);
+        for (tap, &window) in windows.iter().enumerate() {
+            let row = &cols[(c * taps + tap) * pitch..][..n];
+            for (z, slab) in row.chunks_exact(gh * gw).enumerate() {
+                add_window(slab, gw, &mut phased[window + z * plane..], row_pitch);
             }
-        });
+        }
+        volume.merge(phased, d.image, channel);
     }
 }
 
-/// grid[b] = W · vol2col(image[b]).
+/// grid[b] = W · vol2col(image[b]), with the grids of
+/// [`samples_per_product`] samples side by side in each product.
 fn forward(image: &[f32], weight: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
-    let (patch, n) = (d.patch(g), d.grid_px());
-    crate::output::par_filled(d.batch * d.grid_len(), d.grid_len(), |b, grid| {
-        with_buffers([patch * n, 0, 0], |[cols, _, _]| {
-            vol2col(&image[b * d.image_len()..][..d.image_len()], d, g, cols, n);
-            matmul(
-                (d.grid_c, n, patch),
-                (grid, n),
-                Operand::rows(weight, patch),
-                Operand::rows(cols, n),
-                false,
-            );
-        })
-    })
+    let block = samples_per_product(d.grid_px(), d.grid_c, d.patch(g));
+    forward_in_blocks(image, weight, d, g, block)
 }
 
-/// image[b] = col2vol(Wᵀ · grid[b]).
-fn adjoint(grid: &[f32], weight: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
+/// [`forward`] with `block` samples per product.
+fn forward_in_blocks(
+    image: &[f32],
+    weight: &[f32],
+    d: &Dims,
+    g: Geometry,
+    block: usize,
+) -> Vec<f32> {
     let (patch, n) = (d.patch(g), d.grid_px());
-    crate::output::par_filled(d.batch * d.image_len(), d.image_len(), |b, image| {
-        with_buffers([patch * n, 0, 0], |[cols, _, _]| {
-            matmul(
-                (patch, n, d.grid_c),
-                (cols, n),
-                Operand::transposed(weight, patch),
-                Operand::rows(&grid[b * d.grid_len()..][..d.grid_len()], n),
-                false,
-            );
-            col2vol(d, g, cols, n, image);
-        })
-    })
+    crate::output::par_filled(
+        d.batch * d.grid_len(),
+        block * d.grid_len(),
+        |i, out_block| {
+            let samples = out_block.len() / d.grid_len();
+            let wide = samples * n;
+            with_scratch(d, g, block, |[cols, phased, grids]| {
+                for s in 0..samples {
+                    let b = i * block + s;
+                    let image_b = &image[b * d.image_len()..][..d.image_len()];
+                    vol2col(image_b, d, g, phased, &mut cols[s * n..], wide);
+                }
+                let product = if block == 1 {
+                    &mut *out_block
+                } else {
+                    &mut *grids
+                };
+                matmul(
+                    (d.grid_c, wide, patch),
+                    (product, wide),
+                    Operand::rows(weight, patch),
+                    Operand::rows(cols, wide),
+                    false,
+                );
+                if block > 1 {
+                    // (channel, sample, voxel) → (sample, channel, voxel)
+                    for (s, out_b) in out_block.chunks_exact_mut(d.grid_len()).enumerate() {
+                        for (c, out_c) in out_b.chunks_exact_mut(n).enumerate() {
+                            out_c.copy_from_slice(&grids[c * wide + s * n..][..n]);
+                        }
+                    }
+                }
+            })
+        },
+    )
+}
+
+/// image[b] = col2vol(Wᵀ · grid[b]), blocked as [`forward`].
+fn adjoint(grid: &[f32], weight: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
+    let block = samples_per_product(d.grid_px(), d.patch(g), d.grid_c);
+    adjoint_in_blocks(grid, weight, d, g, block)
+}
+
+/// [`adjoint`] with `block` samples per product.
+fn adjoint_in_blocks(
+    grid: &[f32],
+    weight: &[f32],
+    d: &Dims,
+    g: Geometry,
+    block: usize,
+) -> Vec<f32> {
+    let (patch, n) = (d.patch(g), d.grid_px());
+    crate::output::par_filled(
+        d.batch * d.image_len(),
+        block * d.image_len(),
+        |i, out_block| {
+            let samples = out_block.len() / d.image_len();
+            let wide = samples * n;
+            let grids_in = &grid[i * block * d.grid_len()..][..samples * d.grid_len()];
+            with_scratch(d, g, block, |[cols, phased, grids]| {
+                let rhs = if block == 1 {
+                    grids_in
+                } else {
+                    // (sample, channel, voxel) → (channel, sample, voxel)
+                    for (s, grid_b) in grids_in.chunks_exact(d.grid_len()).enumerate() {
+                        for (c, grid_c) in grid_b.chunks_exact(n).enumerate() {
+                            grids[c * wide + s * n..][..n].copy_from_slice(grid_c);
+                        }
+                    }
+                    &*grids
+                };
+                matmul(
+                    (patch, wide, d.grid_c),
+                    (cols, wide),
+                    Operand::transposed(weight, patch),
+                    Operand::rows(rhs, wide),
+                    false,
+                );
+                for (s, out_b) in out_block.chunks_exact_mut(d.image_len()).enumerate() {
+                    col2vol(d, g, &cols[s * n..], wide, phased, out_b);
+                }
+            })
+        },
+    )
+}
+
+/// Runs `f` with this thread's scratch for `block` samples per product: the
+/// vol2col matrix, the phased volume and (for blocks) the side-by-side grids.
+fn with_scratch<R>(d: &Dims, g: Geometry, block: usize, f: impl FnOnce([&mut [f32]; 3]) -> R) -> R {
+    let wide = block * d.grid_px();
+    let sizes = [
+        d.patch(g) * wide,
+        PhasedVolume::new(d, g).len(),
+        if block > 1 { d.grid_c * wide } else { 0 },
+    ];
+    with_buffers(sizes, f)
 }
 
 /// ∂W = Σ_b grid[b] · vol2col(image[b])ᵀ, shape (grid_c, image_c·k³).
@@ -262,9 +349,16 @@ fn weight_grad(image: &[f32], grid: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
         .map(|chunk| {
             let mut acc = vec![0f32; d.grid_c * patch];
             let start = chunk * WEIGHT_GRAD_CHUNK;
-            with_buffers([patch * n, 0, 0], |[cols, _, _]| {
+            with_scratch(d, g, 1, |[cols, phased, _]| {
                 for b in start..((chunk + 1) * WEIGHT_GRAD_CHUNK).min(d.batch) {
-                    vol2col(&image[b * d.image_len()..][..d.image_len()], d, g, cols, n);
+                    vol2col(
+                        &image[b * d.image_len()..][..d.image_len()],
+                        d,
+                        g,
+                        phased,
+                        cols,
+                        n,
+                    );
                     matmul(
                         (d.grid_c, patch, n),
                         (&mut acc, patch),
@@ -981,6 +1075,61 @@ mod tests {
                 return (case, output_padding);
             }
         }
+    }
+
+    /// Grids laid side by side in one product round every value as one sample
+    /// alone does: the bytes of the unblocked kernels, on the 4³/2/1 layers of a
+    /// width-16 and a width-4 network and on odd shapes.
+    #[test]
+    fn blocks_of_samples_round_as_one_sample() {
+        let mut rng = TestRng::seed_from_u64(13);
+        let g = Geometry {
+            kernel: 4,
+            stride: 2,
+            padding: 1,
+        };
+        let uniform = |len: usize, rng: &mut TestRng| -> Vec<f32> {
+            (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
+        };
+        let mut blocked = 0;
+        // (image channels, image side, grid channels)
+        for (image_c, side, grid_c) in [
+            (64, 4, 128),
+            (32, 8, 64),
+            (16, 4, 32),
+            (8, 4, 16),
+            (4, 8, 8),
+            (3, 6, 5),
+            (1, 4, 3),
+            (5, 2, 7),
+        ] {
+            let d = Dims {
+                batch: 13,
+                image_c,
+                image: [side; 3],
+                grid_c,
+                grid: [side / 2; 3],
+            };
+            let (n, patch) = (d.grid_px(), d.patch(g));
+            let image = uniform(d.batch * d.image_len(), &mut rng);
+            let grid = uniform(d.batch * d.grid_len(), &mut rng);
+            let weight = uniform(grid_c * patch, &mut rng);
+            let block = samples_per_product(n, grid_c, patch);
+            blocked += usize::from(block > 1);
+            assert!(
+                forward_in_blocks(&image, &weight, &d, g, block)
+                    == forward_in_blocks(&image, &weight, &d, g, 1),
+                "forward {d:?}, {block} per product"
+            );
+            let block = samples_per_product(n, patch, grid_c);
+            blocked += usize::from(block > 1);
+            assert!(
+                adjoint_in_blocks(&grid, &weight, &d, g, block)
+                    == adjoint_in_blocks(&grid, &weight, &d, g, 1),
+                "adjoint {d:?}, {block} per product"
+            );
+        }
+        assert!(blocked >= 6, "only {blocked} products were blocked");
     }
 
     #[test]

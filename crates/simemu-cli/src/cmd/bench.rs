@@ -58,11 +58,16 @@ pub enum Workload {
         #[arg(long, default_value_t = 4)]
         boxes: usize,
     },
-    /// One DCGAN training iteration (G forward, D update, G update; batch 64) in the
-    /// benchmark layout: `torch_bench.py train WIDTH SIZE/16 4 2 REPEATS`.
+    /// One DCGAN training iteration (G forward, D update, G update) in the benchmark
+    /// layout: `torch_bench.py train --dims DIMS --width WIDTH --size SIZE`. Maps:
+    /// 5×5 convolutions, batch 64; volumes (`--dims 3`): 4³ convolutions, batch 16.
     TrainStep {
-        #[arg(long, default_value_t = 64)]
-        size: usize,
+        /// 2: maps of SIZE² pixels; 3: volumes of SIZE³ voxels.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(2..=3))]
+        dims: u8,
+        /// The side (default: 64 for maps, 32 for volumes).
+        #[arg(long)]
+        size: Option<usize>,
         #[arg(long, default_value_t = 16)]
         width: usize,
     },
@@ -249,8 +254,29 @@ pub fn run(reg: &Registry, device: ComputeDevice, a: &BenchArgs) -> Result<()> {
             )?)
         }
         Workload::C2st { size, maps } => rows.extend(c2st_rows(reg, *size, *maps, a.repeats)?),
-        Workload::TrainStep { size, width } => {
-            let mut step = simemu_dcgan::bench::TrainStep::new(*size, *width, &candle_device)?;
+        Workload::TrainStep {
+            dims: 3,
+            size,
+            width,
+        } => {
+            let size = size.unwrap_or(32);
+            let mut step = simemu_dcgan::bench::TrainStep3d::new(size, *width, &candle_device)?;
+            let (pg, pd) = step.parameters();
+            let batch = simemu_dcgan::bench::BATCH_3D;
+            eprintln!(
+                "train-step: {size}³, width {width}, batch {batch}, G {pg} + D {pd} parameters"
+            );
+            rows.push(time_it(
+                &format!("train-step {size}³ w{width}"),
+                all,
+                batch,
+                a.repeats,
+                &mut || step.run().map(|_| ()).map_err(Into::into),
+            )?);
+        }
+        Workload::TrainStep { size, width, .. } => {
+            let size = size.unwrap_or(64);
+            let mut step = simemu_dcgan::bench::TrainStep::new(size, *width, &candle_device)?;
             let (pg, pd) = step.parameters();
             eprintln!(
                 "train-step: {size}², width {width}, batch {}, G {pg} + D {pd} parameters",
