@@ -70,7 +70,49 @@ struct Dims {
     gw: usize,
 }
 
-impl Dims {
+/// What the blocked products ([`forward_in_blocks`], [`adjoint_in_blocks`],
+/// [`weight_grad`]) need of a convolution: its sizes per sample and the column
+/// transforms between an image and its im2col matrix — for maps here, for
+/// volumes in [`crate::conv3d`].
+pub(crate) trait ColumnLayout: Sync {
+    fn batch(&self) -> usize;
+    fn grid_c(&self) -> usize;
+    /// Values of one sample's image and grid, and pixels (voxels) of its grid.
+    fn image_len(&self) -> usize;
+    fn grid_len(&self) -> usize;
+    fn grid_px(&self) -> usize;
+    /// Rows of the column matrix: image channels × taps.
+    fn patch(&self, g: Geometry) -> usize;
+    /// Scratch the column transforms need for their phased copy of a channel.
+    fn phased_len(&self, g: Geometry) -> usize;
+    /// cols[channel·taps + tap][grid position] = the image value the tap reads
+    /// there (0 outside), rows `pitch` apart.
+    fn gather_columns(
+        &self,
+        image: &[f32],
+        g: Geometry,
+        phased: &mut [f32],
+        cols: &mut [f32],
+        pitch: usize,
+    );
+    /// The adjoint of [`Self::gather_columns`], writing every value of `image`.
+    fn scatter_columns(
+        &self,
+        g: Geometry,
+        cols: &[f32],
+        pitch: usize,
+        phased: &mut [f32],
+        image: &mut [f32],
+    );
+}
+
+impl ColumnLayout for Dims {
+    fn batch(&self) -> usize {
+        self.batch
+    }
+    fn grid_c(&self) -> usize {
+        self.grid_c
+    }
     fn image_len(&self) -> usize {
         self.image_c * self.ih * self.iw
     }
@@ -80,9 +122,31 @@ impl Dims {
     fn grid_px(&self) -> usize {
         self.gh * self.gw
     }
-    /// Rows of the im2col matrix: image channels × k².
     fn patch(&self, g: Geometry) -> usize {
         self.image_c * g.kernel * g.kernel
+    }
+    fn phased_len(&self, g: Geometry) -> usize {
+        PhasedPlane::new(self, g).len()
+    }
+    fn gather_columns(
+        &self,
+        image: &[f32],
+        g: Geometry,
+        phased: &mut [f32],
+        cols: &mut [f32],
+        pitch: usize,
+    ) {
+        im2col(image, self, g, phased, cols, pitch)
+    }
+    fn scatter_columns(
+        &self,
+        g: Geometry,
+        cols: &[f32],
+        pitch: usize,
+        phased: &mut [f32],
+        image: &mut [f32],
+    ) {
+        col2im(self, g, cols, pitch, phased, image)
     }
 }
 
@@ -303,7 +367,7 @@ pub(crate) use vectorised;
 
 /// Scratch of the kernels: the im2col matrix of a block of samples, one phased
 /// plane, and the block's grids side by side.
-struct Scratch<'a> {
+pub(crate) struct Scratch<'a> {
     cols: &'a mut [f32],
     phased: &'a mut [f32],
     grids: &'a mut [f32],
@@ -319,12 +383,17 @@ thread_local! {
 
 /// Runs `f` with scratch for blocks of `block` samples of the sizes `d` and `g`
 /// need, from this thread's buffers.
-fn with_scratch<R>(d: &Dims, g: Geometry, block: usize, f: impl FnOnce(&mut Scratch) -> R) -> R {
+fn with_scratch<D: ColumnLayout, R>(
+    d: &D,
+    g: Geometry,
+    block: usize,
+    f: impl FnOnce(&mut Scratch) -> R,
+) -> R {
     let wide = block * d.grid_px();
     let sizes = [
         d.patch(g) * wide,
-        PhasedPlane::new(d, g).len(),
-        if block > 1 { d.grid_c * wide } else { 0 },
+        d.phased_len(g),
+        if block > 1 { d.grid_c() * wide } else { 0 },
     ];
     with_buffers(sizes, |[cols, phased, grids]| {
         f(&mut Scratch {
@@ -511,16 +580,16 @@ fn forward(image: &[f32], weight: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
 }
 
 /// [`forward`] with `block` samples per product.
-fn forward_in_blocks(
+pub(crate) fn forward_in_blocks<D: ColumnLayout>(
     image: &[f32],
     weight: &[f32],
-    d: &Dims,
+    d: &D,
     g: Geometry,
     block: usize,
 ) -> Vec<f32> {
     let (patch, n) = (d.patch(g), d.grid_px());
     crate::output::par_filled(
-        d.batch * d.grid_len(),
+        d.batch() * d.grid_len(),
         block * d.grid_len(),
         |i, out_block| {
             let samples = out_block.len() / d.grid_len();
@@ -529,14 +598,7 @@ fn forward_in_blocks(
                 for s in 0..samples {
                     let b = i * block + s;
                     let image_b = &image[b * d.image_len()..][..d.image_len()];
-                    im2col(
-                        image_b,
-                        d,
-                        g,
-                        scratch.phased,
-                        &mut scratch.cols[s * n..],
-                        wide,
-                    );
+                    d.gather_columns(image_b, g, scratch.phased, &mut scratch.cols[s * n..], wide);
                 }
                 let product = if block == 1 {
                     &mut *out_block
@@ -544,7 +606,7 @@ fn forward_in_blocks(
                     &mut *scratch.grids
                 };
                 matmul(
-                    (d.grid_c, wide, patch),
+                    (d.grid_c(), wide, patch),
                     (product, wide),
                     Operand::rows(weight, patch),
                     Operand::rows(scratch.cols, wide),
@@ -581,16 +643,16 @@ fn adjoint(grid: &[f32], weight: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
 }
 
 /// [`adjoint`] with `block` samples per product.
-fn adjoint_in_blocks(
+pub(crate) fn adjoint_in_blocks<D: ColumnLayout>(
     grid: &[f32],
     weight: &[f32],
-    d: &Dims,
+    d: &D,
     g: Geometry,
     block: usize,
 ) -> Vec<f32> {
     let (patch, n) = (d.patch(g), d.grid_px());
     crate::output::par_filled(
-        d.batch * d.image_len(),
+        d.batch() * d.image_len(),
         block * d.image_len(),
         |i, out_block| {
             let samples = out_block.len() / d.image_len();
@@ -609,14 +671,14 @@ fn adjoint_in_blocks(
                     &*scratch.grids
                 };
                 matmul(
-                    (patch, wide, d.grid_c),
+                    (patch, wide, d.grid_c()),
                     (scratch.cols, wide),
                     Operand::transposed(weight, patch),
                     Operand::rows(rhs, wide),
                     false,
                 );
                 for (s, out_b) in out_block.chunks_exact_mut(d.image_len()).enumerate() {
-                    col2im(d, g, &scratch.cols[s * n..], wide, scratch.phased, out_b);
+                    d.scatter_columns(g, &scratch.cols[s * n..], wide, scratch.phased, out_b);
                 }
             })
         },
@@ -624,20 +686,25 @@ fn adjoint_in_blocks(
 }
 
 /// ∂W = Σ_b grid[b] · im2col(image[b])ᵀ, shape (grid_c, image_c·k²).
-fn weight_grad(image: &[f32], grid: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
+pub(crate) fn weight_grad<D: ColumnLayout>(
+    image: &[f32],
+    grid: &[f32],
+    d: &D,
+    g: Geometry,
+) -> Vec<f32> {
     let (patch, n) = (d.patch(g), d.grid_px());
-    let chunks = d.batch.div_ceil(WEIGHT_GRAD_CHUNK);
+    let chunks = d.batch().div_ceil(WEIGHT_GRAD_CHUNK);
     let partials: Vec<Vec<f32>> = (0..chunks)
         .into_par_iter()
         .map(|chunk| {
-            let mut acc = vec![0f32; d.grid_c * patch];
-            let end = ((chunk + 1) * WEIGHT_GRAD_CHUNK).min(d.batch);
+            let mut acc = vec![0f32; d.grid_c() * patch];
+            let end = ((chunk + 1) * WEIGHT_GRAD_CHUNK).min(d.batch());
             with_scratch(d, g, 1, |scratch| {
                 for b in chunk * WEIGHT_GRAD_CHUNK..end {
                     let image_b = &image[b * d.image_len()..][..d.image_len()];
-                    im2col(image_b, d, g, scratch.phased, scratch.cols, n);
+                    d.gather_columns(image_b, g, scratch.phased, scratch.cols, n);
                     matmul(
-                        (d.grid_c, patch, n),
+                        (d.grid_c(), patch, n),
                         (&mut acc, patch),
                         Operand::rows(&grid[b * d.grid_len()..][..d.grid_len()], n),
                         Operand::transposed(scratch.cols, n),
@@ -648,7 +715,7 @@ fn weight_grad(image: &[f32], grid: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
             acc
         })
         .collect();
-    sum_in_order(&partials, d.grid_c * patch)
+    sum_in_order(&partials, d.grid_c() * patch)
 }
 
 /// The element-wise sum of `partials` (each of `len` values): each value sums the

@@ -23,12 +23,11 @@
 //! runs on any device.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
-use rayon::prelude::*;
 
 use crate::conv::{
-    add_window, contiguous, copy_window, every_nth, every_nth_of, fast_path, matmul,
-    samples_per_product, shape_error, sum_in_order, to_every_nth, to_every_nth_of, vectorised,
-    with_buffers, Geometry, Operand, PhasedAxis, WEIGHT_GRAD_CHUNK,
+    add_window, adjoint_in_blocks, contiguous, copy_window, every_nth, every_nth_of, fast_path,
+    forward_in_blocks, samples_per_product, shape_error, to_every_nth, to_every_nth_of, vectorised,
+    weight_grad, ColumnLayout, Geometry, PhasedAxis,
 };
 
 /// One image and its grid, per sample; sides are (depth, height, width).
@@ -44,19 +43,6 @@ struct Dims {
 impl Dims {
     fn image_px(&self) -> usize {
         self.image.iter().product()
-    }
-    fn grid_px(&self) -> usize {
-        self.grid.iter().product()
-    }
-    fn image_len(&self) -> usize {
-        self.image_c * self.image_px()
-    }
-    fn grid_len(&self) -> usize {
-        self.grid_c * self.grid_px()
-    }
-    /// Rows of the vol2col matrix: image channels × k³.
-    fn patch(&self, g: Geometry) -> usize {
-        self.image_c * g.kernel.pow(3)
     }
 }
 
@@ -226,57 +212,11 @@ fn col2vol_portable(
     }
 }
 
-/// grid[b] = W · vol2col(image[b]), with the grids of
-/// [`samples_per_product`] samples side by side in each product.
+/// grid[b] = W · vol2col(image[b]), with the grids of [`samples_per_product`]
+/// samples side by side in each product.
 fn forward(image: &[f32], weight: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
     let block = samples_per_product(d.grid_px(), d.grid_c, d.patch(g));
     forward_in_blocks(image, weight, d, g, block)
-}
-
-/// [`forward`] with `block` samples per product.
-fn forward_in_blocks(
-    image: &[f32],
-    weight: &[f32],
-    d: &Dims,
-    g: Geometry,
-    block: usize,
-) -> Vec<f32> {
-    let (patch, n) = (d.patch(g), d.grid_px());
-    crate::output::par_filled(
-        d.batch * d.grid_len(),
-        block * d.grid_len(),
-        |i, out_block| {
-            let samples = out_block.len() / d.grid_len();
-            let wide = samples * n;
-            with_scratch(d, g, block, |[cols, phased, grids]| {
-                for s in 0..samples {
-                    let b = i * block + s;
-                    let image_b = &image[b * d.image_len()..][..d.image_len()];
-                    vol2col(image_b, d, g, phased, &mut cols[s * n..], wide);
-                }
-                let product = if block == 1 {
-                    &mut *out_block
-                } else {
-                    &mut *grids
-                };
-                matmul(
-                    (d.grid_c, wide, patch),
-                    (product, wide),
-                    Operand::rows(weight, patch),
-                    Operand::rows(cols, wide),
-                    false,
-                );
-                if block > 1 {
-                    // (channel, sample, voxel) → (sample, channel, voxel)
-                    for (s, out_b) in out_block.chunks_exact_mut(d.grid_len()).enumerate() {
-                        for (c, out_c) in out_b.chunks_exact_mut(n).enumerate() {
-                            out_c.copy_from_slice(&grids[c * wide + s * n..][..n]);
-                        }
-                    }
-                }
-            })
-        },
-    )
 }
 
 /// image[b] = col2vol(Wᵀ · grid[b]), blocked as [`forward`].
@@ -285,93 +225,50 @@ fn adjoint(grid: &[f32], weight: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
     adjoint_in_blocks(grid, weight, d, g, block)
 }
 
-/// [`adjoint`] with `block` samples per product.
-fn adjoint_in_blocks(
-    grid: &[f32],
-    weight: &[f32],
-    d: &Dims,
-    g: Geometry,
-    block: usize,
-) -> Vec<f32> {
-    let (patch, n) = (d.patch(g), d.grid_px());
-    crate::output::par_filled(
-        d.batch * d.image_len(),
-        block * d.image_len(),
-        |i, out_block| {
-            let samples = out_block.len() / d.image_len();
-            let wide = samples * n;
-            let grids_in = &grid[i * block * d.grid_len()..][..samples * d.grid_len()];
-            with_scratch(d, g, block, |[cols, phased, grids]| {
-                let rhs = if block == 1 {
-                    grids_in
-                } else {
-                    // (sample, channel, voxel) → (channel, sample, voxel)
-                    for (s, grid_b) in grids_in.chunks_exact(d.grid_len()).enumerate() {
-                        for (c, grid_c) in grid_b.chunks_exact(n).enumerate() {
-                            grids[c * wide + s * n..][..n].copy_from_slice(grid_c);
-                        }
-                    }
-                    &*grids
-                };
-                matmul(
-                    (patch, wide, d.grid_c),
-                    (cols, wide),
-                    Operand::transposed(weight, patch),
-                    Operand::rows(rhs, wide),
-                    false,
-                );
-                for (s, out_b) in out_block.chunks_exact_mut(d.image_len()).enumerate() {
-                    col2vol(d, g, &cols[s * n..], wide, phased, out_b);
-                }
-            })
-        },
-    )
-}
-
-/// Runs `f` with this thread's scratch for `block` samples per product: the
-/// vol2col matrix, the phased volume and (for blocks) the side-by-side grids.
-fn with_scratch<R>(d: &Dims, g: Geometry, block: usize, f: impl FnOnce([&mut [f32]; 3]) -> R) -> R {
-    let wide = block * d.grid_px();
-    let sizes = [
-        d.patch(g) * wide,
-        PhasedVolume::new(d, g).len(),
-        if block > 1 { d.grid_c * wide } else { 0 },
-    ];
-    with_buffers(sizes, f)
-}
-
-/// ∂W = Σ_b grid[b] · vol2col(image[b])ᵀ, shape (grid_c, image_c·k³).
-fn weight_grad(image: &[f32], grid: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
-    let (patch, n) = (d.patch(g), d.grid_px());
-    let chunks = d.batch.div_ceil(WEIGHT_GRAD_CHUNK);
-    let partials: Vec<Vec<f32>> = (0..chunks)
-        .into_par_iter()
-        .map(|chunk| {
-            let mut acc = vec![0f32; d.grid_c * patch];
-            let start = chunk * WEIGHT_GRAD_CHUNK;
-            with_scratch(d, g, 1, |[cols, phased, _]| {
-                for b in start..((chunk + 1) * WEIGHT_GRAD_CHUNK).min(d.batch) {
-                    vol2col(
-                        &image[b * d.image_len()..][..d.image_len()],
-                        d,
-                        g,
-                        phased,
-                        cols,
-                        n,
-                    );
-                    matmul(
-                        (d.grid_c, patch, n),
-                        (&mut acc, patch),
-                        Operand::rows(&grid[b * d.grid_len()..][..d.grid_len()], n),
-                        Operand::transposed(cols, n),
-                        b > start,
-                    );
-                }
-            });
-            acc
-        })
-        .collect();
-    sum_in_order(&partials, d.grid_c * patch)
+/// Volumes for the blocked products of [`crate::conv`]: the same sizes per
+/// sample, with vol2col and col2vol as the column transforms.
+impl ColumnLayout for Dims {
+    fn batch(&self) -> usize {
+        self.batch
+    }
+    fn grid_c(&self) -> usize {
+        self.grid_c
+    }
+    fn image_len(&self) -> usize {
+        self.image_c * self.image_px()
+    }
+    fn grid_len(&self) -> usize {
+        self.grid_c * self.grid_px()
+    }
+    fn grid_px(&self) -> usize {
+        self.grid.iter().product()
+    }
+    fn patch(&self, g: Geometry) -> usize {
+        self.image_c * g.kernel.pow(3)
+    }
+    fn phased_len(&self, g: Geometry) -> usize {
+        PhasedVolume::new(self, g).len()
+    }
+    fn gather_columns(
+        &self,
+        image: &[f32],
+        g: Geometry,
+        phased: &mut [f32],
+        cols: &mut [f32],
+        pitch: usize,
+    ) {
+        vol2col(image, self, g, phased, cols, pitch)
+    }
+    fn scatter_columns(
+        &self,
+        g: Geometry,
+        cols: &[f32],
+        pitch: usize,
+        phased: &mut [f32],
+        image: &mut [f32],
+    ) {
+        col2vol(self, g, cols, pitch, phased, image)
+    }
 }
 
 /// Which of the three products a [`Conv3dOp`] computes.

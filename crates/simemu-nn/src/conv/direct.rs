@@ -26,7 +26,7 @@
 //! vectors, each sum a chain over the grid's pixels) it was 2× slower on grids of
 //! 16 pixels, slower on 64 and 3% faster on 256. Neither was kept.
 
-use super::{copy_window, Dims, Geometry, PhasedPlane};
+use super::{copy_window, ColumnLayout, Dims, Geometry, PhasedPlane};
 
 /// Values per vector.
 const LANES: usize = 16;
