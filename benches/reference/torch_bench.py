@@ -40,77 +40,49 @@ import torch.nn.functional as F
 LATENT, BATCH, BATCH_3D, LAYERS, WARM_UP = 64, 64, 16, 4, 2
 
 
+# Per dimension: convolution, transposed convolution, BatchNorm, and the layers'
+# (kernel, stride, padding, output padding); each layer halves or doubles the side.
+LAYOUT = {
+    2: (nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d, (5, 2, 2, 1)),
+    3: (nn.Conv3d, nn.ConvTranspose3d, nn.BatchNorm3d, (4, 2, 1, 0)),
+}
+
+
 class Generator(nn.Module):
-    def __init__(self, width, size):
+    def __init__(self, width, size, dims=2):
         super().__init__()
-        self.top, self.seed = width << (LAYERS - 1), size >> LAYERS
-        self.lin = nn.Linear(LATENT, self.top * self.seed ** 2)
-        self.bn0 = nn.BatchNorm2d(self.top, eps=1e-5, momentum=0.1)
+        _, conv_t, norm, (k, s, p, op) = LAYOUT[dims]
+        self.top, self.seed, self.dims = width << (LAYERS - 1), size >> LAYERS, dims
+        self.lin = nn.Linear(LATENT, self.top * self.seed ** dims)
+        self.bn0 = norm(self.top, eps=1e-5, momentum=0.1)
         layers, ch = [], self.top
         for l in range(LAYERS):
             last = l == LAYERS - 1
             out = 1 if last else ch // 2
-            layers.append(nn.ConvTranspose2d(ch, out, 5, 2, 2, output_padding=1, bias=last))
-            layers += [nn.Tanh()] if last else [nn.BatchNorm2d(out, eps=1e-5, momentum=0.1), nn.ReLU()]
+            layers.append(conv_t(ch, out, k, s, p, output_padding=op, bias=last))
+            layers += [nn.Tanh()] if last else [norm(out, eps=1e-5, momentum=0.1), nn.ReLU()]
             ch = out
         self.net = nn.Sequential(*layers)
 
     def forward(self, z):
-        x = self.lin(z).view(-1, self.top, self.seed, self.seed)
+        x = self.lin(z).view(-1, self.top, *[self.seed] * self.dims)
         return self.net(F.relu(self.bn0(x)))
 
 
 class Discriminator(nn.Module):
-    def __init__(self, width, size):
+    def __init__(self, width, size, dims=2):
         super().__init__()
+        conv, _, norm, (k, s, p, _) = LAYOUT[dims]
         layers, ch = [], 1
         for l in range(LAYERS):
             out = width << l
-            layers.append(nn.Conv2d(ch, out, 5, 2, 2, bias=(l == 0)))
+            layers.append(conv(ch, out, k, s, p, bias=(l == 0)))
             if l > 0:
-                layers.append(nn.BatchNorm2d(out, eps=1e-5, momentum=0.1))
+                layers.append(norm(out, eps=1e-5, momentum=0.1))
             layers.append(nn.LeakyReLU(0.2))
             ch = out
         self.net = nn.Sequential(*layers)
-        self.lin = nn.Linear(ch * (size >> LAYERS) ** 2, 1)
-
-    def forward(self, x):
-        return self.lin(self.net(x).flatten(1)).squeeze(1)
-
-
-class Generator3d(nn.Module):
-    def __init__(self, width, size):
-        super().__init__()
-        self.top, self.seed = width << (LAYERS - 1), size >> LAYERS
-        self.lin = nn.Linear(LATENT, self.top * self.seed ** 3)
-        self.bn0 = nn.BatchNorm3d(self.top, eps=1e-5, momentum=0.1)
-        layers, ch = [], self.top
-        for l in range(LAYERS):
-            last = l == LAYERS - 1
-            out = 1 if last else ch // 2
-            layers.append(nn.ConvTranspose3d(ch, out, 4, 2, 1, bias=last))
-            layers += [nn.Tanh()] if last else [nn.BatchNorm3d(out, eps=1e-5, momentum=0.1), nn.ReLU()]
-            ch = out
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, z):
-        x = self.lin(z).view(-1, self.top, self.seed, self.seed, self.seed)
-        return self.net(F.relu(self.bn0(x)))
-
-
-class Discriminator3d(nn.Module):
-    def __init__(self, width, size):
-        super().__init__()
-        layers, ch = [], 1
-        for l in range(LAYERS):
-            out = width << l
-            layers.append(nn.Conv3d(ch, out, 4, 2, 1, bias=(l == 0)))
-            if l > 0:
-                layers.append(nn.BatchNorm3d(out, eps=1e-5, momentum=0.1))
-            layers.append(nn.LeakyReLU(0.2))
-            ch = out
-        self.net = nn.Sequential(*layers)
-        self.lin = nn.Linear(ch * (size >> LAYERS) ** 3, 1)
+        self.lin = nn.Linear(ch * (size >> LAYERS) ** dims, 1)
 
     def forward(self, x):
         return self.lin(self.net(x).flatten(1)).squeeze(1)
@@ -201,10 +173,10 @@ def main():
         return layers(a, dev)
     volumes = a.dims == 3
     batch = BATCH_3D if volumes else BATCH
-    g = (Generator3d if volumes else Generator)(a.width, a.size).to(dev)
+    g = Generator(a.width, a.size, a.dims).to(dev)
     g.apply(init)
     if a.workload == "train":
-        d = (Discriminator3d if volumes else Discriminator)(a.width, a.size).to(dev)
+        d = Discriminator(a.width, a.size, a.dims).to(dev)
         d.apply(init)
         opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999), eps=1e-8)
         opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999), eps=1e-8)
