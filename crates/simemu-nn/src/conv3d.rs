@@ -14,9 +14,12 @@
 //! | convT forward, conv3d input gradient | [`Kernel::Adjoint`]: `image = col2vol(Wᵀ · grid)` |
 //! | both weight gradients | [`Kernel::WeightGrad`]: `∂W = Σ_b grid · vol2col(image)ᵀ` |
 //!
-//! Each sample's product is one `gemm` on one thread, parallel over the batch, and
-//! weight gradients sum fixed chunks of the batch in a fixed order, so the bytes do
-//! not depend on the number of threads.
+//! The products, their parallel split over the batch and their blocking of small
+//! grids are [`crate::conv`]'s (through [`ColumnLayout`]); only the column
+//! transforms are volumes' own: vol2col and col2vol read and write a volume split
+//! by phase (`PhasedVolume`), so each tap moves contiguous rows. Weight
+//! gradients sum fixed chunks of the batch in a fixed order, so the bytes do not
+//! depend on the number of threads.
 //!
 //! Off the CPU, or in another dtype, the same functions compute the same result from
 //! 2-D convolutions, one per depth tap of the kernel ([`tensor_ops`]), which candle
