@@ -36,7 +36,7 @@ mod direct;
 
 /// Samples per partial weight-gradient sum (fixed so results do not depend on the
 /// thread count).
-pub(crate) const WEIGHT_GRAD_CHUNK: usize = 8;
+const WEIGHT_GRAD_CHUNK: usize = 8;
 
 /// Square kernel, stride and symmetric zero padding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -367,7 +367,7 @@ pub(crate) use vectorised;
 
 /// Scratch of the kernels: the im2col matrix of a block of samples, one phased
 /// plane, and the block's grids side by side.
-pub(crate) struct Scratch<'a> {
+struct Scratch<'a> {
     cols: &'a mut [f32],
     phased: &'a mut [f32],
     grids: &'a mut [f32],
@@ -405,7 +405,7 @@ fn with_scratch<D: ColumnLayout, R>(
 }
 
 /// Runs `f` with this thread's three buffers, cut to `sizes`.
-pub(crate) fn with_buffers<R>(sizes: [usize; 3], f: impl FnOnce([&mut [f32]; 3]) -> R) -> R {
+fn with_buffers<R>(sizes: [usize; 3], f: impl FnOnce([&mut [f32]; 3]) -> R) -> R {
     let run = |buffers: &mut [Vec<f32>; 3]| {
         for (buffer, &size) in buffers.iter_mut().zip(&sizes) {
             if buffer.len() < size {
@@ -481,14 +481,14 @@ fn col2im_portable(
 
 /// A row-major matrix operand with arbitrary strides.
 #[derive(Clone, Copy)]
-pub(crate) struct Operand<'a> {
+struct Operand<'a> {
     data: &'a [f32],
     row_stride: usize,
     col_stride: usize,
 }
 
 impl<'a> Operand<'a> {
-    pub(crate) fn rows(data: &'a [f32], cols: usize) -> Self {
+    fn rows(data: &'a [f32], cols: usize) -> Self {
         Operand {
             data,
             row_stride: cols,
@@ -496,7 +496,7 @@ impl<'a> Operand<'a> {
         }
     }
     /// The transpose of a row-major matrix with `cols` columns.
-    pub(crate) fn transposed(data: &'a [f32], cols: usize) -> Self {
+    fn transposed(data: &'a [f32], cols: usize) -> Self {
         Operand {
             data,
             row_stride: 1,
@@ -508,7 +508,7 @@ impl<'a> Operand<'a> {
 /// dst (m×n, rows `dst_pitch` apart) = [dst +] lhs (m×k) · rhs (k×n), on the
 /// calling thread: the kernels parallelise over samples, and a product split across
 /// threads could round differently with the thread count.
-pub(crate) fn matmul(
+fn matmul(
     (m, n, k): (usize, usize, usize),
     (dst, dst_pitch): (&mut [f32], usize),
     lhs: Operand,
@@ -555,7 +555,7 @@ pub(crate) fn matmul(
 /// several (it picks its depth blocking per shape, and the blocking is the order
 /// of the sum), so a block rounds every value exactly as one sample alone does
 /// and results stay byte-identical to the unblocked kernels.
-pub(crate) fn samples_per_product(n: usize, other: usize, depth: usize) -> usize {
+fn samples_per_product(n: usize, other: usize, depth: usize) -> usize {
     const LANES: usize = 64;
     // gemm sums a product of at most 256 values (or one with a single row or
     // column) in other kernels, and one with both sides ≤ 64 in depth blocks of
@@ -575,12 +575,24 @@ fn forward(image: &[f32], weight: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
     if let Some(plan) = direct::Forward::new(d, g, weight) {
         return forward_direct(image, &plan, d);
     }
-    let block = samples_per_product(d.grid_px(), d.grid_c, d.patch(g));
+    forward_with_columns(image, weight, d, g)
+}
+
+/// grid[b] = W · columns(image[b]), with the grids of [`samples_per_product`]
+/// samples side by side in each product: [`forward`]'s general path, and the
+/// forward product of volumes.
+pub(crate) fn forward_with_columns<D: ColumnLayout>(
+    image: &[f32],
+    weight: &[f32],
+    d: &D,
+    g: Geometry,
+) -> Vec<f32> {
+    let block = samples_per_product(d.grid_px(), d.grid_c(), d.patch(g));
     forward_in_blocks(image, weight, d, g, block)
 }
 
 /// [`forward`] with `block` samples per product.
-pub(crate) fn forward_in_blocks<D: ColumnLayout>(
+fn forward_in_blocks<D: ColumnLayout>(
     image: &[f32],
     weight: &[f32],
     d: &D,
@@ -636,14 +648,20 @@ fn forward_direct(image: &[f32], plan: &direct::Forward, d: &Dims) -> Vec<f32> {
     })
 }
 
-/// image[b] = col2im(Wᵀ · grid[b]).
-fn adjoint(grid: &[f32], weight: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
-    let block = samples_per_product(d.grid_px(), d.patch(g), d.grid_c);
+/// image[b] = col2im(Wᵀ · grid[b]) (col2vol for volumes), blocked as
+/// [`forward_with_columns`].
+pub(crate) fn adjoint<D: ColumnLayout>(
+    grid: &[f32],
+    weight: &[f32],
+    d: &D,
+    g: Geometry,
+) -> Vec<f32> {
+    let block = samples_per_product(d.grid_px(), d.patch(g), d.grid_c());
     adjoint_in_blocks(grid, weight, d, g, block)
 }
 
 /// [`adjoint`] with `block` samples per product.
-pub(crate) fn adjoint_in_blocks<D: ColumnLayout>(
+fn adjoint_in_blocks<D: ColumnLayout>(
     grid: &[f32],
     weight: &[f32],
     d: &D,
@@ -722,7 +740,7 @@ pub(crate) fn weight_grad<D: ColumnLayout>(
 /// partials in their order, whichever worker adds it up, so the bytes do not depend
 /// on the thread count; on the calling thread alone this sum was 2% of a width-64
 /// step's work.
-pub(crate) fn sum_in_order(partials: &[Vec<f32>], len: usize) -> Vec<f32> {
+fn sum_in_order(partials: &[Vec<f32>], len: usize) -> Vec<f32> {
     const SPAN: usize = 1 << 14;
     crate::output::par_filled(len, SPAN, |i, total| {
         for part in partials {
@@ -731,6 +749,35 @@ pub(crate) fn sum_in_order(partials: &[Vec<f32>], len: usize) -> Vec<f32> {
             }
         }
     })
+}
+
+/// Checks that the blocks [`samples_per_product`] picks give, on random values,
+/// the bytes of one sample per product, for the forward product and the adjoint;
+/// returns how many of the two were blocked.
+#[cfg(test)]
+pub(crate) fn check_blocks_round_as_one_sample<D: ColumnLayout + std::fmt::Debug>(
+    d: &D,
+    g: Geometry,
+    rng: &mut impl rand::Rng,
+) -> usize {
+    let mut uniform =
+        |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
+    let (n, patch) = (d.grid_px(), d.patch(g));
+    let image = uniform(d.batch() * d.image_len());
+    let grid = uniform(d.batch() * d.grid_len());
+    let weight = uniform(d.grid_c() * patch);
+    let forward_block = samples_per_product(n, d.grid_c(), patch);
+    assert!(
+        forward_in_blocks(&image, &weight, d, g, forward_block)
+            == forward_in_blocks(&image, &weight, d, g, 1),
+        "forward {d:?}, {forward_block} per product"
+    );
+    let adjoint_block = samples_per_product(n, patch, d.grid_c());
+    assert!(
+        adjoint(&grid, &weight, d, g) == adjoint_in_blocks(&grid, &weight, d, g, 1),
+        "adjoint {d:?}, {adjoint_block} per product"
+    );
+    usize::from(forward_block > 1) + usize::from(adjoint_block > 1)
 }
 
 /// Which of the three products a [`ConvOp`] computes.
@@ -1414,23 +1461,7 @@ mod tests {
                 gh: side.div_ceil(2),
                 gw: side.div_ceil(2),
             };
-            let (n, patch) = (d.grid_px(), d.patch(g));
-            let image = uniform(d.batch * d.image_len(), &mut rng);
-            let grid = uniform(d.batch * d.grid_len(), &mut rng);
-            let weight = uniform(grid_c * patch, &mut rng);
-            let block = samples_per_product(n, grid_c, patch);
-            blocked += usize::from(block > 1);
-            assert!(
-                forward_in_blocks(&image, &weight, &d, g, block)
-                    == forward_in_blocks(&image, &weight, &d, g, 1),
-                "forward {d:?}, {block} per product"
-            );
-            let block = samples_per_product(n, patch, grid_c);
-            blocked += usize::from(block > 1);
-            assert!(
-                adjoint(&grid, &weight, &d, g) == adjoint_in_blocks(&grid, &weight, &d, g, 1),
-                "adjoint {d:?}, {block} per product"
-            );
+            blocked += check_blocks_round_as_one_sample(&d, g, &mut rng);
         }
         assert!(blocked >= 10, "only {blocked} products were blocked");
     }

@@ -28,9 +28,9 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 
 use crate::conv::{
-    add_window, adjoint_in_blocks, contiguous, copy_window, every_nth, every_nth_of, fast_path,
-    forward_in_blocks, samples_per_product, shape_error, to_every_nth, to_every_nth_of, vectorised,
-    weight_grad, ColumnLayout, Geometry, PhasedAxis,
+    add_window, adjoint, contiguous, copy_window, every_nth, every_nth_of, fast_path,
+    forward_with_columns, shape_error, to_every_nth, to_every_nth_of, vectorised, weight_grad,
+    ColumnLayout, Geometry, PhasedAxis,
 };
 
 /// One image and its grid, per sample; sides are (depth, height, width).
@@ -213,19 +213,6 @@ fn col2vol_portable(
         }
         volume.merge(phased, d.image, channel);
     }
-}
-
-/// grid[b] = W · vol2col(image[b]), with the grids of [`samples_per_product`]
-/// samples side by side in each product.
-fn forward(image: &[f32], weight: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
-    let block = samples_per_product(d.grid_px(), d.grid_c, d.patch(g));
-    forward_in_blocks(image, weight, d, g, block)
-}
-
-/// image[b] = col2vol(Wᵀ · grid[b]), blocked as [`forward`].
-fn adjoint(grid: &[f32], weight: &[f32], d: &Dims, g: Geometry) -> Vec<f32> {
-    let block = samples_per_product(d.grid_px(), d.patch(g), d.grid_c);
-    adjoint_in_blocks(grid, weight, d, g, block)
 }
 
 /// Volumes for the blocked products of [`crate::conv`]: the same sizes per
@@ -419,7 +406,10 @@ impl CustomOp2 for Conv3dOp {
         let [gd, gh, gw] = d.grid;
         let [id, ih, iw] = d.image;
         let (out, shape): (Vec<f32>, Shape) = match self.kernel {
-            Kernel::Forward => (forward(a, b, &d, g), (d.batch, d.grid_c, gd, gh, gw).into()),
+            Kernel::Forward => (
+                forward_with_columns(a, b, &d, g),
+                (d.batch, d.grid_c, gd, gh, gw).into(),
+            ),
             Kernel::Adjoint { .. } => (
                 adjoint(a, b, &d, g),
                 (d.batch, d.image_c, id, ih, iw).into(),
@@ -715,6 +705,7 @@ pub mod tensor_ops {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conv::check_blocks_round_as_one_sample;
     use candle_core::{DType, Device, Var};
     use rand::{Rng, SeedableRng};
 
@@ -988,9 +979,6 @@ mod tests {
             stride: 2,
             padding: 1,
         };
-        let uniform = |len: usize, rng: &mut TestRng| -> Vec<f32> {
-            (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
-        };
         let mut blocked = 0;
         // (image channels, image side, grid channels)
         for (image_c, side, grid_c) in [
@@ -1010,24 +998,7 @@ mod tests {
                 grid_c,
                 grid: [side / 2; 3],
             };
-            let (n, patch) = (d.grid_px(), d.patch(g));
-            let image = uniform(d.batch * d.image_len(), &mut rng);
-            let grid = uniform(d.batch * d.grid_len(), &mut rng);
-            let weight = uniform(grid_c * patch, &mut rng);
-            let block = samples_per_product(n, grid_c, patch);
-            blocked += usize::from(block > 1);
-            assert!(
-                forward_in_blocks(&image, &weight, &d, g, block)
-                    == forward_in_blocks(&image, &weight, &d, g, 1),
-                "forward {d:?}, {block} per product"
-            );
-            let block = samples_per_product(n, patch, grid_c);
-            blocked += usize::from(block > 1);
-            assert!(
-                adjoint_in_blocks(&grid, &weight, &d, g, block)
-                    == adjoint_in_blocks(&grid, &weight, &d, g, 1),
-                "adjoint {d:?}, {block} per product"
-            );
+            blocked += check_blocks_round_as_one_sample(&d, g, &mut rng);
         }
         assert!(blocked >= 6, "only {blocked} products were blocked");
     }

@@ -5,6 +5,9 @@
 //! layers, D's channels doubling (width·2^l), and no convolution bias in front of a
 //! BatchNorm (`bias_before_batchnorm = false`), exactly as `torch_bench.py` builds
 //! it. The training step is [`gan_step`], the code `simemu train` runs.
+//!
+//! [`TrainStep3d`] is the same step on volumes (4³ stride-2 layers, batch 16), with
+//! networks of its own: `dcgan` generates maps only.
 
 use candle_core::{Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
@@ -578,7 +581,7 @@ mod tests {
     fn train_step_3d_mirrors_its_pytorch_twin() {
         let mut step = TrainStep3d::new(16, 2, &Device::Cpu).unwrap();
         assert_eq!(step.parameters(), (11_981, 10_955));
-        let before = |vars: &VarMap| -> Vec<f32> {
+        let values = |vars: &VarMap| -> Vec<f32> {
             let mut named = named_vars(vars);
             named.sort_by(|a, b| a.0.cmp(&b.0));
             named
@@ -592,11 +595,11 @@ mod tests {
                 })
                 .collect()
         };
-        let (g0, d0) = (before(&step.g_vars), before(&step.d_vars));
+        let (g0, d0) = (values(&step.g_vars), values(&step.d_vars));
         let first: Vec<(f64, f64)> = (0..3).map(|_| step.run().unwrap()).collect();
         assert!(first.iter().all(|(d, g)| d.is_finite() && g.is_finite()));
-        assert_ne!(before(&step.g_vars), g0, "G is updated");
-        assert_ne!(before(&step.d_vars), d0, "D is updated");
+        assert_ne!(values(&step.g_vars), g0, "G is updated");
+        assert_ne!(values(&step.d_vars), d0, "D is updated");
         let mut again = TrainStep3d::new(16, 2, &Device::Cpu).unwrap();
         let second: Vec<(f64, f64)> = (0..3).map(|_| again.run().unwrap()).collect();
         assert_eq!(first, second);
