@@ -313,3 +313,46 @@ mod tests {
         }
     }
 }
+
+/// The key of a statistic's [`Statistic::options`](crate::Statistic::options)
+/// under which it may name, for each component and bin, the histogram on which
+/// the harness scores that bin's per-sample values by separation power:
+/// `[component][bin]` of [`ScoreHistogram`] (or `null` for a bin not scored).
+pub const SCORE_HISTOGRAMS_KEY: &str = "score_histograms";
+
+/// A histogram on which one bin's per-sample values are scored, given as the
+/// rule for its edges so that the edges can follow the reference set as
+/// CaloChallenge's energy histograms do.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ScoreHistogram {
+    /// `edges` edges evenly spaced from `lo` to `hi` (numpy.linspace).
+    Linear { lo: f64, hi: f64, edges: usize },
+    /// `edges` edges evenly spaced in log10 from `lo` to the largest reference
+    /// value (numpy.logspace(log10(lo), log10(max), edges)).
+    LogToReferenceMax { lo: f64, edges: usize },
+}
+
+impl ScoreHistogram {
+    /// The edges for a reference set's values; an error where they would not
+    /// increase (a log histogram whose reference never exceeds `lo`).
+    pub fn edges(&self, reference: &[f64]) -> Result<Vec<f64>> {
+        let edges = match *self {
+            ScoreHistogram::Linear { lo, hi, edges } => linspace(lo, hi, edges),
+            ScoreHistogram::LogToReferenceMax { lo, edges } => {
+                let max = reference.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                if !(lo > 0.0 && max > lo) {
+                    return Err(Error::Data(format!(
+                        "a log histogram from {lo} to the largest reference value ({max}) has no width"
+                    )));
+                }
+                linspace(lo.log10(), max.log10(), edges)
+                    .into_iter()
+                    .map(|e| 10f64.powf(e))
+                    .collect()
+            }
+        };
+        check_edges(&edges)?;
+        Ok(edges)
+    }
+}

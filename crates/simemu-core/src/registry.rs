@@ -318,7 +318,11 @@ impl Registry {
         let formats: Vec<_> = self
             .formats()
             .map(|e| {
-                let origin = format!("{}; .{}", e.origin, e.extensions.join(", ."));
+                let origin = if e.extensions.is_empty() {
+                    format!("{}; --format only", e.origin)
+                } else {
+                    format!("{}; .{}", e.origin, e.extensions.join(", ."))
+                };
                 entry(&e.name, &e.description, origin, &e.options)
             })
             .collect();

@@ -4,8 +4,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use simemu_core::bins::{ScoreHistogram, SCORE_HISTOGRAMS_KEY};
+
 use crate::ks::ks_2samp;
 use crate::measure::Measurement;
+use crate::separation::separation_power;
 
 /// A bin passes when its KS p-value exceeds this.
 pub const BIN_PASS_P: f64 = 0.05;
@@ -71,6 +74,12 @@ pub struct ComponentComparison {
     pub rel_diff_se: Vec<Option<f64>>,
     pub ks_d: Vec<f64>,
     pub ks_p: Vec<f64>,
+    /// Separation power of each bin's histograms
+    /// ([`crate::separation::separation_power`]) where the statistic names one
+    /// (its `score_histograms` option, [`simemu_core::bins::SCORE_HISTOGRAMS_KEY`]);
+    /// empty for statistics that name none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub separation_power: Vec<Option<f64>>,
 }
 
 impl ComponentComparison {
@@ -176,6 +185,10 @@ pub fn compare_measurements(
     let mut all_p = Vec::new();
     let mut rels = Vec::new();
     let (nr, nc) = (reference.count() as f64, candidate.count() as f64);
+    let score_histograms: Option<Vec<Vec<Option<ScoreHistogram>>>> = reference
+        .options
+        .get(SCORE_HISTOGRAMS_KEY)
+        .and_then(|v| serde_json::from_value(v.clone()).ok());
     for (ci, name) in reference.component_names.iter().enumerate() {
         let nb = reference.x.len();
         let mut c = ComponentComparison {
@@ -189,7 +202,9 @@ pub fn compare_measurements(
             rel_diff_se: vec![],
             ks_d: vec![],
             ks_p: vec![],
+            separation_power: vec![],
         };
+        let histograms = score_histograms.as_ref().and_then(|h| h.get(ci));
         for b in 0..nb {
             let r: Vec<f64> = reference.values[ci].iter().map(|s| s[b]).collect();
             let k: Vec<f64> = candidate.values[ci].iter().map(|s| s[b]).collect();
@@ -215,6 +230,15 @@ pub fn compare_measurements(
             c.ks_d.push(test.statistic);
             c.ks_p.push(test.pvalue);
             all_p.push(test.pvalue);
+            if let Some(h) = histograms {
+                c.separation_power.push(
+                    h.get(b)
+                        .cloned()
+                        .flatten()
+                        .and_then(|h| h.edges(&r).ok())
+                        .and_then(|edges| separation_power(&r, &k, &edges).ok()),
+                );
+            }
         }
         components.push(c);
     }
@@ -283,6 +307,7 @@ mod tests {
             rel_diff_se: vec![Some(0.0), Some(0.041), Some(0.039), Some(0.1), None],
             ks_d: vec![0.0; 5],
             ks_p: vec![1.0; 5],
+            separation_power: vec![],
         };
         let all = mean_match(&serde_json::Value::Null, std::slice::from_ref(&c));
         assert_eq!(all, MeanMatch { within: 2, bins: 4 });
@@ -321,6 +346,28 @@ mod tests {
         assert_eq!(c.verdict, "fail");
         assert_eq!(c.table.p_below_0_05, 2);
         assert!((c.components[0].rel_diff[1].unwrap() - 1.0).abs() < 1e-12);
+    }
+
+    /// Bins whose statistic names a histogram are scored by separation power on
+    /// it; a bin named `null` is not, and statistics that name none carry none.
+    #[test]
+    fn named_histograms_score_their_bins_by_separation_power() {
+        let a: Vec<Vec<f64>> = (0..100).map(|i| vec![(i % 10) as f64 + 0.5, 0.0]).collect();
+        let b: Vec<Vec<f64>> = (0..100).map(|i| vec![(i % 5) as f64 + 0.5, 0.0]).collect();
+        let mut reference = m(a);
+        reference.options = serde_json::json!({ SCORE_HISTOGRAMS_KEY: [[
+            { "kind": "linear", "lo": 0.0, "hi": 10.0, "edges": 11 },
+            null
+        ]] });
+        let c = compare_measurements(&reference, &m(b.clone()));
+        let sep = &c.components[0].separation_power;
+        // Reference 1/10 in each of ten bins, candidate 1/5 in the first five.
+        let expected = 0.5 * (5.0 * 0.01 / 0.3 + 5.0 * 0.1);
+        assert!((sep[0].unwrap() - expected).abs() < 1e-12, "{sep:?}");
+        assert_eq!(sep[1], None);
+        assert!(compare_measurements(&m(b.clone()), &m(b)).components[0]
+            .separation_power
+            .is_empty());
     }
 
     /// Three components of five bins each, the last failing two of its five:

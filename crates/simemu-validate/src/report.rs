@@ -464,12 +464,24 @@ pub fn markdown(report: &Report, plots: &[(String, String)]) -> String {
     for st in &report.statistics {
         for c in &st.components {
             let _ = writeln!(s, "### {} — {}\n", st.statistic, c.name);
-            let _ = writeln!(s, "| {} | ref mean | ref std | cand mean | cand std | rel diff | ± SE | KS D | KS p |", st.x_name);
-            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+            // Separation power, where the statistic names histograms to score.
+            let scored = !c.separation_power.is_empty();
+            let (sep_head, sep_rule) = if scored {
+                (" sep. power |", "---|")
+            } else {
+                ("", "")
+            };
+            let _ = writeln!(s, "| {} | ref mean | ref std | cand mean | cand std | rel diff | ± SE | KS D | KS p |{sep_head}", st.x_name);
+            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|{sep_rule}");
             for b in 0..c.x.len() {
+                let sep = if scored {
+                    format!(" {} |", fmt_opt(c.separation_power[b], false))
+                } else {
+                    String::new()
+                };
                 let _ = writeln!(
                     s,
-                    "| {:.4e} | {:.4e} | {:.3e} | {:.4e} | {:.3e} | {} | {} | {:.4} | {:.3e} |",
+                    "| {:.4e} | {:.4e} | {:.3e} | {:.4e} | {:.3e} | {} | {} | {:.4} | {:.3e} |{sep}",
                     c.x[b],
                     c.ref_mean[b],
                     c.ref_std[b],
@@ -806,6 +818,7 @@ mod tests {
             rel_diff_se: vec![Some(0.0); n],
             ks_d: vec![0.0; n],
             ks_p,
+            separation_power: vec![],
         }
     }
 

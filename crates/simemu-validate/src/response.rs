@@ -230,6 +230,7 @@ mod tests {
             rel_diff_se: vec![None; n],
             ks_d: vec![0.0; n],
             ks_p: vec![1.0; n],
+            separation_power: vec![],
         };
         let statistic = StatisticComparison {
             statistic: stat.into(),

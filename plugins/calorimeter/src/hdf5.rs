@@ -36,7 +36,7 @@ fn parts() -> Vec<(String, Vec<usize>)> {
     parts
 }
 
-fn h5_error<'a>(path: &'a Path, what: &str) -> impl Fn(h5::Error) -> Error + 'a {
+pub(crate) fn h5_error<'a>(path: &'a Path, what: &str) -> impl Fn(h5::Error) -> Error + 'a {
     let what = what.to_string();
     move |e| Error::bad_file(path, format!("{what}: {e}"))
 }
@@ -118,7 +118,7 @@ fn inspect(path: &Path) -> Result<Inspected> {
 }
 
 /// Rows `rows` of an `ndim`-dimensional dataset, every index of the other axes.
-fn rows_selection(rows: std::ops::Range<usize>, ndim: usize) -> h5::Selection {
+pub(crate) fn rows_selection(rows: std::ops::Range<usize>, ndim: usize) -> h5::Selection {
     let mut axes = vec![h5::SliceOrIndex::from(rows)];
     axes.extend((1..ndim).map(|_| h5::SliceOrIndex::from(..)));
     h5::Hyperslab::from(axes).into()
@@ -140,7 +140,7 @@ fn field_specs(dtype: DType) -> Vec<FieldSpec> {
 }
 
 /// Rows `rows` of dataset `name`, flattened, in `dtype`.
-fn read_rows(
+pub(crate) fn read_rows(
     file: &h5::File,
     path: &Path,
     name: &str,

@@ -21,9 +21,13 @@
 //! `calogan` format (`hdf5`). Simplifications: no lateral impact spread,
 //! equal-energy spots, electromagnetic particles only.
 
+#[cfg(feature = "hdf5")]
+pub mod challenge_h5;
+pub mod geometry;
 pub mod gflash;
 #[cfg(feature = "hdf5")]
 pub mod hdf5;
+pub mod hlf;
 pub mod showergan;
 pub mod stats;
 
@@ -324,7 +328,16 @@ pub fn register(r: &mut Registry) -> Result<()> {
         Vec::new(),
         hdf5::CaloganFormat,
     )?;
-    stats::register(r)
+    // No file extension: `.h5` files are CaloGAN's unless `--format` says otherwise.
+    #[cfg(feature = "hdf5")]
+    r.add_format(
+        "CaloChallenge 2022 HDF5 showers: incident_energies (N,1) and showers (N,voxels) in MeV, datasets 1 (with --option binning=XML), 2 and 3",
+        &[],
+        vec![simemu_core::OptionSpec::new("binning", "", "the dataset's binning file in the challenge's XML layout (needed for dataset 1)")],
+        challenge_h5::CaloChallengeFormat,
+    )?;
+    stats::register(r)?;
+    hlf::register(r)
 }
 
 simemu_core::inventory::submit! { simemu_core::StaticPlugin { name: "calorimeter", register } }
