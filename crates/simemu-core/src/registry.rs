@@ -84,6 +84,18 @@ pub struct FormatEntry {
     pub format: Arc<dyn Format>,
 }
 
+impl FormatEntry {
+    /// Where the format comes from and the extensions it claims, as listings
+    /// print them ("--format only" for a format no extension selects).
+    pub fn origin_and_extensions(&self) -> String {
+        if self.extensions.is_empty() {
+            format!("{}; --format only", self.origin)
+        } else {
+            format!("{}; .{}", self.origin, self.extensions.join(", ."))
+        }
+    }
+}
+
 /// A statically linked plugin. Plugin crates submit one with
 /// `inventory::submit! { simemu_core::StaticPlugin { name: "...", register } }`
 /// and the binary force-links the crate (`use plugin_crate as _;`).
@@ -318,12 +330,12 @@ impl Registry {
         let formats: Vec<_> = self
             .formats()
             .map(|e| {
-                let origin = if e.extensions.is_empty() {
-                    format!("{}; --format only", e.origin)
-                } else {
-                    format!("{}; .{}", e.origin, e.extensions.join(", ."))
-                };
-                entry(&e.name, &e.description, origin, &e.options)
+                entry(
+                    &e.name,
+                    &e.description,
+                    e.origin_and_extensions(),
+                    &e.options,
+                )
             })
             .collect();
         serde_json::json!({

@@ -15,7 +15,8 @@
 //! calibrated probabilities p of the held-out samples (label 1: candidate):
 //! the ROC AUC (sklearn's `roc_auc_score`, ties as mid-ranks), the accuracy of
 //! `round(p)`, and JSD = ln 2 − BCE(p) in nats (0 when the classifier cannot
-//! tell the sets apart, ln 2 when it always can).
+//! tell the sets apart, ln 2 when it always can) and in bits, divided by ln 2,
+//! as the challenge reports it ([`calibrated_scores`]).
 //!
 //! **p-value.** Under the null (one distribution) a classifier's scores on
 //! the fold it did not train on are exchangeable with respect to the labels of
@@ -207,6 +208,9 @@ pub struct C2stResult {
     pub accuracy: f64,
     /// ln 2 − BCE of the calibrated probabilities, in nats.
     pub jsd: f64,
+    /// The same in bits, (ln 2 − BCE)/ln 2: the JSD CaloChallenge reports.
+    #[serde(default)]
+    pub jsd_bits: f64,
     /// The p-value's statistic: the mean over folds of the raw outputs' AUC.
     pub fold_auc: f64,
     pub p_value: f64,
@@ -281,30 +285,66 @@ pub fn c2st(reference: &Inputs, candidate: &Inputs, options: &C2stOptions) -> Re
     }
     let truth: Vec<bool> = (0..n0 + n1).map(|i| i >= n0).collect();
     let fold_auc = raw_auc.iter().sum::<f64>() / k as f64;
-    let bce = probability
-        .iter()
-        .zip(&truth)
-        .map(|(&p, &t)| if t { -p.ln() } else { -(1.0 - p).ln() })
-        .sum::<f64>()
-        / (n0 + n1) as f64;
-    let correct = probability
-        .iter()
-        .zip(&truth)
-        .filter(|(&p, &t)| (p > 0.5) == t)
-        .count();
+    let scores = calibrated_scores(&probability, &truth);
     Ok(C2stResult {
         classifier: kind.describe(&all.shape),
         n_reference: n0,
         n_candidate: n1,
-        auc: auc(&probability, &truth),
-        accuracy: correct as f64 / (n0 + n1) as f64,
-        jsd: std::f64::consts::LN_2 - bce,
+        auc: scores.auc,
+        accuracy: scores.accuracy,
+        jsd: scores.jsd,
+        jsd_bits: scores.jsd_bits,
         fold_auc,
         p_value: permutation_p(fold_auc, &ranks, options.permutations, options.seed),
         permutations: options.permutations,
         epochs: outcomes.iter().map(|o| o.epoch).collect(),
         roc: roc_curve(&probability, &truth),
     })
+}
+
+/// The scores of calibrated probabilities, as CaloChallenge's `evaluate.py`
+/// computes them on its test split.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CalibratedScores {
+    /// ROC AUC (`roc_auc_score`).
+    pub auc: f64,
+    /// Accuracy of `round(p)` (`accuracy_score`; 0.5 rounds to 0).
+    pub accuracy: f64,
+    /// ln 2 − BCE (`torch.nn.BCELoss`), in nats.
+    pub jsd: f64,
+    /// (ln 2 − BCE)/ln 2, what `evaluate.py` prints and returns as the JSD.
+    pub jsd_bits: f64,
+}
+
+/// The scores of probabilities `probability` (calibrated, so within
+/// [1e-6, 1 − 1e-6] and BCE's logarithms never need torch's clamp at −100)
+/// for labels `truth` (`true`: candidate).
+pub fn calibrated_scores(probability: &[f64], truth: &[bool]) -> CalibratedScores {
+    let n = probability.len() as f64;
+    let bce = probability
+        .iter()
+        .zip(truth)
+        .map(|(&p, &t)| {
+            if t {
+                -p.ln().max(-100.0)
+            } else {
+                -(1.0 - p).ln().max(-100.0)
+            }
+        })
+        .sum::<f64>()
+        / n;
+    let correct = probability
+        .iter()
+        .zip(truth)
+        .filter(|(&p, &t)| (p > 0.5) == t)
+        .count();
+    let jsd = std::f64::consts::LN_2 - bce;
+    CalibratedScores {
+        auc: auc(probability, truth),
+        accuracy: correct as f64 / n,
+        jsd,
+        jsd_bits: jsd / std::f64::consts::LN_2,
+    }
 }
 
 /// Fold of every sample: each set shuffled alone and dealt round-robin, so

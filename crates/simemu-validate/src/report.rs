@@ -419,7 +419,7 @@ pub fn markdown(report: &Report, plots: &[(String, String)]) -> String {
             );
             let _ = writeln!(
                 s,
-                "| test | set | AUC | accuracy | JSD (nats) | p | epochs kept | classifier |"
+                "| test | set | AUC | accuracy | JSD (bits, CaloChallenge's) | p | epochs kept | classifier |"
             );
             let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
             for (name, c) in classifiers {
@@ -427,7 +427,7 @@ pub fn markdown(report: &Report, plots: &[(String, String)]) -> String {
                     let _ = writeln!(
                         s,
                         "| {name} | {set} | {:.3} | {:.3} | {:.3} | {:.1e} | {:?} | {} |",
-                        r.auc, r.accuracy, r.jsd, r.p_value, r.epochs, r.classifier
+                        r.auc, r.accuracy, r.jsd_bits, r.p_value, r.epochs, r.classifier
                     );
                 }
             }

@@ -1,12 +1,14 @@
 //! The classifier two-sample test: its calibration and AUC against
-//! scikit-learn 1.9.1 (fixture made by `tests/fixtures/make_sklearn_fixture.py`),
+//! scikit-learn 1.9.1, and CaloChallenge's final scores (calibrated AUC,
+//! accuracy, JSD with torch's BCELoss) given the same predictions (fixtures
+//! made by `tests/fixtures/make_sklearn_fixture.py`),
 //! and the test itself on fields and vectors with and without a planted
 //! difference.
 
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use serde_json::Value;
-use simemu_validate::c2st::{auc, c2st, C2stOptions, Inputs, Isotonic};
+use simemu_validate::c2st::{auc, c2st, calibrated_scores, C2stOptions, Inputs, Isotonic};
 
 fn floats(v: &Value) -> Vec<f64> {
     v.as_array()
@@ -43,6 +45,47 @@ fn isotonic_calibration_and_auc_match_sklearn() {
         let want = case["auc"].as_f64().unwrap();
         let got = auc(&scores, &positive);
         assert!((got - want).abs() <= 1e-12, "{name}: AUC {got} vs {want}");
+    }
+}
+
+/// `evaluate.py`'s final evaluation given the same classifier outputs: the
+/// isotonic calibrator fitted on one split, the rescaled AUC, accuracy and
+/// JSD/ln 2 on the other, to 1e-6 relative.
+#[test]
+fn calibrated_scores_equal_the_challenges_evaluation() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/sklearn-evaluation.json"
+    );
+    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let cases = fixture["evaluations"].as_array().unwrap();
+    assert_eq!(cases.len(), 3);
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let iso = Isotonic::fit(
+            &floats(&case["calibration_scores"]),
+            &floats(&case["calibration_labels"]),
+        );
+        let rescaled: Vec<f64> = floats(&case["test_scores"])
+            .iter()
+            .map(|&s| iso.predict(s))
+            .collect();
+        let truth: Vec<bool> = floats(&case["test_labels"])
+            .iter()
+            .map(|&l| l == 1.0)
+            .collect();
+        let got = calibrated_scores(&rescaled, &truth);
+        for (what, got, want) in [
+            ("AUC", got.auc, &case["auc"]),
+            ("accuracy", got.accuracy, &case["accuracy"]),
+            ("JSD", got.jsd_bits, &case["jsd"]),
+        ] {
+            let want = want.as_f64().unwrap();
+            assert!(
+                (got - want).abs() <= 1e-6 * want.abs().max(1e-3),
+                "{name}: {what} {got} vs evaluate.py's {want}"
+            );
+        }
     }
 }
 

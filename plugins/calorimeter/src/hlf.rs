@@ -11,6 +11,13 @@
 //! | `hlf-radial` | — | ⟨r⟩ and its spread, mm | — |
 //! | `hlf-sparsity` | — | fraction of cells without energy | — |
 //!
+//! and the inputs of the challenge's classifiers (`prepare_low_data_for_classifier`
+//! and `prepare_high_data_for_classifier`), for the harness's `c2st-stats`:
+//! `hlf-classifier-low`, log10 E_inc and every cell as 100 E/E_inc, and
+//! `hlf-classifier-high`, log10 E_inc, log10(E_layer + 10⁻⁸) per layer, then
+//! ⟨η⟩/100, ⟨φ⟩/100, the η widths/100 and the φ widths/100 per layer binned
+//! across the axis.
+//!
 //! Averages are energy-weighted, Σ x E / (Σ E + 10⁻¹⁶) as the challenge writes
 //! them (a layer without energy gives 0), and a variance that rounds below 0
 //! is 0. E_tot sums the cells only (CaloGAN's overflow bins are not cells).
@@ -38,9 +45,11 @@ enum Feature {
     Width,
     Radial,
     Sparsity,
+    ClassifierLow,
+    ClassifierHigh,
 }
 
-const FEATURES: [(Feature, &str, &str); 6] = [
+const FEATURES: [(Feature, &str, &str); 8] = [
     (Feature::Response, "hlf-response", "CaloChallenge feature: total cell energy over the incident energy"),
     (Feature::LayerEnergy, "hlf-layer-energy", "CaloChallenge feature: energy in each layer, MeV"),
     (
@@ -59,6 +68,16 @@ const FEATURES: [(Feature, &str, &str); 6] = [
         "CaloChallenge feature: energy-weighted mean radius and its spread in each layer, mm",
     ),
     (Feature::Sparsity, "hlf-sparsity", "CaloChallenge feature: fraction of each layer's cells without energy"),
+    (
+        Feature::ClassifierLow,
+        "hlf-classifier-low",
+        "CaloChallenge's low-level classifier inputs: log10 E_inc and every cell as 100 E/E_inc",
+    ),
+    (
+        Feature::ClassifierHigh,
+        "hlf-classifier-high",
+        "CaloChallenge's high-level classifier inputs: log10 E_inc, log10(E_layer + 1e-8), centroids and widths / 100",
+    ),
 ];
 
 struct HlfStat {
@@ -123,13 +142,19 @@ impl HlfStat {
                 "{name}: geometry '{geometry_option}' has no layer binned across the axis"
             )));
         }
-        let x = if feature == Feature::Response {
-            vec![0.0]
-        } else {
-            layers
+        let transverse = geometry.layers.iter().filter(|l| l.transverse).count();
+        let inputs = match feature {
+            Feature::ClassifierLow => Some(1 + geometry.voxels()),
+            Feature::ClassifierHigh => Some(1 + geometry.layers.len() + 4 * transverse),
+            _ => None,
+        };
+        let x = match (feature, inputs) {
+            (Feature::Response, _) => vec![0.0],
+            (_, Some(n)) => (0..n).map(|i| i as f64).collect(),
+            _ => layers
                 .iter()
                 .map(|&i| geometry.layers[i].id as f64)
-                .collect()
+                .collect(),
         };
         Ok(HlfStat {
             feature,
@@ -190,7 +215,10 @@ impl HlfStat {
                     .collect();
                 Some(vec![row.clone(), row])
             }
-            Feature::Radial | Feature::Sparsity => None,
+            Feature::Radial
+            | Feature::Sparsity
+            | Feature::ClassifierLow
+            | Feature::ClassifierHigh => None,
         }
     }
 
@@ -215,10 +243,10 @@ impl Statistic for HlfStat {
         self.name
     }
     fn x_name(&self) -> &str {
-        if self.feature == Feature::Response {
-            "shower"
-        } else {
-            "layer"
+        match self.feature {
+            Feature::Response => "shower",
+            Feature::ClassifierLow | Feature::ClassifierHigh => "input",
+            _ => "layer",
         }
     }
     fn x(&self) -> &[f64] {
@@ -231,6 +259,7 @@ impl Statistic for HlfStat {
             Feature::Centroid | Feature::Width => &["eta_mm", "phi_mm"],
             Feature::Radial => &["centroid_mm", "width_mm"],
             Feature::Sparsity => &["sparsity"],
+            Feature::ClassifierLow | Feature::ClassifierHigh => &["input"],
         };
         names.iter().map(|s| s.to_string()).collect()
     }
@@ -279,6 +308,44 @@ impl Statistic for HlfStat {
                     out[1].push(b);
                 }
                 out
+            }
+            Feature::ClassifierLow => {
+                let e_inc = self.incident_mev(sample)?;
+                let mut row = Vec::with_capacity(self.x.len());
+                row.push(e_inc.log10());
+                for layer in &g.layers {
+                    row.extend(cells(sample, layer)?.iter().map(|e| 100.0 * e / e_inc));
+                }
+                vec![row]
+            }
+            Feature::ClassifierHigh => {
+                let mut row = Vec::with_capacity(self.x.len());
+                row.push(self.incident_mev(sample)?.log10());
+                let mut per_layer = Vec::with_capacity(g.layers.len());
+                for layer in &g.layers {
+                    per_layer.push(cells(sample, layer)?);
+                }
+                row.extend(
+                    per_layer
+                        .iter()
+                        .map(|e| (e.iter().sum::<f64>() + 1e-8).log10()),
+                );
+                let transverse: Vec<(&Layer, &Vec<f64>)> = g
+                    .layers
+                    .iter()
+                    .zip(&per_layer)
+                    .filter(|(l, _)| l.transverse)
+                    .collect();
+                let eta: Vec<(f64, f64)> =
+                    transverse.iter().map(|(l, e)| moments(l, e, 0)).collect();
+                let phi: Vec<(f64, f64)> =
+                    transverse.iter().map(|(l, e)| moments(l, e, 1)).collect();
+                // evaluate.py's order: centroids in η, in φ, then widths in η, in φ.
+                row.extend(eta.iter().map(|m| m.0 / 100.0));
+                row.extend(phi.iter().map(|m| m.0 / 100.0));
+                row.extend(eta.iter().map(|m| m.1 / 100.0));
+                row.extend(phi.iter().map(|m| m.1 / 100.0));
+                vec![row]
             }
             Feature::Sparsity => {
                 let mut row = Vec::with_capacity(self.layers.len());

@@ -207,6 +207,26 @@ fn high_level_features_and_separation_powers_equal_the_challenges() {
     // E_tot/E_inc, five layer energies, and centroids and widths in η and φ of
     // the two layers binned in angle.
     assert_eq!(separation_checked, 1 + 5 + 8);
+
+    // The classifiers' inputs, row by row.
+    for (name, key, showers, width) in [
+        ("hlf-classifier-low", "classifier_low_a_first_5", 5, 1 + 368),
+        (
+            "hlf-classifier-high",
+            "classifier_high_a",
+            200,
+            1 + 5 + 4 * 2,
+        ),
+    ] {
+        let stat = statistic(name, PHOTONS_XML);
+        assert_eq!(stat.x().len(), width, "{name}");
+        let rows: Vec<Vec<f64>> = serde_json::from_value(fixture_json[key].clone()).unwrap();
+        assert_eq!(rows.len(), showers);
+        for (i, want) in rows.iter().enumerate() {
+            let got = &stat.compute(&sets[0][i]).unwrap()[0];
+            assert_close(got, want, 1e-3, &format!("{name} shower {i}"));
+        }
+    }
 }
 
 #[test]

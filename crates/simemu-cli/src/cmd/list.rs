@@ -109,8 +109,12 @@ pub fn run(reg: &Registry, a: &ListArgs) -> Result<()> {
         "formats",
         reg.formats()
             .map(|e| {
-                let origin = format!("{}; .{}", e.origin, e.extensions.join(", ."));
-                (e.name.as_str(), e.description.as_str(), origin, &e.options)
+                (
+                    e.name.as_str(),
+                    e.description.as_str(),
+                    e.origin_and_extensions(),
+                    &e.options,
+                )
             })
             .collect(),
     );
