@@ -29,7 +29,7 @@ use simemu_core::formats::{ExportSummary, Format, ImportLayout, ImportSink};
 use simemu_core::{Array, DType, Dataset, Error, Field, FieldSpec, Result, Sample};
 
 use crate::geometry::{ChallengeDataset, Geometry};
-use crate::hdf5::{h5_error, read_rows, rows_selection};
+use crate::hdf5::{h5_error, read_rows, rows_selection, write_atomically};
 
 pub const FORMAT_NAME: &str = "calochallenge";
 const SHOWERS: &str = "showers";
@@ -290,23 +290,9 @@ impl Format for CaloChallengeFormat {
                 dataset.param_names()
             ))
         })?;
-        if out.is_dir() {
-            return Err(Error::bad_file(out, "is a directory; give a file name"));
-        }
-        simemu_core::fsutil::check_output(
-            out,
-            overwrite,
-            simemu_core::fsutil::OutputKind::File {
-                format: "HDF5",
-                magic: b"\x89HDF\r\n\x1a\n",
-            },
-        )?;
-        let tmp = simemu_core::fsutil::TempFile::new(out)?;
-        write_file(tmp.path(), dataset, &specs, voxels, energy_column)?;
-        std::fs::File::open(tmp.path())
-            .and_then(|f| f.sync_all())
-            .map_err(|e| Error::io(tmp.path(), e))?;
-        tmp.persist()?;
+        write_atomically(out, overwrite, |tmp| {
+            write_file(tmp, dataset, &specs, voxels, energy_column)
+        })?;
         Ok(ExportSummary {
             count: dataset.len(),
             files: 1,

@@ -288,23 +288,9 @@ impl Format for CaloganFormat {
                     dataset.param_names()
                 ))
             })?;
-        if out.is_dir() {
-            return Err(Error::bad_file(out, "is a directory; give a file name"));
-        }
-        simemu_core::fsutil::check_output(
-            out,
-            overwrite,
-            simemu_core::fsutil::OutputKind::File {
-                format: "HDF5",
-                magic: b"\x89HDF\r\n\x1a\n",
-            },
-        )?;
-        let tmp = simemu_core::fsutil::TempFile::new(out)?;
-        write_file(tmp.path(), dataset, &specs, energy_column)?;
-        std::fs::File::open(tmp.path())
-            .and_then(|f| f.sync_all())
-            .map_err(|e| Error::io(tmp.path(), e))?;
-        tmp.persist()?;
+        write_atomically(out, overwrite, |tmp| {
+            write_file(tmp, dataset, &specs, energy_column)
+        })?;
         Ok(ExportSummary {
             count: dataset.len(),
             files: 1,
@@ -312,6 +298,33 @@ impl Format for CaloganFormat {
             fields: specs.iter().map(|s| s.name.clone()).collect(),
         })
     }
+}
+
+/// Writes an HDF5 file at `out` through `write`, which fills a temporary file
+/// beside it that replaces `out` only once complete and synced; an existing
+/// `out` is replaced only with `overwrite`, and only when it is HDF5.
+pub(crate) fn write_atomically(
+    out: &Path,
+    overwrite: bool,
+    write: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
+    if out.is_dir() {
+        return Err(Error::bad_file(out, "is a directory; give a file name"));
+    }
+    simemu_core::fsutil::check_output(
+        out,
+        overwrite,
+        simemu_core::fsutil::OutputKind::File {
+            format: "HDF5",
+            magic: b"\x89HDF\r\n\x1a\n",
+        },
+    )?;
+    let tmp = simemu_core::fsutil::TempFile::new(out)?;
+    write(tmp.path())?;
+    std::fs::File::open(tmp.path())
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.persist()
 }
 
 fn write_file(
