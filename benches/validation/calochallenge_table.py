@@ -35,7 +35,7 @@ def validate(k, who, group):
         [simemu, "-q", "validate", "--reference", str(run / "data" / f"validation-{k}"),
          "--candidate", str(run / f"generated-{k}" / who), "--field", "layer_1",
          "--stats", ",".join(groups[group]), "--out", str(out), "--force"],
-        check=True,
+        check=True, stdout=subprocess.DEVNULL,
     )
     return json.loads((out / "report.json").read_text())
 
