@@ -259,6 +259,49 @@ impl BinFinder {
     }
 }
 
+/// The key of a statistic's [`Statistic::options`](crate::Statistic::options)
+/// under which it may name, for each component and bin, the histogram on which
+/// the harness scores that bin's per-sample values by separation power:
+/// `[component][bin]` of [`ScoreHistogram`] (or `null` for a bin not scored).
+pub const SCORE_HISTOGRAMS_KEY: &str = "score_histograms";
+
+/// A histogram on which one bin's per-sample values are scored, given as the
+/// rule for its edges so that the edges can follow the reference set as
+/// CaloChallenge's energy histograms do.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ScoreHistogram {
+    /// `edges` edges evenly spaced from `lo` to `hi` (numpy.linspace).
+    Linear { lo: f64, hi: f64, edges: usize },
+    /// `edges` edges evenly spaced in log10 from `lo` to the largest reference
+    /// value (numpy.logspace(log10(lo), log10(max), edges)).
+    LogToReferenceMax { lo: f64, edges: usize },
+}
+
+impl ScoreHistogram {
+    /// The edges for a reference set's values; an error where they would not
+    /// increase (a log histogram whose reference never exceeds `lo`).
+    pub fn edges(&self, reference: &[f64]) -> Result<Vec<f64>> {
+        let edges = match *self {
+            ScoreHistogram::Linear { lo, hi, edges } => linspace(lo, hi, edges),
+            ScoreHistogram::LogToReferenceMax { lo, edges } => {
+                let max = reference.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                if !(lo > 0.0 && max > lo) {
+                    return Err(Error::Data(format!(
+                        "a log histogram from {lo} to the largest reference value ({max}) has no width"
+                    )));
+                }
+                linspace(lo.log10(), max.log10(), edges)
+                    .into_iter()
+                    .map(|e| 10f64.powf(e))
+                    .collect()
+            }
+        };
+        check_edges(&edges)?;
+        Ok(edges)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,47 +355,28 @@ mod tests {
             }
         }
     }
-}
 
-/// The key of a statistic's [`Statistic::options`](crate::Statistic::options)
-/// under which it may name, for each component and bin, the histogram on which
-/// the harness scores that bin's per-sample values by separation power:
-/// `[component][bin]` of [`ScoreHistogram`] (or `null` for a bin not scored).
-pub const SCORE_HISTOGRAMS_KEY: &str = "score_histograms";
-
-/// A histogram on which one bin's per-sample values are scored, given as the
-/// rule for its edges so that the edges can follow the reference set as
-/// CaloChallenge's energy histograms do.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ScoreHistogram {
-    /// `edges` edges evenly spaced from `lo` to `hi` (numpy.linspace).
-    Linear { lo: f64, hi: f64, edges: usize },
-    /// `edges` edges evenly spaced in log10 from `lo` to the largest reference
-    /// value (numpy.logspace(log10(lo), log10(max), edges)).
-    LogToReferenceMax { lo: f64, edges: usize },
-}
-
-impl ScoreHistogram {
-    /// The edges for a reference set's values; an error where they would not
-    /// increase (a log histogram whose reference never exceeds `lo`).
-    pub fn edges(&self, reference: &[f64]) -> Result<Vec<f64>> {
-        let edges = match *self {
-            ScoreHistogram::Linear { lo, hi, edges } => linspace(lo, hi, edges),
-            ScoreHistogram::LogToReferenceMax { lo, edges } => {
-                let max = reference.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                if !(lo > 0.0 && max > lo) {
-                    return Err(Error::Data(format!(
-                        "a log histogram from {lo} to the largest reference value ({max}) has no width"
-                    )));
-                }
-                linspace(lo.log10(), max.log10(), edges)
-                    .into_iter()
-                    .map(|e| 10f64.powf(e))
-                    .collect()
-            }
+    #[test]
+    fn score_histograms_give_numpys_edges_and_refuse_empty_ranges() {
+        let lin = ScoreHistogram::Linear {
+            lo: 0.5,
+            hi: 1.5,
+            edges: 5,
         };
-        check_edges(&edges)?;
-        Ok(edges)
+        assert_eq!(lin.edges(&[]).unwrap(), [0.5, 0.75, 1.0, 1.25, 1.5]);
+        let log = ScoreHistogram::LogToReferenceMax { lo: 10.0, edges: 3 };
+        let e = log.edges(&[3.0, 1000.0, 50.0]).unwrap();
+        for (got, want) in e.iter().zip([10.0, 100.0, 1000.0]) {
+            assert!((got - want).abs() <= 1e-12 * want, "{e:?}");
+        }
+        let err = log.edges(&[2.0, 9.0]).unwrap_err().to_string();
+        assert!(err.contains("no width"), "{err}");
+        let json: ScoreHistogram =
+            serde_json::from_str(r#"{"kind": "log_to_reference_max", "lo": 1.0, "edges": 40}"#)
+                .unwrap();
+        assert_eq!(
+            json,
+            ScoreHistogram::LogToReferenceMax { lo: 1.0, edges: 40 }
+        );
     }
 }

@@ -316,9 +316,10 @@ pub struct CalibratedScores {
     pub jsd_bits: f64,
 }
 
-/// The scores of probabilities `probability` (calibrated, so within
-/// [1e-6, 1 − 1e-6] and BCE's logarithms never need torch's clamp at −100)
-/// for labels `truth` (`true`: candidate).
+/// The scores of probabilities `probability` for labels `truth` (`true`:
+/// candidate). BCE's logarithms are clamped at −100 as torch's `BCELoss`
+/// clamps them; calibrated probabilities, within [1e-6, 1 − 1e-6], never
+/// reach it.
 pub fn calibrated_scores(probability: &[f64], truth: &[bool]) -> CalibratedScores {
     let n = probability.len() as f64;
     let bce = probability
