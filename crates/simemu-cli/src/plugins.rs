@@ -27,10 +27,10 @@ mod tests {
         );
         assert_eq!(
             names(r.statistics().map(|e| e.name.as_str()).collect()),
-            "bispectrum,density-pdf,energy-response,hottest-cells,lateral-width,layer-fractions,minkowski,minkowski-3d,peaks,peaks-3d,pixel-pdf,power-spectrum,power-spectrum-3d,shower-depth,sparsity"
+            "bispectrum,density-pdf,energy-response,hlf-centroid,hlf-classifier-high,hlf-classifier-low,hlf-layer-energy,hlf-radial,hlf-response,hlf-sparsity,hlf-width,hottest-cells,lateral-width,layer-fractions,minkowski,minkowski-3d,peaks,peaks-3d,pixel-pdf,power-spectrum,power-spectrum-3d,shower-depth,sparsity"
         );
         let formats = if cfg!(feature = "hdf5") {
-            "calogan,fits,npy,npz"
+            "calochallenge,calogan,fits,npy,npz"
         } else {
             "fits,npy,npz"
         };
