@@ -60,9 +60,9 @@ pub enum Command {
     Info(cmd::data::InfoArgs),
     /// Merge the parts of a sharded run (datasets or statistic results).
     Merge(cmd::data::MergeArgs),
-    /// Make a dataset from other tools' files (FITS maps, .npy stacks, .npz archives).
+    /// Make a dataset from other tools' files (FITS maps, .npy stacks, .npz archives; CaloGAN and CaloChallenge HDF5 with `--features hdf5`).
     Import(cmd::transfer::ImportArgs),
-    /// Write a dataset in another tool's format (FITS, .npy, .npz).
+    /// Write a dataset in another tool's format (FITS, .npy, .npz; CaloGAN and CaloChallenge HDF5 with `--features hdf5`).
     Export(cmd::transfer::ExportArgs),
     /// Compute a statistic on every sample of a dataset.
     Stat(cmd::stat::StatArgs),
