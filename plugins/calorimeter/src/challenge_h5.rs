@@ -14,8 +14,9 @@
 //! have their regular binning built in; dataset 1's comes from its binning
 //! file in the challenge's XML layout, `--option binning=FILE` (which any
 //! dataset may give). Exports write the layer fields back into one row per
-//! shower, in the element type of the dataset, with `incident_energies` as
-//! (N, 1) float64, so that a round trip is exact.
+//! shower, in the element type of the dataset, gzip-compressed as the
+//! challenge's files are, with `incident_energies` as (N, 1) float64, so that
+//! a round trip is exact.
 //!
 //! Refused, naming the file: a missing dataset, shapes that disagree, a voxel
 //! count of no dataset (or not the binning's), a NaN or negative voxel energy,
@@ -38,6 +39,8 @@ const ENERGIES: &str = "incident_energies";
 pub const PARAM: &str = "incident_energy";
 /// Showers read or written per block: bounds memory for dataset 3's 40,500 voxels.
 const BLOCK: usize = 256;
+/// h5py's default gzip level.
+const GZIP_LEVEL: u8 = 4;
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -316,7 +319,11 @@ fn write_file(
         DType::F32 => file.new_dataset::<f32>(),
         DType::F64 => file.new_dataset::<f64>(),
     };
+    // gzip at h5py's default level, in chunks of the rows written at a time,
+    // as the challenge's own files are stored (dataset 3 is ~8 GB raw).
     let showers = builder
+        .chunk([BLOCK.min(n).max(1), voxels])
+        .deflate(GZIP_LEVEL)
         .shape([n, voxels])
         .create(SHOWERS)
         .map_err(h5_error(path, "creating 'showers'"))?;

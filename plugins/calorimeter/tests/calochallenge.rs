@@ -246,6 +246,14 @@ fn exports_pass_check_file_and_round_trip_exactly() {
         let n = file.dataset("incident_energies").unwrap().shape();
         let showers = file.dataset("showers").unwrap().shape();
         assert_eq!(n, [ds.len(), 1]);
+        // gzip-compressed, as the challenge's files are.
+        let filters = file.dataset("showers").unwrap().filters();
+        assert!(
+            filters
+                .iter()
+                .any(|f| matches!(f, h5::filters::Filter::Deflate(4))),
+            "{filters:?}"
+        );
         assert_eq!(
             showers,
             [ds.len(), if input.contains("ds1") { 368 } else { 6480 }]
