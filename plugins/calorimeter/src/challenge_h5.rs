@@ -30,7 +30,9 @@ use simemu_core::formats::{ExportSummary, Format, ImportLayout, ImportSink};
 use simemu_core::{Array, DType, Dataset, Error, Field, FieldSpec, Result, Sample};
 
 use crate::geometry::{ChallengeDataset, Geometry};
-use crate::hdf5::{h5_error, read_rows, rows_selection, write_atomically};
+use crate::hdf5::{
+    fields_of_shapes, h5_error, param_column, read_rows, rows_selection, write_atomically,
+};
 
 pub const FORMAT_NAME: &str = "calochallenge";
 const SHOWERS: &str = "showers";
@@ -268,31 +270,17 @@ impl Format for CaloChallengeFormat {
             .map(|s| s.shape.iter().product::<usize>())
             .sum();
         let geometry = geometry_for(voxels, &given, source)?;
-        let specs: Vec<&FieldSpec> = geometry
+        let expected: Vec<(String, Vec<usize>)> = geometry
             .layers
             .iter()
-            .map(|l| {
-                let spec = dataset.field_spec(&l.field())?;
-                if spec.shape != l.shape {
-                    return Err(Error::Data(format!(
-                        "{}: field '{}' has shape {:?}; the binning's layer {} is {:?}",
-                        source.display(),
-                        spec.name,
-                        spec.shape,
-                        l.id,
-                        l.shape
-                    )));
-                }
-                Ok(spec)
-            })
-            .collect::<Result<_>>()?;
-        let energy_column = dataset.param_names().iter().position(|n| n == PARAM).ok_or_else(|| {
-            Error::Data(format!(
-                "{}: no parameter '{PARAM}' (parameters: {:?}); challenge files store each shower's incident energy in MeV",
-                source.display(),
-                dataset.param_names()
-            ))
-        })?;
+            .map(|l| (l.field(), l.shape.to_vec()))
+            .collect();
+        let specs = fields_of_shapes(dataset, &expected, "the binning's layer")?;
+        let energy_column = param_column(
+            dataset,
+            PARAM,
+            "challenge files store each shower's incident energy in MeV",
+        )?;
         write_atomically(out, overwrite, |tmp| {
             write_file(tmp, dataset, &specs, voxels, energy_column)
         })?;

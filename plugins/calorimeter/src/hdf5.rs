@@ -263,31 +263,12 @@ impl Format for CaloganFormat {
                 "{FORMAT_NAME} writes every part of a shower (layer_0, layer_1, layer_2, overflow); --field {f} does not apply"
             )));
         }
-        let specs: Vec<&FieldSpec> = parts()
-            .iter()
-            .map(|(name, shape)| {
-                let spec = dataset.field_spec(name)?;
-                if &spec.shape != shape {
-                    return Err(Error::Data(format!(
-                        "{}: field '{name}' has shape {:?}; CaloGAN's is {shape:?}",
-                        dataset.path().display(),
-                        spec.shape
-                    )));
-                }
-                Ok(spec)
-            })
-            .collect::<Result<_>>()?;
-        let energy_column = dataset
-            .param_names()
-            .iter()
-            .position(|n| n == ENERGY)
-            .ok_or_else(|| {
-                Error::Data(format!(
-                    "{}: no parameter 'energy' (parameters: {:?}); CaloGAN files store each shower's incident energy",
-                    dataset.path().display(),
-                    dataset.param_names()
-                ))
-            })?;
+        let specs = fields_of_shapes(dataset, &parts(), "CaloGAN's")?;
+        let energy_column = param_column(
+            dataset,
+            ENERGY,
+            "CaloGAN files store each shower's incident energy",
+        )?;
         write_atomically(out, overwrite, |tmp| {
             write_file(tmp, dataset, &specs, energy_column)
         })?;
@@ -298,6 +279,45 @@ impl Format for CaloganFormat {
             fields: specs.iter().map(|s| s.name.clone()).collect(),
         })
     }
+}
+
+/// The dataset's fields named in `expected`, each checked to have the shape
+/// given beside its name; `whose` names the layout in the error.
+pub(crate) fn fields_of_shapes<'a>(
+    dataset: &'a Dataset,
+    expected: &[(String, Vec<usize>)],
+    whose: &str,
+) -> Result<Vec<&'a FieldSpec>> {
+    expected
+        .iter()
+        .map(|(name, shape)| {
+            let spec = dataset.field_spec(name)?;
+            if &spec.shape != shape {
+                return Err(Error::Data(format!(
+                    "{}: field '{name}' has shape {:?}; {whose} is {shape:?}",
+                    dataset.path().display(),
+                    spec.shape
+                )));
+            }
+            Ok(spec)
+        })
+        .collect()
+}
+
+/// The column of the dataset's parameter `name`; `why` says what the files
+/// need it for.
+pub(crate) fn param_column(dataset: &Dataset, name: &str, why: &str) -> Result<usize> {
+    dataset
+        .param_names()
+        .iter()
+        .position(|n| n == name)
+        .ok_or_else(|| {
+            Error::Data(format!(
+                "{}: no parameter '{name}' (parameters: {:?}); {why}",
+                dataset.path().display(),
+                dataset.param_names()
+            ))
+        })
 }
 
 /// Writes an HDF5 file at `out` through `write`, which fills a temporary file
