@@ -108,17 +108,6 @@ impl ChallengeDataset {
         }
     }
 
-    pub fn from_name(name: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|d| d.name() == name)
-            .ok_or_else(|| {
-                Error::Option(format!(
-                    "unknown CaloChallenge dataset '{name}' (one of 1-photons, 1-pions, 2, 3)"
-                ))
-            })
-    }
-
     pub fn from_voxels(voxels: usize) -> Option<Self> {
         Self::ALL.into_iter().find(|d| d.voxels() == voxels)
     }
