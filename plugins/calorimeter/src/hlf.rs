@@ -96,7 +96,7 @@ fn cells(sample: &Sample, layer: &Layer) -> Result<Vec<f64>> {
     let f = sample.field(&name)?;
     if f.shape != layer.shape {
         return Err(Error::Data(format!(
-            "{name} has shape {:?}; the geometry's layer {} is {:?}",
+            "{name} has shape {:?}; the geometry's layer {} is {:?} (the option `geometry` names the data's binning: calogan, dataset-2, dataset-3 or an XML file)",
             f.shape, layer.id, layer.shape
         )));
     }
