@@ -18,15 +18,17 @@ fn floats(v: &Value) -> Vec<f64> {
         .collect()
 }
 
+/// A JSON fixture of `tests/fixtures/`.
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 /// sklearn's IsotonicRegression (clip, y in [1e-6, 1 − 1e-6]) and
 /// roc_auc_score, with and without ties, to rounding.
 #[test]
 fn isotonic_calibration_and_auc_match_sklearn() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/sklearn-calibration.json"
-    );
-    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let fixture = fixture("sklearn-calibration.json");
     for case in fixture["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
         let (scores, labels) = (floats(&case["scores"]), floats(&case["labels"]));
@@ -53,11 +55,7 @@ fn isotonic_calibration_and_auc_match_sklearn() {
 /// JSD/ln 2 on the other, to 1e-6 relative.
 #[test]
 fn calibrated_scores_equal_the_challenges_evaluation() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/sklearn-evaluation.json"
-    );
-    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let fixture = fixture("sklearn-evaluation.json");
     let cases = fixture["evaluations"].as_array().unwrap();
     assert_eq!(cases.len(), 3);
     for case in cases {

@@ -30,8 +30,6 @@
 //! The histograms go to the harness as `score_histograms`, which scores every
 //! bin by separation power beside its KS test.
 
-use std::sync::Arc;
-
 use simemu_core::bins::{ScoreHistogram, SCORE_HISTOGRAMS_KEY};
 use simemu_core::{Error, OptionSpec, Registry, Result, Sample, StatValues, Statistic};
 
@@ -83,7 +81,7 @@ const FEATURES: [(Feature, &str, &str); 8] = [
 struct HlfStat {
     feature: Feature,
     name: &'static str,
-    geometry: Arc<Geometry>,
+    geometry: Geometry,
     geometry_option: String,
     /// Indices into `geometry.layers` of the layers reported.
     layers: Vec<usize>,
@@ -125,7 +123,7 @@ fn moments(layer: &Layer, energy: &[f64], axis: usize) -> (f64, f64) {
 
 impl HlfStat {
     fn new(feature: Feature, name: &'static str, geometry_option: &str) -> Result<HlfStat> {
-        let geometry = Arc::new(Geometry::from_option(geometry_option)?);
+        let geometry = Geometry::from_option(geometry_option)?;
         let layers: Vec<usize> = match feature {
             Feature::Response => vec![],
             Feature::Centroid | Feature::Width => geometry
